@@ -1,0 +1,61 @@
+"""A local CloudConvert API v2, for tests, demos, benchmarks and offline work.
+
+Start it with ``python -m apidriver.emulator --port 0 --api-key KEY --jobs 100``
+(the first line printed is the root URL; the API is under ``/v2``), or
+in-process with :class:`Emulator`. It is a real HTTP server (Starlette on
+uvicorn) on 127.0.0.1, so clients talk to it exactly as they would to
+``https://api.cloudconvert.com``: point their base URL at ``emulator.base_url``.
+
+What it does (the reference is ``docs/cloudconvert-api.md`` of the project):
+
+- Auth: ``Authorization: Bearer KEY``; 401 ``UNAUTHENTICATED`` without a known
+  key, 403 ``FORBIDDEN`` when the key lacks the endpoint's scope.
+  ``/v2/operations`` needs no key.
+- Users, jobs, tasks (every operation the reference lists, with its required
+  fields), webhooks and the operations catalogue, with the reference's paths,
+  filters, ``include`` values, status codes and JSON shapes. The main host
+  escapes ``/`` in JSON as PHP does; the sync host (``/sync/v2/...``) does not.
+- Pagination as recorded: ``links`` (``first``, ``last`` = null, ``prev``,
+  ``next``) and ``meta`` (``current_page``, ``from``, ``path``, ``per_page``,
+  ``to``), no total, newest first, ``per_page`` 100 by default. Empty filter
+  values count as unset.
+- Lifecycle on the clock: a task waits for its inputs, processes for
+  ``task_seconds``, then finishes or fails; dependants of a failed task fail
+  with ``INPUT_TASK_FAILED``; a job's status follows its tasks; conversions
+  cost the catalogue's credits, and ``402 CREDITS_EXCEEDED`` answers new work
+  once the account has none left.
+- Storage: ``import/upload`` forms point at ``/_storage/upload/{task}``;
+  ``export/url`` files download (no auth) from ``/_storage/tasks/...``.
+- Webhooks are delivered, signed, retried; see :mod:`.webhooks`.
+- Latency, faults and the rate limit: see :mod:`.control`. The request log
+  and faults are at ``/_emulator/requests`` and ``/_emulator/faults``.
+
+Where the reference is unsure, the emulator picks (and these are choices, not
+facts about the real API):
+
+- New jobs and tasks start ``waiting``. A job is ``processing`` once any task
+  started and ends (``finished`` or ``error``) when all its tasks have ended.
+  A task superseded by a retry no longer counts for its job; its failed
+  dependants are not re-run.
+- Retry works on ended tasks only (422 otherwise) and puts the copy in the
+  same job under the same name. Cancel of an ended task is 422 with
+  ``errors.status`` = "Cannot change status: task already completed.".
+- ``convert`` of a pair missing from the catalogue fails the task with
+  ``INVALID_CONVERSION_TYPE``. ``import/url`` of a host under ``.invalid``
+  fails with ``DOWNLOAD_FAILED``; URLs on 127.0.0.1/localhost are really
+  downloaded; others produce generated content named after the URL.
+- Webhook ids are integers. Per-job ``webhook_url`` deliveries
+  (``job.finished``/``job.failed`` only) are signed with the account's
+  ``job_webhook_secret`` (``Emulator.backend.job_webhook_secret``).
+- ``links.next`` carries only ``page``: clients must re-send their filters.
+- The catalogue answers ``{"data": [...]}`` without pagination; ``page`` and
+  ``per_page`` are ignored there. ``alternatives=true`` adds entries with the
+  non-default engines.
+- 404 bodies are ``{"message": "... not found.", "code": "NOT_FOUND"}``; 403
+  bodies use ``FORBIDDEN``; 429 bodies ``TOO_MANY_REQUESTS``.
+- Sync waits give up after 300 s and answer with the current state.
+"""
+
+from .server import Emulator
+
+__all__ = ["Emulator"]

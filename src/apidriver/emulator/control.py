@@ -1,0 +1,261 @@
+"""What sits in front of the emulated API: request log, latency, faults, rate limit.
+
+This is a plain ASGI middleware so that it sees uvicorn's own ``send``: a
+``drop`` fault closes the TCP connection without any answer, as a dropped
+connection does.
+
+Faults (``POST /_emulator/faults``) match on method and path prefix and fire
+``count`` times or with probability ``rate``:
+
+- ``500``, ``502``, ``503``, ``429``: answered at once; the request has no
+  effect (502/503 have an HTML body, as a proxy in front of the API would send).
+- ``drop``, ``stall``, ``malformed``: the request IS carried out, then the
+  connection is closed without an answer (``drop``), the answer is held back
+  for ``stall_seconds`` (``stall``, default 30), or the body is cut short
+  (``malformed``). These are the ambiguous failures a client must not retry
+  blindly on a POST.
+
+Rate limit: with ``rate_limit`` set, each account may make that many API
+requests per window (60 s unless ``rate_window`` says otherwise). Counted
+requests carry ``X-RateLimit-Limit`` and ``X-RateLimit-Remaining``; past the
+limit the answer is ``429`` with ``Retry-After``. As in the recorded traffic,
+``GET /v2/users/me`` and the sync host are neither counted nor labelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+FAULT_KINDS = ("500", "502", "503", "429", "drop", "stall", "malformed")
+
+Scope = dict[str, Any]
+
+
+@dataclass
+class Fault:
+    kind: str
+    path: str = "/"
+    method: str | None = None
+    count: int | None = None
+    rate: float | None = None
+    stall_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.kind = str(self.kind)
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; use one of {', '.join(FAULT_KINDS)}")
+        if self.count is None and self.rate is None:
+            self.count = 1
+        if self.method:
+            self.method = self.method.upper()
+
+
+class Control:
+    """Shared, lock-protected state of the middleware, also used from the Python API."""
+
+    def __init__(self, latency_ms: float = 0, rate_limit: int | None = None, rate_window: float = 60.0, seed: int = 0) -> None:
+        self.latency = latency_ms / 1000.0
+        self.rate_limit = rate_limit or None
+        self.rate_window = rate_window
+        self._lock = threading.Lock()
+        self._log: list[dict[str, Any]] = []
+        self._faults: list[Fault] = []
+        self._random = random.Random(seed)
+        self._window_start = 0.0
+        self._window_count = 0
+
+    # request log
+    def record(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._log.append(entry)
+
+    def requests(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(e) for e in self._log]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    # faults
+    def add_fault(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def faults(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(f) for f in self._faults]
+
+    def match(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.method not in (None, "", "*", method) or not path.startswith(fault.path):
+                    continue
+                if fault.count is not None:
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self._faults.remove(fault)
+                    return fault
+                if fault.rate is not None and self._random.random() < fault.rate:
+                    return fault
+            return None
+
+    # rate limit
+    def take(self) -> tuple[bool, int, float]:
+        """Count one request: (allowed, remaining, seconds until the window resets)."""
+        assert self.rate_limit is not None
+        with self._lock:
+            now = time.monotonic()
+            if now - self._window_start >= self.rate_window:
+                self._window_start = now
+                self._window_count = 0
+            reset = self._window_start + self.rate_window - now
+            if self._window_count >= self.rate_limit:
+                return False, 0, reset
+            self._window_count += 1
+            return True, self.rate_limit - self._window_count, reset
+
+
+def _json(status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    data = json.dumps(body).encode()
+    return status, [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())] + (headers or []), data
+
+
+def _html(status: int, title: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    data = f"<html><head><title>{status} {title}</title></head><body><center><h1>{status} {title}</h1></center><hr><center>nginx</center></body></html>\n".encode()
+    return status, [(b"content-type", b"text/html"), (b"content-length", str(len(data)).encode())], data
+
+
+async def _send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ControlMiddleware:
+    def __init__(self, app: Any, control: Control, is_valid_key: Any) -> None:
+        self.app = app
+        self.control = control
+        self.is_valid_key = is_valid_key
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_emulator"):
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        method = scope["method"]
+        path = scope["path"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        entry: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "query": query,
+            "params": parse_qsl(query, keep_blank_values=True),
+            "status": None,
+            "fault": None,
+            "time": time.time(),
+        }
+        try:
+            await self._handle(scope, receive, send, entry)
+        finally:
+            entry["duration_ms"] = round((time.monotonic() - started) * 1000, 3)
+            self.control.record(entry)
+
+    def _counted(self, scope: Scope) -> bool:
+        path = scope["path"]
+        if not path.startswith("/v2/") or (scope["method"] == "GET" and path == "/v2/users/me"):
+            return False
+        headers = dict(scope.get("headers") or [])
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        return auth.startswith("Bearer ") and self.is_valid_key(auth[7:].strip())
+
+    async def _handle(self, scope: Scope, receive: Any, send: Any, entry: dict[str, Any]) -> None:
+        control = self.control
+        if control.latency:
+            await asyncio.sleep(control.latency)
+        fault = control.match(scope["method"], scope["path"])
+        if fault is not None:
+            entry["fault"] = fault.kind
+        if fault is not None and fault.kind in ("500", "502", "503", "429"):
+            if fault.kind == "500":
+                status, headers, body = _json(500, {"message": "Server Error", "code": "INTERNAL_SERVER_ERROR"})
+            elif fault.kind == "429":
+                status, headers, body = _json(429, {"message": "Too Many Attempts.", "code": "TOO_MANY_REQUESTS"}, [(b"retry-after", b"1")])
+            else:
+                status, headers, body = _html(int(fault.kind), "Bad Gateway" if fault.kind == "502" else "Service Temporarily Unavailable")
+            entry["status"] = status
+            await _send_whole(send, status, headers, body)
+            return
+        extra: list[tuple[bytes, bytes]] = []
+        if control.rate_limit is not None and self._counted(scope):
+            allowed, remaining, reset = control.take()
+            limit = str(control.rate_limit).encode()
+            if not allowed:
+                status, headers, body = _json(
+                    429,
+                    {"message": "Too Many Attempts.", "code": "TOO_MANY_REQUESTS"},
+                    [
+                        (b"retry-after", str(max(1, math.ceil(reset))).encode()),
+                        (b"x-ratelimit-limit", limit),
+                        (b"x-ratelimit-remaining", b"0"),
+                        (b"x-ratelimit-reset", str(int(time.time() + reset)).encode()),
+                    ],
+                )
+                entry["status"] = status
+                await _send_whole(send, status, headers, body)
+                return
+            extra = [(b"x-ratelimit-limit", limit), (b"x-ratelimit-remaining", str(remaining).encode())]
+
+        if fault is None:
+            async def passthrough(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    entry["status"] = message["status"]
+                    message = {**message, "headers": list(message.get("headers", [])) + extra}
+                await send(message)
+
+            await self.app(scope, receive, passthrough)
+            return
+
+        # Ambiguous faults: carry the request out, then fail the answer.
+        captured: dict[str, Any] = {"status": 200, "headers": [], "body": b""}
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = list(message.get("headers", [])) + extra
+            elif message["type"] == "http.response.body":
+                captured["body"] += message.get("body", b"")
+
+        await self.app(scope, receive, capture)
+        if fault.kind == "drop":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if transport is not None:
+                transport.abort()
+                await asyncio.sleep(0.01)
+                return
+            # Any other server: promise more bytes than we send; the server closes.
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100000")]})
+            await send({"type": "http.response.body", "body": b"{", "more_body": True})
+            return
+        if fault.kind == "stall":
+            await asyncio.sleep(fault.stall_seconds)
+            entry["status"] = captured["status"]
+            await _send_whole(send, captured["status"], captured["headers"], captured["body"])
+            return
+        # malformed: a 200 whose JSON body is cut in half
+        body = captured["body"][: max(1, len(captured["body"]) // 2)]
+        headers = [(k, v) for k, v in captured["headers"] if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        entry["status"] = 200
+        await _send_whole(send, 200, headers, body)

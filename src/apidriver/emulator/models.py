@@ -1,0 +1,222 @@
+"""Resource objects of the emulated account and their JSON shapes.
+
+Times are kept as float epoch seconds and rendered the way the API does:
+ISO 8601 with second precision and an explicit ``+00:00`` offset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+TERMINAL = frozenset({"finished", "error"})
+
+
+def iso(ts: float | None) -> str | None:
+    """Render an epoch time as the API does (``2020-12-17T05:34:14+00:00``)."""
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(int(ts), dt.timezone.utc).isoformat()
+
+
+@dataclass(slots=True)
+class FileRef:
+    """One entry of a task's ``result.files``.
+
+    ``content_key`` names where the bytes live: ``("blob", key)`` for stored
+    uploads and fetched files, ``("render", filename)`` for generated ones.
+    ``url_path`` is set on ``export/url`` results and is made absolute at
+    serialisation time.
+    """
+
+    filename: str
+    size: int | None = None
+    md5: str | None = None
+    dir: str | None = None
+    url_path: str | None = None
+    content_key: tuple[str, str] = ("render", "")
+
+    def to_dict(self, root: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"filename": self.filename}
+        if self.dir is not None:
+            out["dir"] = self.dir
+        if self.size is not None:
+            out["size"] = self.size
+        if self.md5 is not None:
+            out["md5"] = self.md5
+        if self.url_path is not None:
+            out["url"] = root + self.url_path
+        return out
+
+
+@dataclass(slots=True, eq=False)
+class Task:
+    id: str
+    operation: str
+    payload: dict[str, Any]
+    created_at: float
+    user_id: int
+    seq: int
+    job_id: str | None = None
+    name: str | None = None
+    status: str = "waiting"
+    message: str | None = None
+    code: str | None = None
+    credits: int | None = None
+    engine: str | None = None
+    engine_version: str | None = None
+    has_engine: bool = False
+    files: list[FileRef] | None = None
+    form: dict[str, Any] | None = None
+    extra_result: dict[str, Any] | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    retry_of_task_id: str | None = None
+    copy_of_task_id: str | None = None
+    depends_on_task_ids: list[str] = field(default_factory=list)
+    retries: list[str] = field(default_factory=list)
+    priority: int = 50
+    host_name: str | None = None
+    storage: str | None = None
+    # Emulator-only planning state, never serialised.
+    held: bool = False  # waiting for an upload or a background download
+    planned_error: tuple[str, str] | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def result(self, root: str) -> dict[str, Any] | None:
+        if self.form is not None:
+            return {"form": self.form}
+        if self.files is None and self.extra_result is None:
+            return None
+        out: dict[str, Any] = {}
+        if self.files is not None:
+            out["files"] = [f.to_dict(root) for f in self.files]
+        if self.extra_result:
+            out.update(self.extra_result)
+        return out
+
+    def to_dict(self, root: str, include: frozenset[str] = frozenset(), lookup: Any = None) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id}
+        if self.job_id is not None:
+            d["name"] = self.name
+        d["job_id"] = self.job_id
+        d["status"] = self.status
+        d["credits"] = self.credits
+        d["code"] = self.code
+        d["message"] = self.message
+        d["percent"] = 100
+        d["operation"] = self.operation
+        if self.has_engine:
+            d["engine"] = self.engine
+            d["engine_version"] = self.engine_version
+        if "payload" in include:
+            d["payload"] = self.payload
+        d["result"] = self.result(root)
+        d["created_at"] = iso(self.created_at)
+        d["started_at"] = iso(self.started_at)
+        d["ended_at"] = iso(self.ended_at)
+        d["retry_of_task_id"] = self.retry_of_task_id
+        d["copy_of_task_id"] = self.copy_of_task_id
+        d["user_id"] = self.user_id
+        d["priority"] = self.priority
+        d["host_name"] = self.host_name
+        d["storage"] = self.storage
+        d["depends_on_task_ids"] = list(self.depends_on_task_ids)
+        if "retries" in include:
+            d["retries"] = [
+                t.to_dict(root) for t in (lookup.task(r) for r in self.retries) if t is not None
+            ] if lookup else []
+        if "depends_on_tasks" in include and lookup is not None:
+            d["depends_on_tasks"] = [
+                t.to_dict(root) for t in (lookup.task(i) for i in self.depends_on_task_ids) if t is not None
+            ]
+        if "job" in include and lookup is not None:
+            job = lookup.job(self.job_id) if self.job_id else None
+            d["job"] = job.to_dict(root) if job is not None else None
+        d["links"] = {"self": f"{root}/v2/tasks/{self.id}"}
+        return d
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    id: str
+    tag: str | None
+    created_at: float
+    seq: int
+    task_ids: list[str] = field(default_factory=list)
+    status: str = "waiting"
+    started_at: float | None = None
+    ended_at: float | None = None
+    webhook_url: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def to_dict(self, root: str, tasks: list[Task] | None = None) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "id": self.id,
+            "tag": self.tag,
+            "status": self.status,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
+        }
+        if tasks is not None:
+            d["tasks"] = [t.to_dict(root) for t in tasks]
+        d["links"] = {"self": f"{root}/v2/jobs/{self.id}"}
+        return d
+
+
+@dataclass(slots=True, eq=False)
+class Webhook:
+    id: int
+    url: str
+    events: list[str]
+    signing_secret: str
+    created_at: float
+    updated_at: float
+    disabled: bool = False
+    failing: bool = False
+
+    def to_dict(self, root: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "events": list(self.events),
+            "signing_secret": self.signing_secret,
+            "disabled": self.disabled,
+            "failing": self.failing,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "links": {"self": f"{root}/v2/webhooks/{self.id}"},
+        }
+
+
+@dataclass(slots=True)
+class User:
+    id: int
+    username: str
+    email: str
+    credits: int
+    created_at: float
+    paying: bool = True
+    task_priority: int | None = None
+    tasks_per_minute: int | None = None
+
+    def to_dict(self, root: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "username": self.username,
+            "email": self.email,
+            "created_at": iso(self.created_at),
+            "credits": self.credits,
+            "paying": self.paying,
+            "task_priority": self.task_priority,
+            "tasks_per_minute": self.tasks_per_minute,
+            "links": {"self": f"{root}/v2/users/{self.id}"},
+        }
