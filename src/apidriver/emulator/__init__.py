@@ -14,7 +14,10 @@ What it does (the reference is ``docs/cloudconvert-api.md`` of the project):
 - Users, jobs, tasks (every operation the reference lists, with its required
   fields), webhooks and the operations catalogue, with the reference's paths,
   filters, ``include`` values, status codes and JSON shapes. The main host
-  escapes ``/`` in JSON as PHP does; the sync host (``/sync/v2/...``) does not.
+  writes JSON as PHP's ``json_encode`` does (compact, ``\\/`` and ``\\uXXXX``
+  escapes), the sync host (``/sync/v2/...``) as compact UTF-8 without escapes,
+  byte for byte like the recorded traffic; webhook bodies are written as the
+  main host writes them.
 - Pagination as recorded: ``links`` (``first``, ``last`` = null, ``prev``,
   ``next``) and ``meta`` (``current_page``, ``from``, ``path``, ``per_page``,
   ``to``), no total, newest first, ``per_page`` 100 by default. Empty filter
@@ -24,8 +27,10 @@ What it does (the reference is ``docs/cloudconvert-api.md`` of the project):
   with ``INPUT_TASK_FAILED``; a job's status follows its tasks; conversions
   cost the catalogue's credits, and ``402 CREDITS_EXCEEDED`` answers new work
   once the account has none left.
-- Storage: ``import/upload`` forms point at ``/_storage/upload/{task}``;
-  ``export/url`` files download (no auth) from ``/_storage/tasks/...``.
+- Storage: ``import/upload`` forms point at ``/_storage/upload/{task}``, which
+  takes the multipart POST (parameters plus ``file``) and answers 201 with the
+  recorded S3 ``PostResponse`` XML; ``export/url`` files download (no auth)
+  from ``/_storage/tasks/...``.
 - Webhooks are delivered, signed, retried; see :mod:`.webhooks`.
 - Latency, faults and the rate limit: see :mod:`.control`. The request log
   and faults are at ``/_emulator/requests`` and ``/_emulator/faults``.
@@ -33,17 +38,23 @@ What it does (the reference is ``docs/cloudconvert-api.md`` of the project):
 Where the reference is unsure, the emulator picks (and these are choices, not
 facts about the real API):
 
-- New jobs and tasks start ``waiting``. A job is ``processing`` once any task
-  started and ends (``finished`` or ``error``) when all its tasks have ended.
+- New jobs and tasks start ``waiting``: the answer to a create (and the
+  ``job.created`` event) shows every task ``waiting``, as recorded; the clock
+  moves them on from the next request or tick. A job is ``processing`` once
+  any task started and ends (``finished`` or ``error``) when all its tasks
+  have ended.
   A task superseded by a retry no longer counts for its job; its failed
   dependants are not re-run.
-- Retry works on ended tasks only (422 otherwise) and puts the copy in the
-  same job under the same name. Cancel of an ended task is 422 with
+- Retry works on ended tasks only (422 otherwise) and puts the copy, still
+  ``waiting``, in the same job under the same name (the job is ``processing``
+  again). Cancel of an ended task is 422 with
   ``errors.status`` = "Cannot change status: task already completed.".
 - ``convert`` of a pair missing from the catalogue fails the task with
   ``INVALID_CONVERSION_TYPE``. ``import/url`` of a host under ``.invalid``
   fails with ``DOWNLOAD_FAILED``; URLs on 127.0.0.1/localhost are really
   downloaded; others produce generated content named after the URL.
+- Import results report ``size``; uploaded files report ``md5`` too (the
+  recorded sandbox uploads show ``md5`` only, live imports ``size`` only).
 - Webhook ids are integers. Per-job ``webhook_url`` deliveries
   (``job.finished``/``job.failed`` only) are signed with the account's
   ``job_webhook_secret`` (``Emulator.backend.job_webhook_secret``).
@@ -54,6 +65,8 @@ facts about the real API):
 - 404 bodies are ``{"message": "... not found.", "code": "NOT_FOUND"}``; 403
   bodies use ``FORBIDDEN``; 429 bodies ``TOO_MANY_REQUESTS``.
 - Sync waits give up after 300 s and answer with the current state.
+- :meth:`Emulator.stop` gives requests still running (a ``stall`` fault, a
+  sync wait) 1 s, then cuts them.
 """
 
 from .server import Emulator

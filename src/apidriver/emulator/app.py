@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote
+from xml.sax.saxutils import escape as xml_escape
 
 import httpx
 from starlette.applications import Starlette
@@ -25,7 +26,7 @@ from starlette.routing import Route
 from .backend import ApiError, Backend, invalid, not_found
 from .control import Control, ControlMiddleware, Fault
 from .files import media_type
-from .models import Task
+from .models import Job, Task, encode
 from .webhooks import Dispatcher
 
 SCOPES = ("user.read", "user.write", "task.read", "task.write", "webhook.read", "webhook.write", "preset.read", "preset.write")
@@ -43,8 +44,8 @@ class Emulation:
         self.dispatcher = Dispatcher(backend, retry_delay=webhook_retry_delay)
         self._background: set[asyncio.Task[None]] = set()
 
-    def spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -55,13 +56,6 @@ class Emulation:
             await asyncio.sleep(0.05)
 
 
-def _dumps(body: Any, sync: bool) -> bytes:
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    if not sync:  # the main host escapes slashes, the sync host does not
-        text = text.replace("/", "\\/")
-    return text.encode()
-
-
 def _is_sync(request: Request) -> bool:
     return request.url.path.startswith("/sync/")
 
@@ -69,7 +63,7 @@ def _is_sync(request: Request) -> bool:
 def json_response(request: Request, status: int, body: Any) -> Response:
     sync = _is_sync(request)
     return Response(
-        _dumps(body, sync),
+        encode(body, php=not sync),
         status_code=status,
         media_type="application/json; charset=utf-8" if sync else "application/json",
     )
@@ -159,6 +153,20 @@ def api(emu: Emulation, scope: str | None) -> Callable[[Callable[..., Awaitable[
     return decorate
 
 
+def _xml_error(status: int, code: str, message: str) -> Response:
+    """An S3-style error answer of the storage host."""
+    body = f"<Error><Code>{xml_escape(code)}</Code><Message>{xml_escape(message)}</Message></Error>"
+    return Response(body, status, media_type="application/xml")
+
+
+def _attachment(filename: str) -> str:
+    """``Content-Disposition`` for a download; RFC 6266 ``filename*`` when the name is not plain ASCII."""
+    if filename.isascii() and '"' not in filename and "\\" not in filename:
+        return f'attachment; filename="{filename}"'
+    fallback = "".join(c if c.isascii() and c not in '"\\' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
     if not raw.strip():
@@ -180,7 +188,7 @@ async def _wait(emu: Emulation, done: Callable[[], bool], timeout: float = WAIT_
 def build_app(emu: Emulation) -> Any:
     b = emu.backend
 
-    def job_dict(job: Any, with_tasks: bool = True) -> dict[str, Any]:
+    def job_dict(job: Job, with_tasks: bool = True) -> dict[str, Any]:
         return job.to_dict(b.root_url, b.job_tasks(job) if with_tasks else None)
 
     def task_dict(task: Task, include: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -311,33 +319,35 @@ def build_app(emu: Emulation) -> Any:
         async with request.form(max_part_size=1 << 30) as form:
             upload = form.get("file")
             if upload is None or isinstance(upload, str):
-                return Response("<Error><Code>InvalidArgument</Code><Message>file field missing</Message></Error>", 400, media_type="application/xml")
+                return _xml_error(400, "InvalidArgument", "file field missing")
             data = await upload.read()
             filename = upload.filename or "file"
         try:
             b.upload(task_id, filename, data)
         except ApiError as error:
-            return Response(f"<Error><Code>{error.code}</Code><Message>{error.message}</Message></Error>", error.status, media_type="application/xml")
+            return _xml_error(error.status, error.code, error.message)
         emu.dispatcher.drain()
         key = f"{task_id}/{filename}"
+        # element order and the &#34;-quoted ETag as in the recorded storage answers
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse>'
-            f"<Location>{b.root_url}/_storage/{key}</Location><Bucket>tasks</Bucket><Key>{key}</Key>"
-            f'<ETag>"{b.task(task_id).files[0].md5}"</ETag></PostResponse>'  # type: ignore[union-attr,index]
+            f"<Bucket>tasks</Bucket><Key>{xml_escape(key)}</Key>"
+            f"<ETag>&#34;{b.task(task_id).files[0].md5}&#34;</ETag>"  # type: ignore[union-attr,index]
+            f"<Location>{xml_escape(b.root_url + '/_storage/tasks/' + quote(key))}</Location></PostResponse>"
         )
         return Response(body, 201, media_type="application/xml")
 
     async def storage_download(request: Request) -> Response:
         task = b.task(request.path_params["task_id"])
-        filename = unquote(request.path_params["filename"])
+        filename = request.path_params["filename"]  # already percent-decoded by the server
         for ref in (task.files or []) if task is not None else []:
             if ref.filename == filename and ref.url_path is not None:
                 return Response(
                     b.file_bytes(ref),
                     media_type=media_type(filename),
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+                    headers={"Content-Disposition": _attachment(filename)},
                 )
-        return Response("<Error><Code>NoSuchKey</Code></Error>", 404, media_type="application/xml")
+        return _xml_error(404, "NoSuchKey", "The specified key does not exist.")
 
     # -- control API -------------------------------------------------------------------------
     async def control_requests(request: Request) -> Response:

@@ -301,8 +301,10 @@ class Backend:
         for task in created.values():
             job.task_ids.append(task.id)
             self._register_task(task)
+        # No advance here: the answer (and job.created) shows every task
+        # still ``waiting``, as recorded; the clock moves them on from the
+        # next request or tick.
         self._emit(job, "job.created")
-        self.advance(now)
         return job
 
     def create_task(self, operation: str, body: Any) -> Task:
@@ -322,7 +324,6 @@ class Backend:
         task = self._new_task(operation, payload, now, None, payload.get("name"))
         task.depends_on_task_ids = list(_inputs(payload))
         self._register_task(task)
-        self.advance(now)
         return task
 
     # -- actions ---------------------------------------------------------------
@@ -359,7 +360,8 @@ class Backend:
         if job is not None:
             job.task_ids.append(new.id)
         self._register_task(new)
-        self._touch(new, now)
+        if job is not None:  # the job is running again; the copy itself answers ``waiting``
+            self._update_job(job)
         return new
 
     def delete_task(self, task_id: str) -> None:
@@ -435,7 +437,7 @@ class Backend:
         hook = Webhook(
             id=self._webhook_seq,
             url=str(url),
-            events=list(events),  # type: ignore[arg-type]
+            events=[str(e) for e in events],
             signing_secret=secrets.token_urlsafe(24),
             created_at=now,
             updated_at=now,

@@ -4,8 +4,9 @@ This is a plain ASGI middleware so that it sees uvicorn's own ``send``: a
 ``drop`` fault closes the TCP connection without any answer, as a dropped
 connection does.
 
-Faults (``POST /_emulator/faults``) match on method and path prefix and fire
-``count`` times or with probability ``rate``:
+Faults (``POST /_emulator/faults``) match on method, path prefix and
+(optionally) a substring of the raw query string (``"query": "page=2"``), and
+fire ``count`` times or with probability ``rate``:
 
 - ``500``, ``502``, ``503``, ``429``: answered at once; the request has no
   effect (502/503 have an HTML body, as a proxy in front of the API would send).
@@ -47,6 +48,7 @@ class Fault:
     count: int | None = None
     rate: float | None = None
     stall_seconds: float = 30.0
+    query: str | None = None  # only requests whose raw query string contains this
 
     def __post_init__(self) -> None:
         self.kind = str(self.kind)
@@ -98,10 +100,12 @@ class Control:
         with self._lock:
             return [asdict(f) for f in self._faults]
 
-    def match(self, method: str, path: str) -> Fault | None:
+    def match(self, method: str, path: str, query: str = "") -> Fault | None:
         with self._lock:
             for fault in self._faults:
                 if fault.method not in (None, "", "*", method) or not path.startswith(fault.path):
+                    continue
+                if fault.query and fault.query not in query:
                     continue
                 if fault.count is not None:
                     fault.count -= 1
@@ -166,11 +170,30 @@ class ControlMiddleware:
             "fault": None,
             "time": time.time(),
         }
+        recorded = False
+
+        def finish() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                entry["duration_ms"] = round((time.monotonic() - started) * 1000, 3)
+                self.control.record(entry)
+
+        async def logged_send(message: dict[str, Any]) -> None:
+            # Log before the last byte goes out, so a client that has its
+            # answer always finds the request in the log.
+            if message["type"] == "http.response.start" and entry["status"] is None:
+                entry["status"] = message["status"]
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                finish()
+            await send(message)
+
+        logged_send.transport = getattr(getattr(send, "__self__", None), "transport", None)  # type: ignore[attr-defined]
+        logged_send.finish = finish  # type: ignore[attr-defined]
         try:
-            await self._handle(scope, receive, send, entry)
+            await self._handle(scope, receive, logged_send, entry)
         finally:
-            entry["duration_ms"] = round((time.monotonic() - started) * 1000, 3)
-            self.control.record(entry)
+            finish()
 
     def _counted(self, scope: Scope) -> bool:
         path = scope["path"]
@@ -178,13 +201,13 @@ class ControlMiddleware:
             return False
         headers = dict(scope.get("headers") or [])
         auth = headers.get(b"authorization", b"").decode("latin-1")
-        return auth.startswith("Bearer ") and self.is_valid_key(auth[7:].strip())
+        return auth.startswith("Bearer ") and bool(self.is_valid_key(auth[7:].strip()))
 
     async def _handle(self, scope: Scope, receive: Any, send: Any, entry: dict[str, Any]) -> None:
         control = self.control
         if control.latency:
             await asyncio.sleep(control.latency)
-        fault = control.match(scope["method"], scope["path"])
+        fault = control.match(scope["method"], scope["path"], entry["query"])
         if fault is not None:
             entry["fault"] = fault.kind
         if fault is not None and fault.kind in ("500", "502", "503", "429"):
@@ -239,8 +262,9 @@ class ControlMiddleware:
 
         await self.app(scope, receive, capture)
         if fault.kind == "drop":
-            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            transport = getattr(send, "transport", None)
             if transport is not None:
+                getattr(send, "finish", lambda: None)()
                 transport.abort()
                 await asyncio.sleep(0.01)
                 return

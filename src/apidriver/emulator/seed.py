@@ -121,7 +121,7 @@ class Seeder:
                     chain.append((name, "import/upload", {}))
                 else:
                     chain.append((name, "import/url", {"url": f"https://files.example.com/{base}-{i + 1}.{fmt}"}))
-            step = {
+            steps: dict[str, tuple[str, str, dict[str, Any]]] = {
                 "convert": ("convert", "convert", {"input": imports[0], "output_format": out_fmt}),
                 "upload": ("convert", "convert", {"input": imports[0], "output_format": out_fmt}),
                 "thumbnail": ("thumbnail", "thumbnail", {"input": imports[0], "output_format": "png", "width": 200}),
@@ -129,8 +129,8 @@ class Seeder:
                 "merge": ("merge", "merge", {"input": imports, "output_format": "pdf"}),
                 "archive": ("archive", "archive", {"input": imports, "output_format": "zip"}),
                 "metadata": ("metadata", "metadata", {"input": imports[0]}),
-            }[template]
-            chain.append(step)
+            }
+            chain.append(steps[template])
         if template != "metadata":
             last = chain[-1][0]
             if template == "optimize":

@@ -1,6 +1,8 @@
 """Outgoing webhook deliveries, signed as CloudConvert signs them.
 
-The body is the JSON ``{"event": ..., "job": {...}}``; the
+The body is the JSON ``{"event": ..., "job": {...}}``, written as the main
+host writes JSON (compact, ``\\/`` escapes: the recorded .NET body is byte
+for byte what :func:`.models.encode` makes of it); the
 ``CloudConvert-Signature`` header is the lowercase hex HMAC-SHA256 of the
 exact body bytes keyed with the webhook's signing secret. A delivery is
 retried 3 times (4 attempts) on a network error or a 5xx answer; a ``410``
@@ -14,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import time
 from urllib.parse import urlsplit
 
 import httpx
 
 from .backend import Backend, Event
+from .models import encode
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -53,7 +55,7 @@ class Dispatcher:
             task.add_done_callback(self._running.discard)
 
     async def deliver(self, event: Event) -> None:
-        body = json.dumps(event.body).encode()
+        body = encode(event.body)  # byte for byte as the main host would send it
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "CloudConvert-Webhook (apidriver emulator)",
