@@ -42,3 +42,46 @@ def api(emulator: Emulator) -> Iterator[httpx.Client]:
     """A raw HTTP client for the emulator's API, authenticated."""
     with httpx.Client(base_url=emulator.api_url, headers={"Authorization": f"Bearer {emulator.api_key}"}) as client:
         yield client
+
+
+def connect_to(emulator: Emulator, **properties: Any) -> Any:
+    """A DB-API connection to ``emulator`` with the given extra properties."""
+    import apidriver
+
+    return apidriver.connect(APIKey=emulator.api_key, BaseURL=emulator.base_url, **properties)
+
+
+@pytest.fixture(scope="module")
+def shared_emulator() -> Iterator[Emulator]:
+    """One emulator for a whole module of read-only tests (60 jobs, seed 11)."""
+    emulator = Emulator(jobs=60, seed=11, task_seconds=0.05).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def conn(shared_emulator: Emulator) -> Iterator[Any]:
+    """A connection to the shared emulator, closed after the test."""
+    connection = connect_to(shared_emulator)
+    yield connection
+    connection.close()
+
+
+def raw_list(emulator: Emulator, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every object of a list endpoint, read page by page with plain HTTP."""
+    out: list[dict[str, Any]] = []
+    page = 1
+    with httpx.Client(base_url=emulator.api_url, headers={"Authorization": f"Bearer {emulator.api_key}"}) as client:
+        while True:
+            body = client.get(path, params={**params, "page": page}).json()
+            out.extend(body["data"])
+            if not body.get("links", {}).get("next"):
+                return out
+            page += 1
+
+
+@pytest.fixture(scope="module")
+def api_user(shared_emulator: Emulator) -> dict[str, Any]:
+    """The account of the shared emulator, read with plain HTTP."""
+    response = httpx.get(shared_emulator.api_url + "/users/me", headers={"Authorization": f"Bearer {shared_emulator.api_key}"})
+    return response.json()["data"]

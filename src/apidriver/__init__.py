@@ -1,0 +1,93 @@
+"""apidriver: SQL over REST APIs, through DB-API 2.0 (PEP 249).
+
+>>> import apidriver
+>>> conn = apidriver.connect("Profile=CloudConvert;APIKey=...")
+>>> conn.cursor().execute("SELECT id, tag FROM Jobs WHERE status = 'error'").fetchall()
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+apilevel = "2.0"
+threadsafety = 1  # threads may share the module, not connections
+paramstyle = "qmark"  # ":name" with a mapping works too
+
+from .connection import Connection, connect  # noqa: E402
+from .cursor import Cursor  # noqa: E402
+from .exceptions import (  # noqa: E402
+    AmbiguousWriteError,
+    APIUnavailableError,
+    AuthenticationError,
+    BadRequestError,
+    DatabaseError,
+    DataError,
+    Error,
+    InsufficientCreditsError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    InvalidDataError,
+    NotFoundError,
+    NotSupportedError,
+    OperationalError,
+    PermissionDeniedError,
+    ProgrammingError,
+    RateLimitError,
+    Warning,
+)
+from .typeobjects import (  # noqa: E402
+    BINARY,
+    DATETIME,
+    NUMBER,
+    ROWID,
+    STRING,
+    Binary,
+    Date,
+    DateFromTicks,
+    Time,
+    TimeFromTicks,
+    Timestamp,
+    TimestampFromTicks,
+)
+
+__all__ = [
+    "BINARY",
+    "DATETIME",
+    "NUMBER",
+    "ROWID",
+    "STRING",
+    "APIUnavailableError",
+    "AmbiguousWriteError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Binary",
+    "Connection",
+    "Cursor",
+    "DataError",
+    "DatabaseError",
+    "Date",
+    "DateFromTicks",
+    "Error",
+    "InsufficientCreditsError",
+    "IntegrityError",
+    "InterfaceError",
+    "InternalError",
+    "InvalidDataError",
+    "NotFoundError",
+    "NotSupportedError",
+    "OperationalError",
+    "PermissionDeniedError",
+    "ProgrammingError",
+    "RateLimitError",
+    "Time",
+    "TimeFromTicks",
+    "Timestamp",
+    "TimestampFromTicks",
+    "Warning",
+    "__version__",
+    "apilevel",
+    "connect",
+    "paramstyle",
+    "threadsafety",
+]

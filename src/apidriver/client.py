@@ -1,0 +1,350 @@
+"""The HTTP client: one pooled httpx client per connection, retries, errors.
+
+This module knows HTTP and nothing of SQL. Every API or network failure is
+turned into a DB-API exception here, in one place, with a message that says
+what happened and what to do. The API key travels only in the
+``Authorization`` header; it is never logged and never part of a message.
+
+Retry policy:
+
+- GET and DELETE are idempotent: 5xx answers, timeouts, dropped connections
+  and unparseable bodies are retried ``max_retries`` times with exponential
+  backoff, then raise :class:`APIUnavailableError`.
+- POST is retried only when the request certainly did not take effect: the
+  connection could not be opened, or the API answered 429. After a timeout,
+  a dropped connection or a 5xx the outcome is unknown, so it raises
+  :class:`AmbiguousWriteError` instead of risking a duplicate.
+- 429 waits for ``Retry-After`` (at most ``max_wait`` seconds each time, a
+  few times), then raises :class:`RateLimitError`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from . import exceptions as exc
+
+logger = logging.getLogger("apidriver")
+
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+Params = Sequence[tuple[str, str]]
+
+
+@dataclass
+class RequestRecord:
+    """One HTTP exchange as the cursor and the logs show it (no secrets)."""
+
+    method: str
+    url: str
+    status: int | None
+    duration_ms: float
+    attempt: int = 1
+    error: str | None = None
+    cached: bool = False
+
+    def __str__(self) -> str:
+        status = self.status if self.status is not None else self.error
+        extra = " (cache)" if self.cached else f" (attempt {self.attempt})" if self.attempt > 1 else ""
+        return f"{self.method} {self.url} -> {status} in {self.duration_ms:.1f} ms{extra}"
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Observer = Callable[[RequestRecord], None]
+
+
+def default_error_details(body: Any) -> tuple[str | None, str | None, dict[str, Any] | None]:
+    """``(code, message, field errors)`` of an error body shaped ``{message, code, errors}``."""
+    if isinstance(body, Mapping):
+        errors = body.get("errors")
+        return body.get("code"), body.get("message"), errors if isinstance(errors, dict) else None
+    return None, None, None
+
+
+class RatePacer:
+    """Slows requests down as ``X-RateLimit-Remaining`` approaches zero.
+
+    With fewer than ``reserve_factor × concurrency`` requests left in the
+    window, each request first waits ``window / limit`` seconds (at most
+    ``max_delay``), so a long scan spreads itself over the window instead of
+    running into 429s. The API does not say when its window resets, so the
+    window is taken to be a minute.
+    """
+
+    def __init__(self, window: float = 60.0, reserve_factor: int = 2, max_delay: float = 2.0) -> None:
+        self.window = window
+        self.reserve_factor = reserve_factor
+        self.max_delay = max_delay
+        self.limit: int | None = None
+        self.remaining: int | None = None
+        self._lock = threading.Lock()
+
+    def update(self, headers: Mapping[str, str]) -> None:
+        limit = headers.get("x-ratelimit-limit")
+        remaining = headers.get("x-ratelimit-remaining")
+        if limit is None or remaining is None:
+            return
+        try:
+            with self._lock:
+                self.limit, self.remaining = int(limit), int(remaining)
+        except ValueError:
+            return
+
+    def delay(self, concurrency: int) -> float:
+        with self._lock:
+            if self.limit is None or self.remaining is None:
+                return 0.0
+            if self.remaining > self.reserve_factor * concurrency:
+                return 0.0
+            return min(self.max_delay, self.window / max(1, self.limit))
+
+
+class ApiClient:
+    """Sends requests to one API root and returns parsed JSON, or raises."""
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str],
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 4,
+        max_connections: int = 8,
+        auth_hint: str = "Check the APIKey connection property.",
+        error_details: Callable[[Any], tuple[str | None, str | None, dict[str, Any] | None]] = default_error_details,
+        max_wait: float = 60.0,
+        backoff: float = 0.1,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.max_wait = max_wait
+        self.backoff = backoff
+        self.auth_hint = auth_hint
+        self.error_details = error_details
+        self.max_connections = max_connections
+        self.pacer = RatePacer()
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = httpx.Client(headers=dict(headers), timeout=timeout, limits=limits, follow_redirects=False)
+        self._closed = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._http.close()
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.base_url + path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        scope: str | None = None,
+        observer: Observer | None = None,
+        idempotent: bool | None = None,
+        allow_404: bool = False,
+    ) -> ApiResponse | None:
+        """Send one request, retrying as the policy allows.
+
+        Returns None for a 404 when ``allow_404`` (a lookup by id of something
+        that does not exist), else the response with its parsed JSON body.
+        """
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD", "DELETE", "PUT", "OPTIONS")
+        url = self.url(path)
+        shown = str(httpx.URL(url, params=list(params or [])))
+        attempt = 0
+        limited = 0
+        while True:
+            attempt += 1
+            delay = self.pacer.delay(self.max_connections)
+            if delay:
+                time.sleep(delay)
+            started = time.monotonic()
+            try:
+                response = self._http.request(method, url, params=list(params or []), json=json)
+            except httpx.HTTPError as error:
+                duration = (time.monotonic() - started) * 1000
+                kind = type(error).__name__
+                self._note(RequestRecord(method, shown, None, duration, attempt, kind), observer)
+                certainly_not_sent = isinstance(error, NOT_SENT)
+                if not idempotent and not certainly_not_sent:
+                    raise self._error(
+                        exc.AmbiguousWriteError,
+                        f"{method} {shown} failed with {kind} before an answer arrived, so it is unknown whether it "
+                        "took effect. It was not retried, to avoid doing it twice; check the current state "
+                        "(e.g. SELECT the objects by tag) before trying again.",
+                        method, shown,
+                    ) from error
+                if attempt > self.max_retries:
+                    raise self._error(
+                        exc.APIUnavailableError,
+                        f"Could not get an answer from {method} {shown} after {attempt} attempts ({kind}: {error}). "
+                        "Check BaseURL and the network, or raise Timeout/MaxRetries.",
+                        method, shown,
+                    ) from error
+                self._sleep_backoff(attempt)
+                continue
+            duration = (time.monotonic() - started) * 1000
+            status = response.status_code
+            self._note(RequestRecord(method, shown, status, duration, attempt), observer)
+            self.pacer.update(response.headers)
+            if status == 429:
+                limited += 1
+                wait = self._retry_after(response.headers.get("retry-after"), attempt)
+                if limited > max(3, self.max_retries) or wait > self.max_wait:
+                    raise self._error(
+                        exc.RateLimitError,
+                        f"The API rate limit was hit ({method} {shown} answered 429 {limited} times; it asked to wait "
+                        f"{wait:.0f} s). Wait a minute, lower MaxConcurrency, or narrow the query so it needs fewer requests.",
+                        method, shown, status, self._details(response),
+                    )
+                time.sleep(wait)
+                continue
+            if status in RETRYABLE_STATUS:
+                if not idempotent:
+                    raise self._error(
+                        exc.AmbiguousWriteError,
+                        f"{method} {shown} answered {status}; the API may or may not have carried it out. It was not "
+                        "retried, to avoid doing it twice; check the current state before trying again.",
+                        method, shown, status, self._details(response),
+                    )
+                if attempt > self.max_retries:
+                    raise self._error(
+                        exc.APIUnavailableError,
+                        f"{method} {shown} kept failing: {status} {response.reason_phrase} after {attempt} attempts. "
+                        "The API may be down; try again later.",
+                        method, shown, status, self._details(response),
+                    )
+                self._sleep_backoff(attempt)
+                continue
+            if status == 404 and allow_404:
+                return None
+            if status >= 400:
+                raise self._status_error(response, method, shown, scope)
+            if status == 204 or not response.content:
+                return ApiResponse(status, None, response.headers)
+            try:
+                body = response.json()
+            except ValueError as error:
+                if not idempotent:
+                    raise self._error(
+                        exc.AmbiguousWriteError,
+                        f"{method} {shown} answered {status} with a body that is not valid JSON; whether it took effect "
+                        "is unknown. Check the current state before trying again.",
+                        method, shown, status,
+                    ) from error
+                if attempt > self.max_retries:
+                    raise self._error(
+                        exc.APIUnavailableError,
+                        f"{method} {shown} kept answering with a body that is not valid JSON ({attempt} attempts).",
+                        method, shown, status,
+                    ) from error
+                self._sleep_backoff(attempt)
+                continue
+            return ApiResponse(status, body, response.headers)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _note(self, record: RequestRecord, observer: Observer | None) -> None:
+        logger.debug("%s", record)
+        if observer is not None:
+            observer(record)
+
+    def _sleep_backoff(self, attempt: int) -> None:
+        time.sleep(min(5.0, self.backoff * (2 ** (attempt - 1))) * (0.5 + random.random() / 2))
+
+    def _retry_after(self, value: str | None, attempt: int) -> float:
+        if value:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                parsed = email.utils.parsedate_to_datetime(value)
+                if parsed is not None:
+                    return max(0.0, parsed.timestamp() - time.time())
+        return min(10.0, self.backoff * (2**attempt))
+
+    def _details(self, response: httpx.Response) -> tuple[str | None, str | None, dict[str, Any] | None]:
+        try:
+            return self.error_details(response.json())
+        except ValueError:
+            return None, None, None
+
+    @staticmethod
+    def _error(
+        cls: type[exc.APIErrorMixin],
+        message: str,
+        method: str,
+        url: str,
+        status: int | None = None,
+        details: tuple[str | None, str | None, dict[str, Any] | None] = (None, None, None),
+    ) -> Exception:
+        error = cls(message)
+        error._set_api(status, details[0], details[2], method, url)
+        return error  # type: ignore[return-value]
+
+    def _status_error(self, response: httpx.Response, method: str, url: str, scope: str | None) -> Exception:
+        status = response.status_code
+        code, message, errors = self._details(response)
+        said = f"{status} {code}" if code else f"{status} {response.reason_phrase}"
+        text = f" {message}" if message else ""
+        if status == 401:
+            return self._error(
+                exc.AuthenticationError,
+                f"The API rejected the credentials ({said}).{text} {self.auth_hint}",
+                method, url, status, (code, message, errors),
+            )
+        if status == 403:
+            need = f" The key needs the scope '{scope}'; create a key with that scope." if scope else ""
+            return self._error(
+                exc.PermissionDeniedError,
+                f"The API key is not allowed to {method} {url} ({said}).{text}{need}",
+                method, url, status, (code, message, errors),
+            )
+        if status == 402:
+            return self._error(
+                exc.InsufficientCreditsError,
+                f"The API refused new work ({said}).{text} Add credits to the account or wait for running jobs to end.",
+                method, url, status, (code, message, errors),
+            )
+        if status == 422:
+            fields = "; ".join(
+                f"{name}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}" for name, msgs in (errors or {}).items()
+            )
+            return self._error(
+                exc.InvalidDataError,
+                f"The API rejected the data ({said}).{text}" + (f" {fields}" if fields else ""),
+                method, url, status, (code, message, errors),
+            )
+        if status == 404:
+            return self._error(
+                exc.NotFoundError,
+                f"{method} {url}: not found ({said}).{text}",
+                method, url, status, (code, message, errors),
+            )
+        return self._error(
+            exc.BadRequestError if status < 500 else exc.APIUnavailableError,
+            f"{method} {url} failed ({said}).{text}",
+            method, url, status, (code, message, errors),
+        )

@@ -1,0 +1,160 @@
+"""DB-API 2.0 connections: an in-memory SQLite database whose tables are the API.
+
+``connect()`` validates the properties, loads the profile, opens one pooled
+HTTP client and declares one virtual table per profile table (plus the
+``sys_*`` tables). SQLite runs the SQL; the virtual tables fetch rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from types import TracebackType
+from typing import Any
+
+import apsw
+
+from . import exceptions as exc
+from .client import ApiClient
+from .engine.executor import Engine, StatementContext
+from .engine.schema import Table
+from .engine.system import system_tables
+from .engine.vtable import Module, RowIds
+from .profiles import Profile, load
+from .properties import CORE_PROPERTIES, Settings, parse_connection_string, resolve
+
+MODULE_NAME = "apidriver"
+
+
+def settings_for(connection_string: str | None, properties: Mapping[str, Any]) -> tuple[Profile, Settings]:
+    """Validate the properties of a connection and find its profile."""
+    raw: dict[str, Any] = dict(parse_connection_string(connection_string or ""))
+    lowered = {k.lower(): k for k in raw}
+    for name, value in properties.items():
+        if name.lower() in lowered:
+            del raw[lowered[name.lower()]]
+        raw[name] = value
+    profile_value = next((v for k, v in raw.items() if k.lower() == "profile" and v), "CloudConvert")
+    profile = load(str(profile_value))
+    specs = list(CORE_PROPERTIES) + list(profile.properties)
+    specs = [replace(p, env=profile.api_key_env) if p.name == "APIKey" else p for p in specs]
+    settings = resolve(raw, specs)
+    scheme = str(settings["AuthScheme"])
+    if scheme.lower() not in {s.lower() for s in profile.auth_schemes}:
+        raise exc.ProgrammingError(
+            f"AuthScheme {scheme!r} is not supported by the {profile.name} profile; use {' or '.join(profile.auth_schemes)}."
+        )
+    return profile, settings
+
+
+class Connection:
+    """A DB-API 2.0 connection. Writes are autocommit: an HTTP call cannot be rolled back."""
+
+    def __init__(self, profile: Profile, settings: Settings) -> None:
+        if not settings["APIKey"]:
+            where = f" or the {profile.api_key_env} environment variable" if profile.api_key_env else ""
+            raise exc.ProgrammingError(f"No API key: set APIKey in the connection string{where}.")
+        self.profile = profile
+        self.settings = settings
+        self.root_url = (profile.root_url(settings)).rstrip("/")
+        self.base_url = self.root_url + profile.api_prefix
+        hint = "Check the APIKey connection property" + (
+            f" (or the {profile.api_key_env} environment variable)." if profile.api_key_env else "."
+        )
+        self.client = ApiClient(
+            self.base_url,
+            profile.headers(settings),
+            timeout=settings["Timeout"],
+            max_retries=settings["MaxRetries"],
+            max_connections=settings["MaxConcurrency"],
+            auth_hint=hint,
+            error_details=profile.error_details,
+        )
+        self.tables: list[Table] = list(profile.tables)
+        self.tables += system_tables(lambda: self.tables)
+        self.engine = Engine(
+            {t.name: t for t in self.tables},
+            self.client,
+            profile.pagination,
+            settings["PageSize"],
+            settings["MaxConcurrency"],
+        )
+        self.rowids = RowIds()
+        self._active = StatementContext()
+        self._closed = False
+        self._db = apsw.Connection(":memory:")
+        self._db.create_module(
+            MODULE_NAME, Module(self.engine, lambda: self._active, self.rowids), use_bestindex_object=True
+        )
+        for table in self.tables:
+            self._db.execute(f'CREATE VIRTUAL TABLE "{table.name}" USING {MODULE_NAME}()')
+        self._db.authorizer = self._authorize
+
+    def _authorize(self, action: int, name: str | None, column: str | None, database: str | None, trigger: str | None) -> int:
+        """Note which tables the statement being prepared reads (planning uses it)."""
+        if action == apsw.SQLITE_READ and name:
+            self._active.tables.add(name.lower())
+        return apsw.SQLITE_OK
+
+    # -- DB-API -------------------------------------------------------------------------------
+
+    def cursor(self) -> Cursor:
+        self._check_open()
+        return Cursor(self)
+
+    def commit(self) -> None:
+        """Nothing to do: every write was sent to the API when it ran."""
+        self._check_open()
+
+    def rollback(self) -> None:
+        """Nothing to undo (writes are autocommit); kept cheap for connection pools."""
+        self._check_open()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.engine.close()
+        self.client.close()
+        self._db.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc_value: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<apidriver.Connection profile={self.profile.name} base_url={self.base_url} {state}>"
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise exc.InterfaceError("The connection is closed.")
+
+    def _activate(self, context: StatementContext) -> None:
+        self._active = context
+
+    @property
+    def sqlite(self) -> apsw.Connection:
+        """The underlying APSW connection (for SQL functions and advanced use)."""
+        return self._db
+
+
+from .cursor import Cursor  # noqa: E402  (cursor needs Connection's module loaded)
+
+
+def connect(connection_string: str | None = None, **properties: Any) -> Connection:
+    """Open a connection: ``connect("Profile=CloudConvert;APIKey=...")`` or ``connect(APIKey=...)``.
+
+    Property names are case-insensitive; see ``apidriver.properties`` and the
+    README for the list. Unknown properties raise :class:`ProgrammingError`.
+    """
+    profile, settings = settings_for(connection_string, properties)
+    return Connection(profile, settings)

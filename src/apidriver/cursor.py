@@ -1,0 +1,221 @@
+"""DB-API 2.0 cursors.
+
+Rows stream: ``execute`` runs the statement up to its first row, and each
+fetch steps SQLite further, which pulls further pages from the API as
+needed. Errors of later pages therefore surface during fetching, and a
+failed page always fails the statement (never a partial result).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import apsw
+
+from . import exceptions as exc
+from .client import RequestRecord
+from .engine.executor import StatementContext
+from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+_CONVERTED = (TIMESTAMP, BOOLEAN)
+# IN with a subquery or a table on its right: see StatementContext.in_sets.
+_IN_SUBQUERY = re.compile(r"\bIN\s*(\(\s*(SELECT|WITH|VALUES)\b|[A-Za-z_\"\[`])", re.IGNORECASE)
+
+
+def translate(error: BaseException, sql: str | None = None) -> BaseException:
+    """An exception from APSW or a virtual table as a DB-API exception."""
+    if isinstance(error, exc.Error) or not isinstance(error, Exception):
+        return error
+    message = str(error)
+    if isinstance(error, apsw.SQLError):
+        text = message.removeprefix("SQLError: ")
+        if text == "<NULL>":
+            text = (
+                "SQLite failed to pass an IN (...) list to an API table (an empty subquery result?). "
+                "Rewrite the condition as a join or EXISTS, or give the values as parameters."
+            )
+        if "no such table" in text:
+            text += ". See the table list with SELECT name FROM sys_tables."
+        elif "no such column" in text:
+            text += ". See the columns with SELECT table_name, column_name FROM sys_tablecolumns."
+        return exc.ProgrammingError(text)
+    if isinstance(error, apsw.BindingsError):
+        return exc.ProgrammingError(f"Wrong parameters for the statement: {message}")
+    if isinstance(error, apsw.ConstraintError):
+        return exc.IntegrityError(message)
+    if isinstance(error, apsw.ReadOnlyError):
+        return exc.NotSupportedError(message)
+    if isinstance(error, (apsw.TooBigError, apsw.MismatchError)):
+        return exc.DataError(message)
+    if isinstance(error, apsw.ThreadingViolationError):
+        return exc.ProgrammingError(f"{message} (a connection may not be used by two threads at once).")
+    if isinstance(error, apsw.Error):
+        return exc.OperationalError(message)
+    return exc.InternalError(f"Unexpected {type(error).__name__} inside apidriver: {message}. Please report this.")
+
+
+class Cursor:
+    """A DB-API 2.0 cursor; ``requests`` lists the HTTP requests of the last statement."""
+
+    arraysize: int = 1
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._cursor: apsw.Cursor | None = None
+        self._context = StatementContext()
+        self._description: tuple[tuple[str, str | None], ...] = ()
+        self._convert: list[tuple[int, str]] = []
+        self.description: tuple[tuple[Any, ...], ...] | None = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self._closed = False
+
+    # -- statements ------------------------------------------------------------------------
+
+    def execute(self, operation: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None) -> Cursor:
+        """Run one SQL statement; parameters use ``?`` (sequence) or ``:name`` (mapping)."""
+        self._check_open()
+        self._finish()
+        self._context = StatementContext(in_sets=not _IN_SUBQUERY.search(operation))
+        self.connection._activate(self._context)
+        cursor = self.connection.sqlite.cursor()
+        captured: dict[str, Any] = {}
+
+        def trace(cur: apsw.Cursor, sql: str, bindings: Any) -> bool:
+            captured["description"] = cur.get_description()
+            return True
+
+        cursor.exec_trace = trace
+        try:
+            cursor.execute(operation, self._adapt(parameters))
+        except BaseException as error:
+            raise translate(error, operation) from error
+        self._cursor = cursor
+        description = captured.get("description") or ()
+        self._set_description(description)
+        if description:
+            self.rowcount = -1
+        else:
+            self.rowcount = self.connection.sqlite.changes()
+            self._finish()
+        return self
+
+    def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any] | Mapping[str, Any]]) -> Cursor:
+        """Run ``operation`` once per parameter set; ``rowcount`` is the total."""
+        total = 0
+        for parameters in seq_of_parameters:
+            self.execute(operation, parameters)
+            if self.rowcount > 0:
+                total += self.rowcount
+        self.rowcount = total
+        return self
+
+    def _adapt(self, parameters: Sequence[Any] | Mapping[str, Any] | None) -> Any:
+        if parameters is None:
+            return None
+        if isinstance(parameters, Mapping):
+            return {str(k).lstrip(":@$"): adapt_parameter(v) for k, v in parameters.items()}
+        if isinstance(parameters, (str, bytes)):
+            raise exc.ProgrammingError("Parameters must be a sequence or a mapping, not a string.")
+        return tuple(adapt_parameter(v) for v in parameters)
+
+    def _set_description(self, description: tuple[tuple[str, str | None], ...]) -> None:
+        if not description:
+            self.description = None
+            self._convert = []
+            return
+        self.description = tuple(
+            (name, (decl or "").upper() or None, None, None, None, None, None) for name, decl in description
+        )
+        self._convert = [
+            (i, (decl or "").upper()) for i, (_, decl) in enumerate(description) if (decl or "").upper() in _CONVERTED
+        ]
+
+    # -- fetching ----------------------------------------------------------------------------------
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        self._check_open()
+        if self.description is None:
+            raise exc.ProgrammingError("The last statement returned no rows to fetch (it was not a query).")
+        if self._cursor is None:
+            return None
+        self.connection._activate(self._context)
+        try:
+            row = next(self._cursor)
+        except StopIteration:
+            self._finish()
+            return None
+        except BaseException as error:
+            self._finish()
+            raise translate(error) from error
+        if self._convert:
+            values = list(row)
+            for i, kind in self._convert:
+                values[i] = from_sql(values[i], kind)
+            return tuple(values)
+        return tuple(row)
+
+    def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
+        count = self.arraysize if size is None else size
+        out = []
+        for _ in range(count):
+            row = self.fetchone()
+            if row is None:
+                break
+            out.append(row)
+        return out
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        out = []
+        while (row := self.fetchone()) is not None:
+            out.append(row)
+        return out
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        while (row := self.fetchone()) is not None:
+            yield row
+
+    # -- the rest of PEP 249 -----------------------------------------------------------------------
+
+    def setinputsizes(self, sizes: Any) -> None:
+        """Accepted and ignored, as PEP 249 allows."""
+
+    def setoutputsize(self, size: Any, column: Any = None) -> None:
+        """Accepted and ignored, as PEP 249 allows."""
+
+    def close(self) -> None:
+        self._finish()
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """HTTP requests made by the last statement: method, URL (no secrets), status, duration."""
+        return list(self._context.requests)
+
+    def __enter__(self) -> Cursor:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def _finish(self) -> None:
+        if self._cursor is not None:
+            try:
+                self._cursor.close(force=True)
+            except apsw.Error:
+                pass
+            self._cursor = None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise exc.InterfaceError("The cursor is closed.")
+        self.connection._check_open()

@@ -1,0 +1,163 @@
+"""Declarative table specs: what a profile says about an API resource.
+
+A profile describes each table once — columns with types and descriptions,
+which request parameter each filterable column maps to, the list and
+single-object endpoints, which child objects arrive embedded, and how derived
+tables are cut from their parent's objects. The engine is generic over these
+specs and knows nothing of any particular API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..values import COLUMN_TYPES, to_sql
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its SQL type, a one-line description, where its value comes from.
+
+    ``filter`` names the request parameter that implements ``column = value``
+    on the API; ``include`` names the ``include=`` value the API needs to send
+    this field at all.
+    """
+
+    name: str
+    type: str
+    description: str
+    path: str | None = None
+    filter: str | None = None
+    references: str | None = None
+    primary_key: bool = False
+    include: str | None = None
+    compute: Callable[[Mapping[str, Any]], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in COLUMN_TYPES:
+            raise ValueError(f"column {self.name}: unknown type {self.type!r}")
+
+    def raw(self, obj: Mapping[str, Any]) -> Any:
+        """The API's JSON value of this column in ``obj`` (None when absent)."""
+        if self.compute is not None:
+            return self.compute(obj)
+        value: Any = obj
+        for part in (self.path or self.name).split("."):
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(part, _MISSING)
+            if value is _MISSING:
+                return None
+        return value
+
+    def value(self, obj: Mapping[str, Any]) -> Any:
+        """The SQLite value of this column in ``obj``."""
+        return to_sql(self.raw(obj), self.type)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A read endpoint.
+
+    ``path`` may hold ``{key}`` for the single-object form. ``paginated``
+    endpoints take page/size parameters; ``single`` ones answer one object
+    (``{"data": {...}}``) rather than a list. ``scope`` is what the key needs.
+    """
+
+    path: str
+    scope: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    paginated: bool = False
+    single: bool = False
+
+
+@dataclass(frozen=True)
+class Embed:
+    """This table's objects carry, in ``field``, every ``table`` row whose ``key`` equals their id.
+
+    ``include`` is the ``include=`` value that makes the API send them; it is
+    asked for only when the statement also reads ``table`` (or a table
+    derived from it), so plain scans stay small.
+    """
+
+    table: str
+    field: str
+    key: str
+    include: str | None = None
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Rows cut from the objects of another table (``TaskFiles`` from ``Tasks``).
+
+    ``columns`` maps this table's columns to the parent's, so constraints on
+    them become constraints on the parent. ``rows`` turns one parent object
+    into this table's row objects.
+    """
+
+    parent: str
+    rows: Callable[[Mapping[str, Any]], list[dict[str, Any]]]
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    list: Endpoint | None = None
+    get: Endpoint | None = None
+    get_key: str = "id"
+    derived: Derived | None = None
+    embeds: tuple[Embed, ...] = ()
+    estimated_rows: int = 1000
+    write: Any = None
+    static: Callable[[], Iterable[Mapping[str, Any]]] | None = None
+
+    def __post_init__(self) -> None:
+        names = [c.name.lower() for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"table {self.name}: duplicate column names")
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.primary_key)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name.lower() == name.lower():
+                return c
+        raise KeyError(name)
+
+    def index(self, name: str) -> int:
+        for i, c in enumerate(self.columns):
+            if c.name.lower() == name.lower():
+                return i
+        raise KeyError(name)
+
+    def key_of(self, obj: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(self.column(k).value(obj) for k in self.key)
+
+    def create_sql(self) -> str:
+        """The schema SQLite is told for this virtual table."""
+        parts = []
+        for c in self.columns:
+            parts.append(f'"{c.name}" {c.type}')
+        if self.key:
+            parts.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in self.key) + ")")
+        return f"CREATE TABLE x({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class Pagination:
+    """How a profile's list endpoints page: parameter names and default size."""
+
+    page_param: str = "page"
+    size_param: str = "per_page"
+    default_size: int = 100
+    max_size: int | None = None
+    next_link: Callable[[Mapping[str, Any]], Any] | None = None

@@ -1,0 +1,148 @@
+"""The PEP 249 exception hierarchy, plus the API errors that refine it.
+
+::
+
+    Warning
+    Error
+     ├── InterfaceError
+     └── DatabaseError
+          ├── DataError
+          │    └── InvalidDataError        422: the API rejected the data (field errors)
+          ├── OperationalError
+          │    ├── AuthenticationError     401: the API key is missing or wrong
+          │    ├── PermissionDeniedError   403: the key lacks a scope
+          │    ├── RateLimitError          429, still limited after waiting
+          │    ├── InsufficientCreditsError 402
+          │    ├── APIUnavailableError     5xx, timeouts, dropped connections (after retries)
+          │    └── AmbiguousWriteError     a write whose outcome is unknown (never retried)
+          ├── IntegrityError
+          ├── InternalError
+          ├── ProgrammingError             bad SQL, unknown table/column/property
+          │    ├── NotFoundError           404 where the object had to exist
+          │    └── BadRequestError         other 4xx answers
+          └── NotSupportedError            what the API cannot do; read-only mode
+
+Every error raised by the driver carries a message saying what happened and
+what to do about it; the API key never appears in one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Warning(Exception):  # noqa: A001 - the name is mandated by PEP 249
+    """Important warnings, such as data truncation."""
+
+
+class Error(Exception):
+    """Base class of every error raised by the driver."""
+
+
+class InterfaceError(Error):
+    """Misuse of the driver's interface (e.g. a closed cursor)."""
+
+
+class DatabaseError(Error):
+    """Errors related to the data source: here, the API."""
+
+
+class DataError(DatabaseError):
+    """The data was rejected: bad values, wrong types, out of range."""
+
+
+class OperationalError(DatabaseError):
+    """The API could not be used: auth, scopes, rate limits, network, server errors."""
+
+
+class IntegrityError(DatabaseError):
+    """A relational integrity problem, e.g. an id the API already uses."""
+
+
+class InternalError(DatabaseError):
+    """The driver got into a state it should never be in; please report it."""
+
+
+class ProgrammingError(DatabaseError):
+    """Bad SQL, unknown tables or columns, wrong parameters or properties."""
+
+
+class NotSupportedError(DatabaseError):
+    """The API (or read-only mode) does not allow this operation."""
+
+
+class APIErrorMixin:
+    """Details of an HTTP error answer, kept on the exception for callers."""
+
+    status: int | None = None
+    code: str | None = None
+    errors: dict[str, Any] | None = None
+    method: str | None = None
+    url: str | None = None
+
+    def _set_api(self, status: int | None, code: str | None, errors: dict[str, Any] | None, method: str | None, url: str | None) -> None:
+        self.status = status
+        self.code = code
+        self.errors = errors
+        self.method = method
+        self.url = url
+
+
+class InvalidDataError(APIErrorMixin, DataError):
+    """The API answered 422: ``errors`` holds its field errors."""
+
+
+class AuthenticationError(APIErrorMixin, OperationalError):
+    """The API answered 401: the key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIErrorMixin, OperationalError):
+    """The API answered 403: the key lacks the scope named in the message."""
+
+
+class InsufficientCreditsError(APIErrorMixin, OperationalError):
+    """The API answered 402: the account has run out of credits (or job slots)."""
+
+
+class RateLimitError(APIErrorMixin, OperationalError):
+    """The API kept answering 429 after the driver waited as told."""
+
+
+class APIUnavailableError(APIErrorMixin, OperationalError):
+    """Server errors, timeouts or dropped connections persisted after retries."""
+
+
+class AmbiguousWriteError(APIErrorMixin, OperationalError):
+    """A write failed in a way that leaves its outcome unknown; it was not retried."""
+
+
+class NotFoundError(APIErrorMixin, ProgrammingError):
+    """The API answered 404 where the object had to exist (e.g. a write by id)."""
+
+
+class BadRequestError(APIErrorMixin, ProgrammingError):
+    """The API rejected the request itself (400, 405, ...): a driver or usage problem."""
+
+
+__all__ = [
+    "APIErrorMixin",
+    "APIUnavailableError",
+    "AmbiguousWriteError",
+    "AuthenticationError",
+    "BadRequestError",
+    "DataError",
+    "DatabaseError",
+    "Error",
+    "InsufficientCreditsError",
+    "IntegrityError",
+    "InterfaceError",
+    "InternalError",
+    "InvalidDataError",
+    "NotFoundError",
+    "NotSupportedError",
+    "OperationalError",
+    "PermissionDeniedError",
+    "ProgrammingError",
+    "RateLimitError",
+    "Warning",
+]

@@ -1,0 +1,80 @@
+"""The built-in CloudConvert API v2 profile.
+
+Hosts: ``https://api.cloudconvert.com`` (live), ``https://api.sandbox.cloudconvert.com``
+(``Sandbox=true``), ``https://{Region}.api.cloudconvert.com`` (``Region=eu-central``
+or ``us-east``); ``BaseURL`` overrides all of them (the emulator's root URL goes
+there). The synchronous "wait" host is derived from the same settings.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+from ...engine.schema import Pagination
+from ...properties import Property, Settings, parse_bool
+from ..base import Profile
+from .jobs import jobs
+from .operations import operations
+from .task_dependencies import task_dependencies
+from .task_files import task_files
+from .tasks import tasks
+from .users import users
+from .webhooks import webhooks
+
+_REGION = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def _region(value: object) -> str:
+    text = str(value).strip().lower()
+    if not _REGION.match(text):
+        raise ValueError("use a region name such as eu-central or us-east")
+    return text
+
+
+def root_url(settings: Settings) -> str:
+    """The API root (without /v2) the settings point at."""
+    base = settings.get("BaseURL")
+    if base:
+        text = str(base).strip().rstrip("/")
+        if text.endswith("/v2"):
+            text = text[: -len("/v2")]
+        return text
+    host = "api.sandbox.cloudconvert.com" if settings.get("Sandbox") else "api.cloudconvert.com"
+    region = settings.get("Region")
+    if region and not settings.get("Sandbox"):
+        host = f"{region}.{host}"
+    return f"https://{host}"
+
+
+def sync_root_url(settings: Settings) -> str:
+    """The root of the synchronous host: ``sync.`` + the API host, or ``<BaseURL>/sync`` elsewhere."""
+    root = root_url(settings)
+    parts = urlsplit(root)
+    host = parts.hostname or ""
+    if host.endswith("cloudconvert.com"):
+        if host.startswith("api."):
+            host = "sync." + host
+        else:
+            host = host.replace(".api.", ".sync.api.", 1)
+        netloc = host + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return root + "/sync"
+
+
+profile = Profile(
+    name="CloudConvert",
+    description="CloudConvert API v2: jobs, tasks, task files, webhooks, the account and the operations catalogue.",
+    tables=(jobs, tasks, task_files, task_dependencies, users, webhooks, operations),
+    root_url=root_url,
+    properties=(
+        Property("Sandbox", "Use the sandbox API (api.sandbox.cloudconvert.com).", False, parse_bool),
+        Property("Region", "Pin a region: eu-central or us-east.", None, _region),
+    ),
+    api_key_env="CLOUDCONVERT_API_KEY",
+    api_prefix="/v2",
+    pagination=Pagination(page_param="page", size_param="per_page", default_size=100),
+    extras={"sync_root_url": sync_root_url},
+)
+
+__all__ = ["profile", "root_url", "sync_root_url"]

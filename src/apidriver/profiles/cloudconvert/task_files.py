@@ -1,0 +1,37 @@
+"""TaskFiles: one row per file in a task's ``result.files`` (derived from Tasks)."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...engine.schema import Column, Derived, Table
+from ...values import INTEGER, TEXT
+
+
+def _files(task: Mapping[str, Any]) -> list[dict[str, Any]]:
+    result = task.get("result")
+    files = result.get("files") if isinstance(result, Mapping) else None
+    if not isinstance(files, list):
+        return []
+    return [
+        {**(f if isinstance(f, Mapping) else {}), "task_id": task.get("id"), "job_id": task.get("job_id"), "operation": task.get("operation"), "idx": i}
+        for i, f in enumerate(files)
+    ]
+
+
+task_files = Table(
+    name="TaskFiles",
+    description="Files in the results of tasks: imported, produced and exported files (export/url ones have a download url).",
+    columns=(
+        Column("task_id", TEXT, "The task whose result lists the file.", primary_key=True, references="Tasks.id"),
+        Column("idx", INTEGER, "Position of the file in the task's result (0-based).", primary_key=True),
+        Column("job_id", TEXT, "The job of that task (NULL for standalone tasks).", references="Jobs.id"),
+        Column("operation", TEXT, "The operation of that task, e.g. export/url."),
+        Column("filename", TEXT, "File name."),
+        Column("size", INTEGER, "Size in bytes, when the API reports it."),
+        Column("url", TEXT, "Download URL (export/url results only; valid 24 h)."),
+        Column("md5", TEXT, "MD5 checksum, when the API reports it."),
+        Column("dir", TEXT, "Directory within the archive or bucket, when there is one."),
+    ),
+    derived=Derived(parent="Tasks", rows=_files, columns={"task_id": "id", "job_id": "job_id", "operation": "operation"}),
+    estimated_rows=6000,
+)

@@ -1,0 +1,88 @@
+"""The table reference, generated from the profile specs (docs/tables.md, ``apidriver tables``).
+
+Run ``python -m apidriver.reference > docs/tables.md`` after changing a
+profile; a test keeps the file in step with the code.
+"""
+
+from __future__ import annotations
+
+from .engine.schema import Table
+from .engine.system import pushdown, system_tables
+from .profiles import Profile, load
+
+RULES = """\
+## What is sent to the API
+
+- `column = value` and `column IN (...)` on a column whose *Push-down* cell is
+  filled become request parameters (or one GET per id); several `IN` values
+  mean one request per value, sent concurrently. Every other condition
+  (`LIKE`, `<`, `>`, functions, `OR` across columns, ...) is evaluated by
+  SQLite on the rows fetched.
+- Values the API filters on are re-checked locally with SQL's own rules, so a
+  looser API match (say, case-insensitive) never changes a result.
+- `LIMIT` is sent as a smaller page size only when every condition of the
+  query was sent to the API and there is no `ORDER BY`; `OFFSET` becomes a
+  page number only for a plain scan. The API guarantees no order, so `ORDER BY`
+  is always done by SQLite (over every row).
+- Lists are read page by page until a short page; pages after the first are
+  fetched ahead, concurrently. A page that fails after retries fails the query.
+- Within one statement nothing is fetched twice: a join of Jobs, Tasks and
+  TaskFiles reads each job list once, and the tasks arrive inside the jobs
+  (`include=tasks` is asked for only when the statement reads Tasks or a table
+  derived from it).
+"""
+
+
+def _tables(profile: Profile) -> list[Table]:
+    tables = list(profile.tables)
+    return tables + system_tables(lambda: tables)
+
+
+def describe_table(table: Table, tables: dict[str, Table]) -> str:
+    """One table as a Markdown section."""
+    lines = [f"## {table.name}", "", table.description, ""]
+    if table.derived is not None:
+        lines.append(f"Rows: cut from the objects of **{table.derived.parent}**.")
+    elif table.list is not None:
+        get = table.get.path.replace("{key}", "{" + table.get_key + "}") if table.get else ""
+        source = f"`GET {table.list.path}`" + (f", `GET {get}`" if get else "")
+        scope = f" (scope `{table.list.scope}`)" if table.list.scope else " (no API key scope needed)"
+        lines.append(f"Rows: {source}{scope}.")
+    elif table.static is not None:
+        lines.append("Rows: the driver's own metadata.")
+    writes = getattr(table.write, "operations", None) if table.write is not None else None
+    if writes:
+        lines.append(f"Writes: {', '.join(writes)}.")
+    key = ", ".join(table.key)
+    if key:
+        lines.append(f"Primary key: {key}.")
+    lines += ["", "| Column | Type | Description | Push-down |", "|---|---|---|---|"]
+    for c in table.columns:
+        extra = []
+        if c.references:
+            extra.append(f"→ {c.references}")
+        if c.include:
+            extra.append(f"asks the API for `include={c.include}`")
+        description = c.description + (f" ({'; '.join(extra)})" if extra else "")
+        how = pushdown(table, c, tables) if table.static is None else ""
+        lines.append(f"| `{c.name}` | {c.type} | {description} | {how} |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown(profile: Profile) -> str:
+    tables = _tables(profile)
+    by_name = {t.name.lower(): t for t in tables}
+    parts = [
+        f"# Table reference: {profile.name} profile",
+        "",
+        "Generated from the profile by `python -m apidriver.reference`; do not edit by hand.",
+        "Also available at run time: `SELECT * FROM sys_tables`, `SELECT * FROM sys_tablecolumns`.",
+        "",
+        RULES,
+    ]
+    parts += [describe_table(t, by_name) for t in tables]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    print(markdown(load("CloudConvert")), end="")
