@@ -13,6 +13,12 @@ apilevel = "2.0"
 threadsafety = 1  # threads may share the module, not connections
 paramstyle = "qmark"  # ":name" with a mapping works too
 
+import apsw as _apsw  # noqa: E402
+
+# The SQL engine is SQLite; SQLAlchemy's SQLite dialect reads these.
+sqlite_version: str = _apsw.sqlite_lib_version()
+sqlite_version_info: tuple[int, ...] = tuple(int(p) for p in sqlite_version.split("."))
+
 from .connection import Connection, connect  # noqa: E402
 from .cursor import Cursor  # noqa: E402
 from .exceptions import (  # noqa: E402
@@ -89,5 +95,7 @@ __all__ = [
     "apilevel",
     "connect",
     "paramstyle",
+    "sqlite_version",
+    "sqlite_version_info",
     "threadsafety",
 ]
