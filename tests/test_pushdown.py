@@ -198,6 +198,8 @@ def test_tasks_are_embedded_only_when_the_statement_reads_them(run: Any) -> None
     assert all("include" not in params(r) for r in plain)
     _, joined = run("SELECT count(*) FROM Jobs j JOIN TaskFiles f ON f.job_id = j.id")
     assert {params(r).get("include") for r in joined} == {"tasks"}
+    _, everything = run("SELECT * FROM Jobs")  # the tasks column is asked for
+    assert {params(r).get("include") for r in everything} == {"tasks"}
 
 
 def test_tasks_by_job_reuse_the_embedded_tasks(run: Any, jobs: list[dict[str, Any]]) -> None:
@@ -283,7 +285,7 @@ def test_page_size_sets_per_page(run: Any) -> None:
 
 def test_cursor_reports_its_requests(emu: Emulator, jobs: list[dict[str, Any]]) -> None:
     with connect_to(emu) as conn:
-        cur = conn.cursor().execute("SELECT * FROM Jobs WHERE id = ?", (jobs[0]["id"],))
+        cur = conn.cursor().execute("SELECT id, status FROM Jobs WHERE id = ?", (jobs[0]["id"],))
         cur.fetchall()
         (record,) = cur.requests
         assert record.method == "GET" and record.status == 200

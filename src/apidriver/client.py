@@ -163,6 +163,7 @@ class ApiClient:
         observer: Observer | None = None,
         idempotent: bool | None = None,
         allow_404: bool = False,
+        timeout: float | None = None,
     ) -> ApiResponse | None:
         """Send one request, retrying as the policy allows.
 
@@ -183,7 +184,8 @@ class ApiClient:
                 time.sleep(delay)
             started = time.monotonic()
             try:
-                response = self._http.request(method, url, params=list(params or []), json=json)
+                extra = {"timeout": timeout} if timeout is not None else {}
+                response = self._http.request(method, url, params=list(params or []), json=json, **extra)
             except httpx.HTTPError as error:
                 duration = (time.monotonic() - started) * 1000
                 kind = type(error).__name__
@@ -329,7 +331,7 @@ class ApiClient:
                 method, url, status, (code, message, errors),
             )
         if status == 422:
-            fields = "; ".join(
+            fields = " ".join(
                 f"{name}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}" for name, msgs in (errors or {}).items()
             )
             return self._error(

@@ -13,17 +13,21 @@ from types import TracebackType
 from typing import Any
 
 import apsw
+import httpx
 
 from . import exceptions as exc
 from .client import ApiClient
 from .engine.executor import Engine, StatementContext
-from .engine.schema import Table
+from .engine.procedures import ProcedureModule, ProcedureRunner
+from .engine.schema import Procedure, Table
 from .engine.system import system_tables
 from .engine.vtable import Module, RowIds
+from .engine.writes import Writer
 from .profiles import Profile, load
 from .properties import CORE_PROPERTIES, Settings, parse_connection_string, resolve
 
 MODULE_NAME = "apidriver"
+_WRITES = {apsw.SQLITE_INSERT: "INSERT", apsw.SQLITE_UPDATE: "UPDATE", apsw.SQLITE_DELETE: "DELETE"}
 
 
 def settings_for(connection_string: str | None, properties: Mapping[str, Any]) -> tuple[Profile, Settings]:
@@ -71,7 +75,7 @@ class Connection:
             error_details=profile.error_details,
         )
         self.tables: list[Table] = list(profile.tables)
-        self.tables += system_tables(lambda: self.tables)
+        self.tables += system_tables(lambda: self.tables, lambda: profile.procedures)
         self.engine = Engine(
             {t.name: t for t in self.tables},
             self.client,
@@ -82,19 +86,60 @@ class Connection:
         self.rowids = RowIds()
         self._active = StatementContext()
         self._closed = False
+        read_only = bool(settings["ReadOnly"])
+        self.writer = Writer(self.engine, self.client, lambda: self._active, self.rowids, read_only)
+        # Upload forms and download URLs live on storage hosts: never send them the API key.
+        self.storage = httpx.Client(timeout=settings["Timeout"], follow_redirects=True)
+        self.procedures = {p.name.lower(): p for p in profile.procedures}
+        self.runner = ProcedureRunner(self.client, self.storage, lambda: self._active, settings, {"root_url": self.root_url, **profile.extras}, read_only)
+        self._api_tables = {t.name.lower(): t for t in profile.tables}
         self._db = apsw.Connection(":memory:")
         self._db.create_module(
-            MODULE_NAME, Module(self.engine, lambda: self._active, self.rowids), use_bestindex_object=True
+            MODULE_NAME, Module(self.engine, lambda: self._active, self.rowids, self.writer), use_bestindex_object=True
         )
         for table in self.tables:
             self._db.execute(f'CREATE VIRTUAL TABLE "{table.name}" USING {MODULE_NAME}()')
+        for procedure in profile.procedures:
+            self._db.create_module(
+                procedure.name, ProcedureModule(procedure, self.runner), use_bestindex_object=True, eponymous_only=True
+            )
         self._db.authorizer = self._authorize
 
     def _authorize(self, action: int, name: str | None, column: str | None, database: str | None, trigger: str | None) -> int:
-        """Note which tables the statement being prepared reads (planning uses it)."""
-        if action == apsw.SQLITE_READ and name:
-            self._active.tables.add(name.lower())
+        """Runs while SQLite prepares a statement, before any planning or request.
+
+        Notes which tables the statement reads and deletes from (planning uses
+        it), and refuses writes the API or the ReadOnly setting does not allow,
+        so that such a statement sends nothing.
+        """
+        if not name:
+            return apsw.SQLITE_OK
+        lowered = name.lower()
+        context = self._active
+        if action == apsw.SQLITE_READ:
+            context.tables.add(lowered)
+            procedure = self.procedures.get(lowered)
+            if procedure is not None:
+                refusal = self.runner.refusal(procedure)
+                if refusal is not None:
+                    context.refused = refusal
+                    return apsw.SQLITE_DENY
+        elif action in _WRITES and lowered in self._api_tables:
+            refusal = self.writer.refusal(self._api_tables[lowered], _WRITES[action])
+            if refusal is not None:
+                context.refused = refusal
+                return apsw.SQLITE_DENY
+            if action == apsw.SQLITE_DELETE:
+                context.deletes.add(lowered)
         return apsw.SQLITE_OK
+
+    def procedure(self, name: str) -> Procedure:
+        """The profile procedure called ``name`` (any case)."""
+        try:
+            return self.procedures[name.lower()]
+        except KeyError:
+            known = ", ".join(p.name for p in self.procedures.values())
+            raise exc.ProgrammingError(f"Unknown procedure {name!r}. Procedures: {known}.") from None
 
     # -- DB-API -------------------------------------------------------------------------------
 
@@ -116,6 +161,7 @@ class Connection:
         self._closed = True
         self.engine.close()
         self.client.close()
+        self.storage.close()
         self._db.close()
 
     @property

@@ -73,6 +73,7 @@ class Cursor:
         self.description: tuple[tuple[Any, ...], ...] | None = None
         self.rowcount = -1
         self.lastrowid: int | None = None
+        self._returned = 0
         self._closed = False
 
     # -- statements ------------------------------------------------------------------------
@@ -91,25 +92,84 @@ class Cursor:
             return True
 
         cursor.exec_trace = trace
+        self._returned = 0
         try:
             cursor.execute(operation, self._adapt(parameters))
         except BaseException as error:
+            if isinstance(error, apsw.AuthError) and self._context.refused is not None:
+                raise self._context.refused from None
             raise translate(error, operation) from error
         self._cursor = cursor
         description = captured.get("description") or ()
         self._set_description(description)
-        if description:
-            self.rowcount = -1
-        else:
+        context = self._context
+        if context.created:
+            self.lastrowid = self.connection.rowids.rowid(context.created[-1][0], context.created[-1][1])
+        if not description:
             self.rowcount = self.connection.sqlite.changes()
             self._finish()
+        elif context.created or context.deleted:
+            self.rowcount = len(context.created) + len(context.deleted)
+        else:
+            self.rowcount = -1
         return self
 
+    def callproc(self, procname: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> Sequence[Any] | Mapping[str, Any]:
+        """Call a procedure (see ``SELECT * FROM sys_procedures``); its rows become the result set.
+
+        Parameters go in the procedure's order, or by name in a mapping.
+        Returns the parameters unchanged (the procedures have no OUT parameters).
+        """
+        procedure = self.connection.procedure(procname)
+        names = [p.name for p in procedure.params]
+        if isinstance(parameters, Mapping):
+            unknown = [k for k in parameters if k not in names]
+            if unknown:
+                raise exc.ProgrammingError(f"{procedure.name} has no parameter {', '.join(unknown)}; its parameters: {', '.join(names)}.")
+            values = [parameters.get(n) for n in names]
+        else:
+            values = list(parameters)
+            if len(values) > len(names):
+                raise exc.ProgrammingError(f"{procedure.name} takes at most {len(names)} parameters ({', '.join(names)}).")
+        placeholders = ", ".join("?" * len(values))
+        self.execute(f'SELECT * FROM "{procedure.name}"({placeholders})', values)
+        return parameters
+
     def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any] | Mapping[str, Any]]) -> Cursor:
-        """Run ``operation`` once per parameter set; ``rowcount`` is the total."""
+        """Run ``operation`` once per parameter set; ``rowcount`` is the total.
+
+        Writes are not undone when a later parameter set fails: the error then
+        says which sets were carried out (``error.done_rows``, and the keys of
+        what they created in ``error.created``) and which one failed
+        (``error.failed_row``); the rest were not attempted.
+        """
         total = 0
-        for parameters in seq_of_parameters:
-            self.execute(operation, parameters)
+        created: list[Any] = []
+        all_parameters = list(seq_of_parameters)
+        for index, parameters in enumerate(all_parameters):
+            try:
+                self.execute(operation, parameters)
+            except exc.Error as error:
+                if index == 0:
+                    raise
+                ids = ", ".join(map(str, created))
+                note = (
+                    f"Parameter set {index} (0-based) failed: {error} Sets 0 to {index - 1} were carried out and "
+                    "are not undone" + (f" (created: {ids})" if ids else "") + f"; sets {index + 1} to "
+                    f"{len(all_parameters) - 1} were not attempted."
+                    if index + 1 < len(all_parameters)
+                    else f"Parameter set {index} (0-based, the last) failed: {error} Sets 0 to {index - 1} were carried "
+                    "out and are not undone" + (f" (created: {ids})." if ids else ".")
+                )
+                wrapped = type(error)(note)
+                for attr in ("status", "code", "errors", "method", "url"):
+                    if hasattr(error, attr):
+                        setattr(wrapped, attr, getattr(error, attr))
+                wrapped.done_rows = index  # type: ignore[attr-defined]
+                wrapped.failed_row = index  # type: ignore[attr-defined]
+                wrapped.created = list(created)  # type: ignore[attr-defined]
+                raise wrapped from error
+            created += [key for _, key, _ in self._context.created]
             if self.rowcount > 0:
                 total += self.rowcount
         self.rowcount = total
@@ -153,12 +213,30 @@ class Cursor:
         except BaseException as error:
             self._finish()
             raise translate(error) from error
+        if self._context.created:
+            row = self._returning(row)
         if self._convert:
             values = list(row)
             for i, kind in self._convert:
                 values[i] = from_sql(values[i], kind)
             return tuple(values)
         return tuple(row)
+
+    def _returning(self, row: Sequence[Any]) -> Sequence[Any]:
+        """``INSERT ... RETURNING`` rows: what the API created, not SQLite's echo of the inputs."""
+        created = self._context.created
+        if self._returned >= len(created) or self.description is None:
+            return row
+        table_name, _, obj = created[self._returned]
+        self._returned += 1
+        table = self.connection.engine.table(table_name)
+        names = {c.name.lower(): c for c in table.columns}
+        out = list(row)
+        for i, d in enumerate(self.description):
+            column = names.get(str(d[0]).lower())
+            if column is not None:
+                out[i] = column.value(obj)
+        return out
 
     def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
         count = self.arraysize if size is None else size

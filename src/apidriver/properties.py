@@ -74,6 +74,7 @@ CORE_PROPERTIES: tuple[Property, ...] = (
     Property("PageSize", "Rows asked per page of a list request (per_page).", 100, positive_int(1000)),
     Property("MaxConcurrency", "HTTP requests one connection may have in flight at once.", 8, positive_int(64)),
     Property("MaxRetries", "Retries of a failed idempotent request (5xx, timeouts, dropped connections).", 4, non_negative_int),
+    Property("ReadOnly", "Refuse every write (INSERT, UPDATE, DELETE, actions) before any request is sent.", False, parse_bool),
 )
 
 

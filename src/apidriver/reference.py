@@ -50,9 +50,15 @@ def describe_table(table: Table, tables: dict[str, Table]) -> str:
         lines.append(f"Rows: {source}{scope}.")
     elif table.static is not None:
         lines.append("Rows: the driver's own metadata.")
-    writes = getattr(table.write, "operations", None) if table.write is not None else None
-    if writes:
-        lines.append(f"Writes: {', '.join(writes)}.")
+    if table.write is not None and table.write.insert is not None:
+        ins = table.write.insert
+        path = ins.path if isinstance(ins.path, str) else "/{operation}"
+        required = f" (required: {', '.join(ins.required)})" if ins.required else ""
+        lines.append(f"INSERT: sets {', '.join(ins.columns)}{required}; one `POST {path}` per row.")
+    if table.write is not None and table.write.delete is not None:
+        lines.append(f"DELETE: one `DELETE {table.write.delete.path.replace('{key}', '{' + table.key[0] + '}')}` per row.")
+    if table.static is None and table.derived is None:
+        lines.append("UPDATE: not possible (the API cannot change these objects)." if table.write else "Read-only.")
     key = ", ".join(table.key)
     if key:
         lines.append(f"Primary key: {key}.")
@@ -81,7 +87,25 @@ def markdown(profile: Profile) -> str:
         RULES,
     ]
     parts += [describe_table(t, by_name) for t in tables]
+    parts.append(procedures_markdown(profile))
     return "\n".join(parts)
+
+
+def procedures_markdown(profile: Profile) -> str:
+    lines = [
+        "## Procedures",
+        "",
+        "Call them with `cursor.callproc(name, params)` or as table-valued functions:",
+        "`SELECT * FROM CancelTask('task-id')`. Within one statement a procedure runs once",
+        "per set of arguments. Those marked *writes* are refused when `ReadOnly=true`.",
+        "",
+    ]
+    for p in profile.procedures:
+        signature = ", ".join(a.name if a.required else f"[{a.name}]" for a in p.params)
+        lines += [f"### {p.name}({signature})", "", p.description + (" *(writes)*" if p.writes else ""), ""]
+        lines += [f"- `{a.name}` {a.type}{'' if a.required else ', optional'}: {a.description}" for a in p.params]
+        lines += ["", "Returns: " + ", ".join(f"`{c.name}`" for c in p.columns) + ".", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -180,11 +180,12 @@ class ControlMiddleware:
                 self.control.record(entry)
 
         async def logged_send(message: dict[str, Any]) -> None:
-            # Log before the last byte goes out, so a client that has its
+            # Log before the answer goes out, so a client that has its
             # answer always finds the request in the log.
-            if message["type"] == "http.response.start" and entry["status"] is None:
-                entry["status"] = message["status"]
-            if message["type"] == "http.response.body" and not message.get("more_body"):
+            # A bodiless answer (204) is complete as soon as its headers are out.
+            if message["type"] == "http.response.start":
+                if entry["status"] is None:
+                    entry["status"] = message["status"]
                 finish()
             await send(message)
 

@@ -100,13 +100,21 @@ class StatementContext:
     ("SQLError: <NULL>") when such a subquery yields an empty set to a
     virtual table that takes IN values all at once. ``tables`` are the tables
     the statement reads (lower case), reported by SQLite's authorizer while
-    the statement is prepared, before any planning.
+    the statement is prepared, before any planning; ``deletes`` the tables it
+    deletes from. Writes record what they ``created`` and ``deleted``;
+    ``refused`` is the error the authorizer stopped the statement with.
     """
 
     store: StatementStore = field(default_factory=StatementStore)
     requests: list[RequestRecord] = field(default_factory=list)
     in_sets: bool = True
     tables: set[str] = field(default_factory=set)
+    deletes: set[str] = field(default_factory=set)
+    created: list[tuple[str, Any, Obj]] = field(default_factory=list)
+    deleted: list[tuple[str, Any]] = field(default_factory=list)
+    stubs: set[tuple[str, Any]] = field(default_factory=set)
+    refused: Exception | None = None
+    procedure_results: dict[Any, list[Obj]] = field(default_factory=dict)
     max_responses: int = 200
     _responses: OrderedDict[Any, Future[ApiResponse | None]] = field(default_factory=OrderedDict)
 
@@ -198,6 +206,16 @@ class Engine:
         if plan.kind == "static":
             assert table.static is not None
             yield from table.static()
+            return
+        if plan.kind == "stub":
+            # DELETE by key alone: the row's key is all SQLite needs, so nothing is fetched.
+            key_arg, value = plan.args[0], values[0]
+            column = table.column(key_arg.column)
+            for v in value if key_arg.multi else [value]:
+                key = integer_affinity(v) if column.type in (INTEGER, BOOLEAN) else text_affinity(v)
+                if key is not None:
+                    ctx.stubs.add((table.name, key))
+                    yield {column.path or column.name: key}
             return
         if plan.kind == "none":
             raise exc.ProgrammingError(

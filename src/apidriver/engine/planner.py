@@ -52,7 +52,7 @@ class Arg:
 @dataclass(frozen=True)
 class Plan:
     table: str
-    kind: str  # "get", "list", "static" (rows known in advance) or "none"
+    kind: str  # "get", "list", "stub" (key only, for DELETE), "static" (rows known in advance) or "none"
     args: tuple[Arg, ...] = ()
     includes: frozenset[str] = field(default_factory=frozenset)
     offset_consumed: bool = False
@@ -80,6 +80,7 @@ def plan(
     cheap_columns: frozenset[str],
     in_sets: bool = True,
     embed_includes: frozenset[str] = frozenset(),
+    deleting: bool = False,
 ) -> tuple[Plan, float, int]:
     """Choose an access path; fill ``info``'s constraint usage. Returns (plan, cost, rows).
 
@@ -90,10 +91,15 @@ def plan(
     With ``in_sets`` an ``IN`` reaches Filter as one set (so its values can be
     fetched concurrently); without, SQLite calls Filter once per value.
     ``embed_includes`` are ``include=`` values that make the API embed child
-    objects the statement will read too.
+    objects the statement will read too. ``deleting``: the statement deletes
+    from this table, so a condition on the key alone needs no fetch at all.
     """
     if table.static is not None:
         return Plan(table.name, "static"), 1.0, table.estimated_rows
+    if deleting:
+        stub = _stub_plan(table, info, in_sets)
+        if stub is not None:
+            return stub, 1.0, 1
     derived = table.derived
     get_key = source.get_key if source.get is not None else None
 
@@ -213,3 +219,27 @@ def _cost(p: Plan, source: Table, cheap: frozenset[str]) -> tuple[float, int]:
         rows = min(rows, 100)
         cost = min(cost, 50.0)
     return cost, rows
+
+
+def _stub_plan(table: Table, info: apsw.IndexInfo, in_sets: bool) -> Plan | None:
+    """``DELETE ... WHERE key = ?`` (or ``IN``) and nothing else: the key is the whole row needed."""
+    if len(table.key) != 1 or table.write is None or table.write.delete is None:
+        return None
+    key_index = table.index(table.key[0])
+    if not set(info.colUsed) <= {key_index}:
+        return None
+    chosen = None
+    for i in range(info.nConstraint):
+        if not info.get_aConstraint_usable(i):
+            return None
+        if info.get_aConstraint_op(i) != EQ or info.get_aConstraint_iColumn(i) != key_index or chosen is not None:
+            return None
+        chosen = i
+    if chosen is None:
+        return None
+    multi = in_sets and bool(info.get_aConstraintUsage_in(chosen))
+    if multi:
+        info.set_aConstraintUsage_in(chosen, True)
+    info.set_aConstraintUsage_argvIndex(chosen, 1)
+    info.set_aConstraintUsage_omit(chosen, True)
+    return Plan(table.name, "stub", (Arg("key", table.key[0], table.key[0], multi),))

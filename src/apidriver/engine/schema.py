@@ -115,7 +115,7 @@ class Table:
     derived: Derived | None = None
     embeds: tuple[Embed, ...] = ()
     estimated_rows: int = 1000
-    write: Any = None
+    write: Writes | None = None
     static: Callable[[], Iterable[Mapping[str, Any]]] | None = None
 
     def __post_init__(self) -> None:
@@ -161,3 +161,69 @@ class Pagination:
     default_size: int = 100
     max_size: int | None = None
     next_link: Callable[[Mapping[str, Any]], Any] | None = None
+
+
+@dataclass(frozen=True)
+class Insert:
+    """How ``INSERT INTO table (...) VALUES (...)`` becomes a create request.
+
+    ``columns`` may be set (others must be NULL); ``required`` must be.
+    ``path`` and ``body`` get the row as Python values (JSON columns decoded);
+    ``check`` may raise :class:`ProgrammingError` before anything is sent.
+    """
+
+    path: str | Callable[[Mapping[str, Any]], str]
+    columns: tuple[str, ...]
+    body: Callable[[Mapping[str, Any]], Any]
+    required: tuple[str, ...] = ()
+    scope: str | None = None
+    check: Callable[[Mapping[str, Any]], None] | None = None
+
+
+@dataclass(frozen=True)
+class Delete:
+    """``DELETE`` of a row: one request to ``path`` with ``{key}`` = its key."""
+
+    path: str
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
+class Writes:
+    """What the API lets SQL change in a table (UPDATE is never possible here)."""
+
+    insert: Insert | None = None
+    delete: Delete | None = None
+    note: str = ""
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        return tuple(op for op, spec in (("INSERT", self.insert), ("DELETE", self.delete)) if spec is not None)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter of a procedure (a hidden column of its table-valued function)."""
+
+    name: str
+    type: str
+    description: str
+    required: bool = True
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """An action: callable with ``cursor.callproc`` or as ``SELECT * FROM Name(...)``.
+
+    ``run`` gets a :class:`ProcedureContext`-like object and the arguments by
+    name, and returns result rows (mappings keyed by ``columns`` names).
+    ``writes`` procedures are refused in read-only mode.
+    """
+
+    name: str
+    description: str
+    params: tuple[Param, ...]
+    columns: tuple[Column, ...]
+    run: Callable[[Any, dict[str, Any]], list[Mapping[str, Any]]]
+    writes: bool = True

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..values import BOOLEAN, INTEGER, TEXT
-from .schema import Column, Table
+from .schema import Column, Procedure, Table
 
 
 def pushdown(table: Table, column: Column, tables: Mapping[str, Table]) -> str:
@@ -32,7 +32,7 @@ def pushdown(table: Table, column: Column, tables: Mapping[str, Table]) -> str:
     return f"=, IN: {how}{via}"
 
 
-def system_tables(tables: Callable[[], Sequence[Table]], procedures: Callable[[], Iterable[Mapping[str, Any]]] | None = None) -> list[Table]:
+def system_tables(tables: Callable[[], Sequence[Table]], procedures: Callable[[], Sequence[Procedure]] = lambda: ()) -> list[Table]:
     def by_name() -> dict[str, Table]:
         return {t.name.lower(): t for t in tables()}
 
@@ -62,6 +62,29 @@ def system_tables(tables: Callable[[], Sequence[Table]], procedures: Callable[[]
                     "refers_to": c.references,
                     "pushdown": (pushdown(t, c, specs) or None) if t.static is None else None,
                     "needs_include": c.include,
+                }
+
+    def procedure_rows() -> Iterable[Mapping[str, Any]]:
+        for p in procedures():
+            signature = ", ".join(a.name if a.required else f"[{a.name}]" for a in p.params)
+            yield {
+                "name": p.name,
+                "description": p.description,
+                "signature": f"{p.name}({signature})",
+                "returns": ", ".join(c.name for c in p.columns),
+                "writes": int(p.writes),
+            }
+
+    def parameter_rows() -> Iterable[Mapping[str, Any]]:
+        for p in procedures():
+            for i, a in enumerate(p.params):
+                yield {
+                    "procedure_name": p.name,
+                    "name": a.name,
+                    "ordinal": i,
+                    "type": a.type,
+                    "required": int(a.required),
+                    "description": a.description,
                 }
 
     def fk_rows() -> Iterable[Mapping[str, Any]]:
@@ -113,6 +136,33 @@ def system_tables(tables: Callable[[], Sequence[Table]], procedures: Callable[[]
             ),
             static=fk_rows,
             estimated_rows=20,
+        ),
+        Table(
+            "sys_procedures",
+            "Actions callable with cursor.callproc(name, params) or as SELECT * FROM Name(args...).",
+            (
+                Column("name", TEXT, "Procedure name.", primary_key=True),
+                Column("description", TEXT, "What it does."),
+                Column("signature", TEXT, "Name(param, [optional param], ...)."),
+                Column("returns", TEXT, "Columns of the rows it returns."),
+                Column("writes", BOOLEAN, "Whether it changes data (refused when ReadOnly=true)."),
+            ),
+            static=procedure_rows,
+            estimated_rows=10,
+        ),
+        Table(
+            "sys_procedureparameters",
+            "Parameters of each procedure, in call order.",
+            (
+                Column("procedure_name", TEXT, "Procedure name.", primary_key=True),
+                Column("name", TEXT, "Parameter name.", primary_key=True),
+                Column("ordinal", INTEGER, "Position (0-based)."),
+                Column("type", TEXT, "SQL type: TEXT, INTEGER, BOOLEAN or JSON."),
+                Column("required", BOOLEAN, "Whether it must be given."),
+                Column("description", TEXT, "What it means."),
+            ),
+            static=parameter_rows,
+            estimated_rows=30,
         ),
     ]
     return out

@@ -70,7 +70,8 @@ class VirtualTable:
             for e in self.source.embeds
             if e.include and self.module.engine.reads(context.tables, e.table)
         )
-        chosen, cost, rows = plan(self.spec, self.source, info, self.cheap, context.in_sets, embeds)
+        deleting = self.spec.name.lower() in context.deletes
+        chosen, cost, rows = plan(self.spec, self.source, info, self.cheap, context.in_sets, embeds, deleting)
         idx = self._plan_ids.get(chosen)
         if idx is None:
             idx = len(self.plans)
@@ -90,22 +91,15 @@ class VirtualTable:
 
     Destroy = Disconnect
 
-    # Writes are delegated to the connection's writer (see apidriver.writes).
+    # Writes go to the connection's Writer (engine/writes.py).
     def UpdateInsertRow(self, rowid: int | None, fields: tuple[Any, ...]) -> int:  # noqa: N802
-        return self._writer().insert(self, fields)
+        return int(self.module.writer.insert(self.spec, fields))
 
     def UpdateDeleteRow(self, rowid: int) -> None:  # noqa: N802
-        self._writer().delete(self, rowid)
+        self.module.writer.delete(self.spec, rowid)
 
     def UpdateChangeRow(self, rowid: int, newrowid: int, fields: tuple[Any, ...]) -> None:  # noqa: N802
-        self._writer().update(self, rowid, newrowid, fields)
-
-    def _writer(self) -> Any:
-        from ..exceptions import NotSupportedError
-
-        if self.module.writer is None:
-            raise NotSupportedError(f"{self.spec.name} is read-only.")
-        return self.module.writer
+        self.module.writer.update(self.spec)
 
 
 class Cursor:

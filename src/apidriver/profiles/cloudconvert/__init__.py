@@ -16,6 +16,7 @@ from ...properties import Property, Settings, parse_bool
 from ..base import Profile
 from .jobs import jobs
 from .operations import operations
+from .procedures import procedures, verify_webhook_signature
 from .task_dependencies import task_dependencies
 from .task_files import task_files
 from .tasks import tasks
@@ -74,7 +75,8 @@ profile = Profile(
     api_key_env="CLOUDCONVERT_API_KEY",
     api_prefix="/v2",
     pagination=Pagination(page_param="page", size_param="per_page", default_size=100),
+    procedures=procedures,
     extras={"sync_root_url": sync_root_url},
 )
 
-__all__ = ["profile", "root_url", "sync_root_url"]
+__all__ = ["profile", "root_url", "sync_root_url", "verify_webhook_signature"]

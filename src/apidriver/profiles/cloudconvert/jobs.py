@@ -1,7 +1,8 @@
 """Jobs: ``GET /v2/jobs`` (filters status, tag) and ``GET /v2/jobs/{id}``."""
 
-from ...engine.schema import Column, Embed, Endpoint, Table
-from ...values import TEXT, TIMESTAMP
+from ...engine.schema import Column, Delete, Embed, Endpoint, Insert, Table, Writes
+from ...values import JSON, TEXT, TIMESTAMP
+from .checks import check_job
 
 jobs = Table(
     name="Jobs",
@@ -14,9 +15,27 @@ jobs = Table(
         Column("started_at", TIMESTAMP, "When its first task started (UTC); NULL before."),
         Column("ended_at", TIMESTAMP, "When its last task ended (UTC); NULL before."),
         Column("links_self", TEXT, "The job's API URL.", path="links.self"),
+        Column(
+            "tasks",
+            JSON,
+            "The job's tasks as the API returns them (JSON array). On INSERT: the task specs by name (JSON object).",
+            include="tasks",
+        ),
+        Column("webhook_url", TEXT, "Write-only: a URL told when this job ends (INSERT only; the API never returns it)."),
     ),
     list=Endpoint("/jobs", scope="task.read", paginated=True),
     get=Endpoint("/jobs/{key}", scope="task.read"),
     embeds=(Embed(table="Tasks", field="tasks", key="job_id", include="tasks"),),
     estimated_rows=2000,
+    write=Writes(
+        insert=Insert(
+            "/jobs",
+            columns=("tag", "tasks", "webhook_url"),
+            required=("tasks",),
+            body=lambda row: {k: row[k] for k in ("tasks", "tag", "webhook_url") if k in row},
+            scope="task.write",
+            check=check_job,
+        ),
+        delete=Delete("/jobs/{key}", scope="task.write"),
+    ),
 )

@@ -1,7 +1,19 @@
 """Tasks: ``GET /v2/tasks`` (filters job_id, status, operation) and ``GET /v2/tasks/{id}``."""
 
-from ...engine.schema import Column, Endpoint, Table
+from collections.abc import Mapping
+from typing import Any
+
+from ...engine.schema import Column, Delete, Endpoint, Insert, Table, Writes
 from ...values import INTEGER, JSON, TEXT, TIMESTAMP
+from .checks import check_task
+
+
+def _task_body(row: Mapping[str, Any]) -> dict[str, Any]:
+    body = dict(row.get("payload") or {})
+    if "name" in row:
+        body["name"] = row["name"]
+    return body
+
 
 tasks = Table(
     name="Tasks",
@@ -35,4 +47,15 @@ tasks = Table(
     list=Endpoint("/tasks", scope="task.read", paginated=True),
     get=Endpoint("/tasks/{key}", scope="task.read"),
     estimated_rows=6000,
+    write=Writes(
+        insert=Insert(
+            lambda row: "/" + str(row["operation"]),
+            columns=("operation", "payload", "name"),
+            required=("operation",),
+            body=_task_body,
+            scope="task.write",
+            check=check_task,
+        ),
+        delete=Delete("/tasks/{key}", scope="task.write"),
+    ),
 )

@@ -1,7 +1,8 @@
 """Webhooks: ``GET /v2/users/me/webhooks`` (filter url)."""
 
-from ...engine.schema import Column, Endpoint, Table
+from ...engine.schema import Column, Delete, Endpoint, Insert, Table, Writes
 from ...values import BOOLEAN, JSON, TEXT, TIMESTAMP
+from .checks import check_webhook
 
 webhooks = Table(
     name="Webhooks",
@@ -19,4 +20,15 @@ webhooks = Table(
     ),
     list=Endpoint("/users/me/webhooks", scope="webhook.read", paginated=True),
     estimated_rows=20,
+    write=Writes(
+        insert=Insert(
+            "/webhooks",
+            columns=("url", "events"),
+            required=("url", "events"),
+            body=lambda row: {"url": row["url"], "events": row["events"]},
+            scope="webhook.write",
+            check=check_webhook,
+        ),
+        delete=Delete("/webhooks/{key}", scope="webhook.write"),
+    ),
 )

@@ -1,0 +1,145 @@
+"""SQL writes as API calls: INSERT → create, DELETE → delete, UPDATE → refused.
+
+Writes are autocommit: each row's request is sent when SQLite hands the row
+over, and no ROLLBACK can undo it. What the API cannot do (UPDATE, writes to
+read-only tables, any write with ``ReadOnly=true``) is refused while the
+statement is being prepared, by the connection's authorizer calling
+:meth:`Writer.refusal`, so nothing is sent at all.
+
+A create answers with the created object; it is kept on the statement
+(``StatementContext.created``) so that ``INSERT ... RETURNING`` can return
+what the API made (ids, secrets, timestamps) instead of SQLite's echo of the
+inputs, and so that a failure part-way can say what was already created.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from .. import exceptions as exc
+from ..client import ApiClient
+from ..values import JSON
+from .executor import Engine, StatementContext
+from .schema import Table
+from .vtable import RowIds
+
+
+def describe_created(ctx: StatementContext) -> str:
+    if not ctx.created:
+        return ""
+    keys = ", ".join(str(k) for _, k, _ in ctx.created)
+    return f" Already created by this statement before the failure (not undone): {keys}."
+
+
+class Writer:
+    def __init__(self, engine: Engine, client: ApiClient, context: Callable[[], StatementContext], rowids: RowIds, read_only: bool) -> None:
+        self.engine = engine
+        self.client = client
+        self.context = context
+        self.rowids = rowids
+        self.read_only = read_only
+
+    # -- refusing before anything is sent ---------------------------------------------------
+
+    def refusal(self, table: Table, action: str) -> exc.Error | None:
+        """Why ``action`` (INSERT, UPDATE, DELETE) on ``table`` cannot run, or None if it can."""
+        if self.read_only:
+            return exc.NotSupportedError(
+                f"{action} on {table.name} refused: the connection is read-only (ReadOnly=true). Nothing was sent."
+            )
+        writable = [
+            f"{t.name} ({', '.join(t.write.operations)})"
+            for t in self.engine.tables.values()
+            if t.write is not None and t.write.operations
+        ]
+        ops = table.write.operations if table.write is not None else ()
+        if action in ops:
+            return None
+        if not ops:
+            why = f"{table.name} is read-only: the API offers no way to change it."
+        elif action == "UPDATE":
+            why = f"The API cannot change existing {table.name} (it accepts {' and '.join(ops)} only)."
+        else:
+            why = f"{table.name} does not accept {action} (it accepts {' and '.join(ops)})."
+        return exc.NotSupportedError(f"{why} Nothing was sent. Tables that accept writes: {'; '.join(writable)}.")
+
+    # -- INSERT -------------------------------------------------------------------------------
+
+    def insert(self, table: Table, fields: tuple[Any, ...]) -> int:
+        spec = table.write.insert if table.write is not None else None
+        if spec is None:
+            raise self.refusal(table, "INSERT") or exc.NotSupportedError(f"{table.name} does not accept INSERT.")
+        ctx = self.context()
+        values = {c.name: v for c, v in zip(table.columns, fields) if v is not None}
+        settable = ", ".join(spec.columns)
+        extra = [name for name in values if name not in spec.columns]
+        if extra:
+            raise exc.ProgrammingError(
+                f"INSERT INTO {table.name} cannot set {', '.join(extra)}: the API assigns it. Columns you can set: {settable}."
+                + describe_created(ctx)
+            )
+        missing = [name for name in spec.required if name not in values]
+        if missing:
+            raise exc.ProgrammingError(
+                f"INSERT INTO {table.name} needs {', '.join(missing)} (columns you can set: {settable})." + describe_created(ctx)
+            )
+        row: dict[str, Any] = {}
+        for name, value in values.items():
+            column = table.column(name)
+            if column.type == JSON and isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError as error:
+                    raise exc.ProgrammingError(
+                        f"{table.name}.{name} must be JSON text (or a dict/list parameter): {error}." + describe_created(ctx)
+                    ) from None
+            row[name] = value
+        if spec.check is not None:
+            try:
+                spec.check(row)
+            except exc.Error as error:
+                raise type(error)(f"{error}{describe_created(ctx)}") from None
+        path = spec.path(row) if callable(spec.path) else spec.path
+        try:
+            response = self.client.request("POST", path, json=spec.body(row), scope=spec.scope, observer=ctx.observe)
+        except exc.Error as error:
+            if ctx.created:
+                raise _with_note(error, describe_created(ctx)) from error
+            raise
+        created = response.body.get("data") if response is not None and isinstance(response.body, Mapping) else None
+        if not isinstance(created, Mapping):
+            raise exc.InterfaceError(f"POST {path} answered without the created object.{describe_created(ctx)}")
+        key = table.key_of(created)
+        single = key[0] if len(key) == 1 else key
+        ctx.created.append((table.name, single, created))
+        return self.rowids.rowid(table.name, single)
+
+    # -- DELETE -------------------------------------------------------------------------------
+
+    def delete(self, table: Table, rowid: int) -> None:
+        spec = table.write.delete if table.write is not None else None
+        if spec is None:
+            raise self.refusal(table, "DELETE") or exc.NotSupportedError(f"{table.name} does not accept DELETE.")
+        ctx = self.context()
+        _, key = self.rowids.key(rowid)
+        path = spec.path.replace("{key}", quote(str(key), safe=""))
+        stub = (table.name, key) in ctx.stubs
+        response = self.client.request("DELETE", path, scope=spec.scope, observer=ctx.observe, allow_404=not stub)
+        if response is None and not stub:
+            pass  # fetched a moment ago and gone now: the end state is what was asked for
+        ctx.deleted.append((table.name, key))
+
+    def update(self, table: Table) -> None:
+        raise self.refusal(table, "UPDATE") or exc.NotSupportedError(f"{table.name} cannot be updated.")
+
+
+def _with_note(error: exc.Error, note: str) -> exc.Error:
+    """The same error (class and API details) with ``note`` added to its message."""
+    new = type(error)(f"{error}{note}")
+    for attr in ("status", "code", "errors", "method", "url"):
+        if hasattr(error, attr):
+            setattr(new, attr, getattr(error, attr))
+    return new
