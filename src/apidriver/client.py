@@ -21,10 +21,12 @@ Retry policy:
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,19 +81,22 @@ def default_error_details(body: Any) -> tuple[str | None, str | None, dict[str, 
 class RatePacer:
     """Slows requests down as ``X-RateLimit-Remaining`` approaches zero.
 
-    With fewer than ``reserve_factor × concurrency`` requests left in the
-    window, each request first waits ``window / limit`` seconds (at most
-    ``max_delay``), so a long scan spreads itself over the window instead of
-    running into 429s. The API does not say when its window resets, so the
-    window is taken to be a minute.
+    While plenty of the window's budget is left, requests go out at full
+    speed. With ``reserve`` or fewer left, requests of the whole connection
+    follow one shared schedule (whatever the concurrency), spaced
+    ``window / remaining`` apart: the less is left, the slower it goes, so a
+    long scan stretches over the window instead of running into 429s, and
+    speeds up again when the window resets. A 429 that still comes is waited
+    out by the client. The API does not say how long its window is:
+    ``window`` is a minute unless the ``RateLimitWindow`` property says so.
     """
 
-    def __init__(self, window: float = 60.0, reserve_factor: int = 2, max_delay: float = 2.0) -> None:
+    def __init__(self, window: float = 60.0, reserve: int = 16) -> None:
         self.window = window
-        self.reserve_factor = reserve_factor
-        self.max_delay = max_delay
+        self.reserve = reserve
         self.limit: int | None = None
         self.remaining: int | None = None
+        self._next_slot = 0.0
         self._lock = threading.Lock()
 
     def update(self, headers: Mapping[str, str]) -> None:
@@ -105,13 +110,67 @@ class RatePacer:
         except ValueError:
             return
 
-    def delay(self, concurrency: int) -> float:
+    def wait(self) -> float:
+        """Sleep until this request's turn (when pacing); returns the seconds slept."""
         with self._lock:
-            if self.limit is None or self.remaining is None:
+            if self.limit is None or self.remaining is None or self.remaining > self.reserve:
                 return 0.0
-            if self.remaining > self.reserve_factor * concurrency:
-                return 0.0
-            return min(self.max_delay, self.window / max(1, self.limit))
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self.window / max(1, self.remaining)
+            self.remaining -= 1  # in flight: the next answer will say the same
+        delay = slot - now
+        if delay > 0:
+            time.sleep(delay)
+        return delay
+
+
+class ResponseCache:
+    """GET answers kept across statements (``CacheTTL``), shared by the connections of a process.
+
+    Entries are keyed by a hash of the credentials and API root plus the full
+    URL, so answers are never shared across API keys. A successful write
+    through a connection drops every entry of its credentials.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str], tuple[float, ApiResponse]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, owner: str, url: str, ttl: float) -> ApiResponse | None:
+        with self._lock:
+            hit = self._entries.get((owner, url))
+            if hit is None:
+                return None
+            if time.monotonic() - hit[0] > ttl:
+                del self._entries[(owner, url)]
+                return None
+            self._entries.move_to_end((owner, url))
+            return hit[1]
+
+    def put(self, owner: str, url: str, response: ApiResponse) -> None:
+        with self._lock:
+            self._entries[(owner, url)] = (time.monotonic(), response)
+            self._entries.move_to_end((owner, url))
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self, owner: str | None = None) -> None:
+        with self._lock:
+            if owner is None:
+                self._entries.clear()
+            else:
+                for key in [k for k in self._entries if k[0] == owner]:
+                    del self._entries[key]
+
+
+CACHE = ResponseCache()
+
+
+def clear_cache() -> None:
+    """Drop every cached GET answer (of every connection of this process)."""
+    CACHE.clear()
 
 
 class ApiClient:
@@ -129,15 +188,20 @@ class ApiClient:
         error_details: Callable[[Any], tuple[str | None, str | None, dict[str, Any] | None]] = default_error_details,
         max_wait: float = 60.0,
         backoff: float = 0.1,
+        cache_ttl: float = 0.0,
+        rate_window: float = 60.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.cache_ttl = cache_ttl
+        credentials = "\n".join(f"{k}:{v}" for k, v in sorted(headers.items()) if k.lower() == "authorization")
+        self.cache_owner = hashlib.sha256(f"{self.base_url}\n{credentials}".encode()).hexdigest()
         self.max_retries = max_retries
         self.max_wait = max_wait
         self.backoff = backoff
         self.auth_hint = auth_hint
         self.error_details = error_details
         self.max_connections = max_connections
-        self.pacer = RatePacer()
+        self.pacer = RatePacer(window=rate_window, reserve=2 * max_connections)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(headers=dict(headers), timeout=timeout, limits=limits, follow_redirects=False)
         self._closed = False
@@ -164,6 +228,7 @@ class ApiClient:
         idempotent: bool | None = None,
         allow_404: bool = False,
         timeout: float | None = None,
+        cacheable: bool = False,
     ) -> ApiResponse | None:
         """Send one request, retrying as the policy allows.
 
@@ -175,13 +240,37 @@ class ApiClient:
             idempotent = method in ("GET", "HEAD", "DELETE", "PUT", "OPTIONS")
         url = self.url(path)
         shown = str(httpx.URL(url, params=list(params or [])))
+        use_cache = cacheable and method == "GET" and self.cache_ttl > 0
+        if use_cache:
+            cached = CACHE.get(self.cache_owner, shown, self.cache_ttl)
+            if cached is not None:
+                self._note(RequestRecord(method, shown, cached.status, 0.0, cached=True), observer)
+                return cached if cached.status != 404 else None
+        response_out = self._send(method, url, shown, params, json, scope, observer, idempotent, allow_404, timeout)
+        if use_cache and (response_out is not None or allow_404):
+            CACHE.put(self.cache_owner, shown, response_out if response_out is not None else ApiResponse(404, None))
+        elif method != "GET" and self.cache_ttl > 0:
+            CACHE.clear(self.cache_owner)  # a write: what was cached may be stale now
+        return response_out
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        shown: str,
+        params: Params | None,
+        json: Any,
+        scope: str | None,
+        observer: Observer | None,
+        idempotent: bool,
+        allow_404: bool,
+        timeout: float | None,
+    ) -> ApiResponse | None:
         attempt = 0
         limited = 0
         while True:
             attempt += 1
-            delay = self.pacer.delay(self.max_connections)
-            if delay:
-                time.sleep(delay)
+            self.pacer.wait()
             started = time.monotonic()
             try:
                 extra = {"timeout": timeout} if timeout is not None else {}

@@ -16,7 +16,7 @@ import apsw
 import httpx
 
 from . import exceptions as exc
-from .client import ApiClient
+from .client import CACHE, ApiClient
 from .engine.executor import Engine, StatementContext
 from .engine.procedures import ProcedureModule, ProcedureRunner
 from .engine.schema import Procedure, Table
@@ -73,6 +73,8 @@ class Connection:
             max_connections=settings["MaxConcurrency"],
             auth_hint=hint,
             error_details=profile.error_details,
+            cache_ttl=settings["CacheTTL"],
+            rate_window=settings["RateLimitWindow"] or 60.0,
         )
         self.tables: list[Table] = list(profile.tables)
         self.tables += system_tables(lambda: self.tables, lambda: profile.procedures)
@@ -167,6 +169,10 @@ class Connection:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def clear_cache(self) -> None:
+        """Drop the cached GET answers of this connection's credentials (see ``CacheTTL``)."""
+        CACHE.clear(self.client.cache_owner)
 
     def __enter__(self) -> Connection:
         return self

@@ -75,6 +75,8 @@ CORE_PROPERTIES: tuple[Property, ...] = (
     Property("MaxConcurrency", "HTTP requests one connection may have in flight at once.", 8, positive_int(64)),
     Property("MaxRetries", "Retries of a failed idempotent request (5xx, timeouts, dropped connections).", 4, non_negative_int),
     Property("ReadOnly", "Refuse every write (INSERT, UPDATE, DELETE, actions) before any request is sent.", False, parse_bool),
+    Property("RateLimitWindow", "Seconds of the API's rate-limit window, for pacing (the API does not say; 60).", 60.0, non_negative_float),
+    Property("CacheTTL", "Seconds to keep GET answers across statements (0 = off); never shared across API keys.", 0.0, non_negative_float),
 )
 
 

@@ -1,140 +1,34 @@
-"""Running plans: requests, pagination, concurrency and statement-level reuse.
+"""Running plans: which requests a plan needs, and the objects they give.
 
 ``Engine.objects`` turns a plan and SQLite's argument values into the row
-objects of a table. Within one statement a :class:`StatementStore` keeps what
-was fetched, so the same request is never sent twice, and objects that arrive
-embedded in others (every task of a job comes with the job) answer later
-lookups without any request: a join of Jobs, Tasks and TaskFiles filtered by
-tag needs one list request.
-
-Pages of a list are fetched ahead on worker threads (at most
-``MaxConcurrency`` at a time) while SQLite consumes the first ones; the API
-gives no page count, so the look-ahead stops at the first short page and
-over-fetches at most that many pages. Workers only do HTTP and JSON parsing:
-they never touch the APSW connection or the store.
+objects of a table. It asks the statement's store first (objects by key,
+child sets embedded in parents, whole list results), so the same request is
+never sent twice and a join of Jobs, Tasks and TaskFiles filtered by tag
+needs one list request. What is missing is fetched on the worker pool:
+GETs by key concurrently, lists through :class:`~.streams.ListStream`.
+Every object is re-checked against the constraints the plan consumed, with
+SQLite's comparison rules, so consuming them is exact.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from .. import exceptions as exc
-from ..client import ApiClient, ApiResponse, RequestRecord
+from ..client import ApiClient, ApiResponse
 from ..values import BOOLEAN, INTEGER, REAL, integer_affinity, text_affinity
+from .lookahead import look_ahead
 from .planner import Arg, Plan
 from .schema import Column, Endpoint, Pagination, Table
+from .statement import Obj, StatementContext
+from .streams import KeyScan, ListStream, ReadyStream, page_params
 
-Obj = Mapping[str, Any]
-
-
-class StatementStore:
-    """What one statement has fetched, bounded in size (least recently used goes first).
-
-    - ``objects``: (table, key) → (object, includes it was fetched with);
-    - ``sets``: (table, column, value) → every object with column = value,
-      as a complete list (from a finished list request, or an embedding);
-    - ``results``: request identity → its complete list of objects.
-    """
-
-    def __init__(self, max_objects: int = 20000, max_sets: int = 20000, max_result_rows: int = 20000) -> None:
-        self.max_objects = max_objects
-        self.max_sets = max_sets
-        self.max_result_rows = max_result_rows
-        self.objects: OrderedDict[tuple[str, Any], tuple[Obj, frozenset[str]]] = OrderedDict()
-        self.sets: OrderedDict[tuple[str, str, Any], tuple[list[Obj], frozenset[str]]] = OrderedDict()
-        self.results: OrderedDict[Any, list[Obj]] = OrderedDict()
-        self._result_rows = 0
-
-    def get_object(self, table: str, key: Any, includes: frozenset[str]) -> Obj | None:
-        hit = self.objects.get((table, key))
-        if hit is None or not includes <= hit[1]:
-            return None
-        self.objects.move_to_end((table, key))
-        return hit[0]
-
-    def put_object(self, table: str, key: Any, obj: Obj, includes: frozenset[str]) -> None:
-        old = self.objects.get((table, key))
-        if old is not None and not includes >= old[1]:
-            return
-        self.objects[(table, key)] = (obj, includes)
-        self.objects.move_to_end((table, key))
-        while len(self.objects) > self.max_objects:
-            self.objects.popitem(last=False)
-
-    def get_set(self, table: str, column: str, value: Any, includes: frozenset[str]) -> list[Obj] | None:
-        hit = self.sets.get((table, column, value))
-        if hit is None or not includes <= hit[1]:
-            return None
-        return hit[0]
-
-    def put_set(self, table: str, column: str, value: Any, objs: list[Obj], includes: frozenset[str]) -> None:
-        self.sets[(table, column, value)] = (objs, includes)
-        self.sets.move_to_end((table, column, value))
-        while len(self.sets) > self.max_sets:
-            self.sets.popitem(last=False)
-
-    def get_result(self, key: Any) -> list[Obj] | None:
-        return self.results.get(key)
-
-    def put_result(self, key: Any, objs: list[Obj]) -> None:
-        if len(objs) > self.max_result_rows:
-            return
-        self.results[key] = objs
-        self._result_rows += len(objs)
-        while self._result_rows > self.max_result_rows and self.results:
-            _, dropped = self.results.popitem(last=False)
-            self._result_rows -= len(dropped)
-
-
-@dataclass
-class StatementContext:
-    """Per-statement state: the store, the HTTP requests made, planning options.
-
-    ``in_sets`` is off for statements with ``IN (SELECT ...)``: APSW fails
-    ("SQLError: <NULL>") when such a subquery yields an empty set to a
-    virtual table that takes IN values all at once. ``tables`` are the tables
-    the statement reads (lower case), reported by SQLite's authorizer while
-    the statement is prepared, before any planning; ``deletes`` the tables it
-    deletes from. Writes record what they ``created`` and ``deleted``;
-    ``refused`` is the error the authorizer stopped the statement with.
-    """
-
-    store: StatementStore = field(default_factory=StatementStore)
-    requests: list[RequestRecord] = field(default_factory=list)
-    in_sets: bool = True
-    tables: set[str] = field(default_factory=set)
-    deletes: set[str] = field(default_factory=set)
-    created: list[tuple[str, Any, Obj]] = field(default_factory=list)
-    deleted: list[tuple[str, Any]] = field(default_factory=list)
-    stubs: set[tuple[str, Any]] = field(default_factory=set)
-    refused: Exception | None = None
-    procedure_results: dict[Any, list[Obj]] = field(default_factory=dict)
-    max_responses: int = 200
-    _responses: OrderedDict[Any, Future[ApiResponse | None]] = field(default_factory=OrderedDict)
-
-    def observe(self, record: RequestRecord) -> None:
-        self.requests.append(record)
-
-    def get(self, engine: Engine, path: str, params: list[tuple[str, str]], scope: str | None, allow_404: bool = False) -> Future[ApiResponse | None]:
-        """A GET on the worker pool; the same GET twice in a statement shares one answer."""
-        key = (path, tuple(params))
-        future = self._responses.get(key)
-        if future is not None and not future.cancelled():
-            self._responses.move_to_end(key)
-            return future
-        future = engine.pool.submit(
-            engine.client.request, "GET", path, params=params, scope=scope, observer=self.observe, allow_404=allow_404
-        )
-        self._responses[key] = future
-        while len(self._responses) > self.max_responses:
-            self._responses.popitem(last=False)
-        return future
+__all__ = ["Engine", "StatementContext", "matches"]
 
 
 def matches(column: Column, value: Any, wanted: Any) -> bool:
@@ -150,13 +44,19 @@ def matches(column: Column, value: Any, wanted: Any) -> bool:
     return other_text is not None and value == other_text
 
 
-def _param_value(value: Any) -> str | None:
-    """A constraint value as text for a request parameter (None: cannot match)."""
-    return text_affinity(value)
+def _key_value(column: Column, value: Any) -> Any:
+    """A constraint value as the key it names (None: it names nothing)."""
+    return integer_affinity(value) if column.type in (INTEGER, BOOLEAN) else text_affinity(value)
+
+
+def _data(response: ApiResponse | None) -> Any:
+    if response is None or not isinstance(response.body, Mapping):
+        return None
+    return response.body.get("data")
 
 
 class Engine:
-    """Executes plans for one connection: its client, its worker pool, its profile's specs."""
+    """Executes plans for one connection: its client, its worker pool, its tables."""
 
     def __init__(
         self,
@@ -173,6 +73,7 @@ class Engine:
         self.max_concurrency = max_concurrency
         self.pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="apidriver-http")
         self.embedded_keys = self._embedded_keys()
+        self.page_hints: OrderedDict[Any, int] = OrderedDict()
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -199,7 +100,20 @@ class Engine:
     def source_of(self, table: Table) -> Table:
         return self.table(table.derived.parent) if table.derived is not None else table
 
-    # -- rows ------------------------------------------------------------------------------
+    def list_page_size(self) -> int:
+        """Rows asked per page when no LIMIT says otherwise."""
+        if self.pagination.max_size:
+            return min(self.page_size, self.pagination.max_size)
+        return self.page_size
+
+    def remember_pages(self, key: Any, pages: int) -> None:
+        """How many pages a list had, to fetch them all at once next time."""
+        self.page_hints[key] = pages
+        self.page_hints.move_to_end(key)
+        while len(self.page_hints) > 1000:
+            self.page_hints.popitem(last=False)
+
+    # -- rows ------------------------------------------------------------------------------------
 
     def objects(self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]) -> Iterator[Obj]:
         """Row objects of ``table`` for ``plan`` with SQLite's argument ``values``."""
@@ -208,11 +122,11 @@ class Engine:
             yield from table.static()
             return
         if plan.kind == "stub":
-            # DELETE by key alone: the row's key is all SQLite needs, so nothing is fetched.
+            # DELETE by key alone: the key is all SQLite needs, so nothing is fetched.
             key_arg, value = plan.args[0], values[0]
             column = table.column(key_arg.column)
             for v in value if key_arg.multi else [value]:
-                key = integer_affinity(v) if column.type in (INTEGER, BOOLEAN) else text_affinity(v)
+                key = _key_value(column, v)
                 if key is not None:
                     ctx.stubs.add((table.name, key))
                     yield {column.path or column.name: key}
@@ -251,18 +165,18 @@ class Engine:
         includes = plan.includes
         if plan.kind == "get":
             key_arg, key_value = next((a, v) for a, v in bound if a.role == "key")
-            keys = key_value if key_arg.multi else [key_value]
-            yield from self._get_many(ctx, source, keys, includes)
+            yield from self._get_many(ctx, source, key_value if key_arg.multi else [key_value], includes, not key_arg.multi)
             return
         filters = [(a, v) for a, v in bound if a.role == "filter"]
         choices: list[list[tuple[str, str]]] = []
         for arg, value in filters:
-            options = sorted({p for v in (value if arg.multi else [value]) if (p := _param_value(v)) is not None})
+            options = sorted({p for v in (value if arg.multi else [value]) if (p := text_affinity(v)) is not None})
             if not options:
                 return  # = NULL, or an empty IN list: nothing can match
             choices.append([(arg.source, o) for o in options])
         combos = [dict(c) for c in itertools.product(*choices)] if choices else [{}]
-        streams = [self._list(ctx, source, combo, includes, wanted, offset) for combo in combos]
+        single = len(combos) == 1 and len(combos[0]) == 1 and not filters[0][0].multi
+        streams = [self._list(ctx, source, combo, includes, wanted, offset, single) for combo in combos]
         try:
             for stream in streams:
                 yield from stream
@@ -270,41 +184,50 @@ class Engine:
             for stream in streams:
                 stream.close()
 
-    # -- single objects ------------------------------------------------------------------------
+    # -- single objects ---------------------------------------------------------------------------
 
-    def _get_many(self, ctx: StatementContext, source: Table, keys: Iterable[Any], includes: frozenset[str]) -> Iterator[Obj]:
+    def _get_request(self, ctx: StatementContext, source: Table, key: Any, includes: frozenset[str]) -> Future[ApiResponse | None]:
         assert source.get is not None
+        path = source.get.path.replace("{key}", quote(str(key), safe=""))
+        return ctx.get(self, path, self._params(source.get, includes), source.get.scope, allow_404=True)
+
+    def _get_many(
+        self, ctx: StatementContext, source: Table, keys: Iterable[Any], includes: frozenset[str], single: bool
+    ) -> Iterator[Obj]:
         key_col = source.column(source.get_key)
-        ordered: list[Any] = []
-        for k in keys:
-            v = integer_affinity(k) if key_col.type in (INTEGER, BOOLEAN) else text_affinity(k)
-            if v is not None and v not in ordered:
-                ordered.append(v)
-        found: dict[Any, Obj | None] = {}
+        ordered = list(dict.fromkeys(k for v in keys if (k := _key_value(key_col, v)) is not None))
+        found: dict[Any, Obj] = {}
         pending: dict[Any, Future[ApiResponse | None]] = {}
         for v in ordered:
             hit = ctx.store.get_object(source.name, v, includes)
             if hit is not None:
                 found[v] = hit
             else:
-                path = source.get.path.replace("{key}", quote(str(v), safe=""))
-                pending[v] = ctx.get(self, path, self._params(source.get, includes), source.get.scope, allow_404=True)
+                pending[v] = self._get_request(ctx, source, v, includes)
+        if single and pending:
+
+            def prefetch(value: Any) -> None:
+                key = _key_value(key_col, value)
+                if key is not None and ctx.store.get_object(source.name, key, includes) is None:
+                    self._get_request(ctx, source, key, includes)
+
+            look_ahead(self, ctx, source.name, source.get_key, ordered[0], prefetch)
+        results: list[Obj] = []
         try:
             for v in ordered:
-                if v in found:
-                    obj = found[v]
-                else:
-                    response = pending.pop(v).result()
-                    obj = _data(response) if response is not None else None
+                obj: Obj | None = found.get(v)
+                if obj is None:
+                    obj = _data(pending.pop(v).result())
                     if obj is not None:
-                        self._register(ctx, source, [obj], includes)
+                        self.register(ctx, source, [obj], includes)
                 if obj is not None:
-                    yield obj
+                    results.append(obj)
         finally:
             for f in pending.values():
                 f.cancel()
+        yield from results if single else KeyScan(ctx, source.name, results)
 
-    # -- lists ------------------------------------------------------------------------------------
+    # -- lists --------------------------------------------------------------------------------------
 
     def _params(self, endpoint: Endpoint, includes: frozenset[str], filters: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
         params = dict(endpoint.params)
@@ -315,32 +238,48 @@ class Engine:
         out += sorted((filters or {}).items())
         return out
 
-    def _list(self, ctx: StatementContext, source: Table, combo: Mapping[str, str], includes: frozenset[str], wanted: int | None, offset: int) -> ListStream:
+    def _list(
+        self,
+        ctx: StatementContext,
+        source: Table,
+        combo: Mapping[str, str],
+        includes: frozenset[str],
+        wanted: int | None,
+        offset: int,
+        single: bool = False,
+    ) -> ListStream | ReadyStream:
         assert source.list is not None
+        endpoint = source.list
         filters = {source.column(col).filter or col: value for col, value in combo.items()}
         key = ("list", source.name, tuple(sorted(filters.items())), includes)
         cached = ctx.store.get_result(key)
-        if cached is None and len(combo) >= 1:
-            for col, value in combo.items():
-                subset = ctx.store.get_set(source.name, col.lower(), value, includes)
-                if subset is not None:
-                    cached = subset  # other filters are re-checked by the caller
-                    break
+        for col, value in combo.items():
+            if cached is None:
+                cached = ctx.store.get_set(source.name, col.lower(), value, includes)  # other filters are re-checked
         if cached is not None and offset == 0:
-            return ListStream.ready(cached)
-        params = self._params(source.list, includes, filters)
-        single_filter = next(iter(combo.items())) if len(combo) == 1 else None
+            return ReadyStream(cached)
+        if single and wanted is None and not offset:
+            (column, _), = combo.items()
+
+            def prefetch(value: Any) -> None:
+                text = text_affinity(value)
+                if text is None or ctx.store.get_set(source.name, column.lower(), text, includes) is not None:
+                    return
+                params = self._params(endpoint, includes, {source.column(column).filter or column: text})
+                ctx.get(self, endpoint.path, page_params(self, endpoint, params, 1, self.list_page_size()), endpoint.scope, page=True)
+
+            look_ahead(self, ctx, source.name, column, next(iter(combo.values())), prefetch)
+        params = self._params(endpoint, includes, filters)
+        only = next(iter(combo.items())) if len(combo) == 1 else None
 
         def complete(objs: list[Obj]) -> None:
             ctx.store.put_result(key, objs)
-            if single_filter is not None:
-                ctx.store.put_set(source.name, single_filter[0].lower(), single_filter[1], objs, includes)
+            if only is not None:
+                ctx.store.put_set(source.name, only[0].lower(), only[1], objs, includes)
 
-        return ListStream(
-            self, ctx, source, source.list, params, includes, wanted, offset, on_complete=None if offset else complete
-        )
+        return ListStream(self, ctx, source, endpoint, params, includes, wanted, offset, None if offset else complete)
 
-    def _register(self, ctx: StatementContext, table: Table, objs: Iterable[Obj], includes: frozenset[str]) -> None:
+    def register(self, ctx: StatementContext, table: Table, objs: Iterable[Obj], includes: frozenset[str]) -> None:
         """Remember fetched objects, and the complete child sets they embed."""
         store = ctx.store
         for obj in objs:
@@ -356,141 +295,4 @@ class Engine:
                 child = self.table(embed.table)
                 own = table.key_of(obj)[0] if table.key else None
                 store.put_set(child.name, embed.key.lower(), own, children, frozenset())
-                self._register(ctx, child, children, frozenset())
-
-
-def _data(response: ApiResponse | None) -> Any:
-    if response is None or not isinstance(response.body, Mapping):
-        return None
-    return response.body.get("data")
-
-
-class ListStream:
-    """The objects of one list request, page by page, fetching ahead.
-
-    Page 1 goes alone; only if it is full do further pages go out, up to
-    ``max_concurrency`` ahead of the one being consumed. A short or empty page
-    (or ``links.next`` = null) ends the list. Any failed page fails the whole
-    stream: rows are never silently missing.
-    """
-
-    def __init__(
-        self,
-        engine: Engine | None,
-        ctx: StatementContext | None,
-        table: Table | None,
-        endpoint: Endpoint | None,
-        params: list[tuple[str, str]],
-        includes: frozenset[str],
-        wanted: int | None,
-        offset: int,
-        on_complete: Callable[[list[Obj]], None] | None = None,
-        ready: list[Obj] | None = None,
-    ) -> None:
-        self.engine = engine
-        self.ctx = ctx
-        self.table = table
-        self.endpoint = endpoint
-        self.params = params
-        self.includes = includes
-        self.on_complete = on_complete
-        self._ready = ready
-        self._futures: dict[int, Future[ApiResponse | None]] = {}
-        self._closed = False
-        if ready is not None or engine is None or endpoint is None:
-            return
-        self.paginated = endpoint.paginated
-        size = engine.page_size
-        if engine.pagination.max_size:
-            size = min(size, engine.pagination.max_size)
-        if wanted is not None and not offset:
-            size = max(1, min(size, wanted))
-        elif wanted is not None and wanted <= size and offset % wanted == 0:
-            size = wanted  # OFFSET 20 LIMIT 10 is exactly page 3 of 10
-        self.size = size
-        self.start_page = offset // size + 1
-        self.skip = offset % size
-        # Pages that LIMIT says we need: fetched ahead. Beyond them, one at a
-        # time, only if the consumer still wants rows.
-        self.last_needed = None if wanted is None else (offset + wanted - 1) // size + 1
-        self.ahead = engine.max_concurrency
-        self._submit(self.start_page)
-
-    @classmethod
-    def ready(cls, objs: list[Obj]) -> ListStream:
-        return cls(None, None, None, None, [], frozenset(), None, 0, ready=objs)
-
-    def _submit(self, page: int) -> None:
-        assert self.engine is not None and self.endpoint is not None and self.ctx is not None
-        if page in self._futures:
-            return
-        params = list(self.params)
-        if self.paginated:
-            pag = self.engine.pagination
-            params += [(pag.page_param, str(page)), (pag.size_param, str(self.size))]
-        self._futures[page] = self.ctx.get(self.engine, self.endpoint.path, params, self.endpoint.scope)
-
-    def close(self) -> None:
-        """Stop: pages not yet sent are cancelled (a shared one is simply re-sent if needed)."""
-        self._closed = True
-        for f in self._futures.values():
-            f.cancel()
-        self._futures.clear()
-
-    def __iter__(self) -> Iterator[Obj]:
-        if self._ready is not None:
-            yield from self._ready
-            return
-        assert self.engine is not None and self.table is not None and self.ctx is not None
-        collected: list[Obj] | None = [] if self.on_complete is not None else None
-        page = self.start_page
-        try:
-            while True:
-                if page not in self._futures:
-                    self._submit(page)
-                response = self._futures.pop(page).result()
-                body = response.body if response is not None else None
-                data = body.get("data") if isinstance(body, Mapping) else None
-                if data is None:
-                    data = []
-                elif isinstance(data, Mapping):
-                    data = [data]
-                elif not isinstance(data, list):
-                    raise exc.InterfaceError(f"{self.endpoint.path if self.endpoint else ''} answered without a data list.")
-                more = self.paginated and self._has_more(body, data)
-                if not more:
-                    self.close()
-                elif self.last_needed is None or page < self.last_needed:
-                    top = page + self.ahead
-                    if self.last_needed is not None:
-                        top = min(top, self.last_needed)
-                    for p in range(page + 1, top + 1):
-                        self._submit(p)
-                self.engine._register(self.ctx, self.table, data, self.includes)
-                if collected is not None:
-                    if len(collected) + len(data) > self.ctx.store.max_result_rows:
-                        collected = None
-                    else:
-                        collected.extend(data)
-                start = self.skip if page == self.start_page else 0
-                for obj in data[start:]:
-                    yield obj
-                if not more:
-                    break
-                page += 1
-            if collected is not None and self.on_complete is not None and self.last_needed is None:
-                self.on_complete(collected)
-        finally:
-            self.close()
-
-    def _has_more(self, body: Any, data: list[Obj]) -> bool:
-        assert self.engine is not None
-        if len(data) < self.size:
-            return False
-        nxt = self.engine.pagination.next_link
-        if nxt is not None:
-            return bool(nxt(body))
-        links = body.get("links") if isinstance(body, Mapping) else None
-        if isinstance(links, Mapping) and "next" in links:
-            return bool(links.get("next"))
-        return True
+                self.register(ctx, child, children, frozenset())

@@ -194,8 +194,16 @@ def plan(
     return result, cost, rows
 
 
+REQUEST = 100.0  # the cost of one HTTP round trip, in SQLite's cost units
+
+
 def _cost(p: Plan, source: Table, cheap: frozenset[str]) -> tuple[float, int]:
-    """Rough costs in "requests": steer SQLite towards few, cheap requests."""
+    """Costs in requests (plus rows): steer SQLite towards plans that need few requests.
+
+    A lookup answered by objects another table embeds costs almost nothing;
+    a GET by key costs one request per value; a list costs a request per
+    page of its estimated rows.
+    """
     if p.kind == "none":
         return IMPOSSIBLE_COST, 1
     combos = 1
@@ -203,21 +211,22 @@ def _cost(p: Plan, source: Table, cheap: frozenset[str]) -> tuple[float, int]:
         if a.role in ("key", "filter") and a.multi:
             combos *= 10
     if p.kind == "get":
-        return 10.0 * combos, combos
+        return REQUEST * combos, combos
     filters = [a for a in p.args if a.role == "filter"]
     limited = any(a.role == "limit" for a in p.args)
     if not filters:
         rows = source.estimated_rows
-        cost = 1000.0 + rows
+        cost = REQUEST * max(1, rows // 100) + rows
     elif any(a.source.lower() in cheap for a in filters):
-        rows = 5 * combos
-        cost = 5.0 * combos
+        rows = 3 * combos
+        cost = 1.0 * combos
     else:
-        rows = max(1, source.estimated_rows // 50) * combos
-        cost = 100.0 * combos + rows
+        per_combo = max(1, source.estimated_rows // 50)
+        rows = per_combo * combos
+        cost = REQUEST * max(1, per_combo // 100) * combos + rows
     if limited:
         rows = min(rows, 100)
-        cost = min(cost, 50.0)
+        cost = min(cost, REQUEST)
     return cost, rows
 
 

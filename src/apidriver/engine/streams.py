@@ -1,0 +1,198 @@
+"""Reading a paginated list: pages fetched ahead, in order, never partially.
+
+The API gives no page count. The first time a list is read, page 1 goes
+alone; if it is full, up to ``MaxConcurrency`` further pages go out at once
+and the window slides as pages are consumed, so the last full page may be
+followed by up to that many wasted requests. The number of pages a list had
+is remembered per connection (``Engine.page_hints``): the next read of the
+same list sends exactly those pages at once, then carries on page by page
+only if the last one turns out full (the list grew).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from .. import exceptions as exc
+from ..client import ApiResponse
+from .schema import Endpoint, Table
+from .statement import Obj, StatementContext
+
+if TYPE_CHECKING:
+    from .executor import Engine
+
+
+def page_params(engine: Engine, endpoint: Endpoint, base: list[tuple[str, str]], page: int, size: int) -> list[tuple[str, str]]:
+    """The parameters of one page request (the same function builds every page request)."""
+    if not endpoint.paginated:
+        return list(base)
+    pag = engine.pagination
+    return list(base) + [(pag.page_param, str(page)), (pag.size_param, str(size))]
+
+
+class ListStream:
+    """The objects of one list request, page by page; a failed page fails the stream."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        ctx: StatementContext,
+        table: Table,
+        endpoint: Endpoint,
+        params: list[tuple[str, str]],
+        includes: frozenset[str],
+        wanted: int | None,
+        offset: int,
+        on_complete: Callable[[list[Obj]], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.ctx = ctx
+        self.table = table
+        self.endpoint = endpoint
+        self.params = params
+        self.includes = includes
+        self.on_complete = on_complete
+        self._futures: dict[int, Future[ApiResponse | None]] = {}
+        self.data: list[Obj] = []
+        self.position = -1
+        size = engine.list_page_size()
+        if wanted is not None and not offset:
+            size = max(1, min(size, wanted))
+        elif wanted is not None and wanted <= size and offset % wanted == 0:
+            size = wanted  # OFFSET 20 LIMIT 10 is exactly page 3 of 10
+        self.size = size
+        self.start_page = offset // size + 1
+        self.skip = offset % size
+        # Pages that LIMIT says we need are fetched ahead; beyond them, one at
+        # a time, and only if the consumer still wants rows.
+        self.last_needed = None if wanted is None else (offset + wanted - 1) // size + 1
+        self.hint_key = (endpoint.path, tuple(params), size) if wanted is None and not offset else None
+        self.predicted = engine.page_hints.get(self.hint_key) if self.hint_key else None
+        self.ahead = engine.max_concurrency
+        top = self.start_page
+        if self.predicted and endpoint.paginated:
+            top = min(self.predicted, self.start_page + self.ahead)
+        for page in range(self.start_page, top + 1):
+            self._submit(page)
+
+    def _submit(self, page: int) -> None:
+        if page not in self._futures:
+            params = page_params(self.engine, self.endpoint, self.params, page, self.size)
+            self._futures[page] = self.ctx.get(self.engine, self.endpoint.path, params, self.endpoint.scope, page=True)
+
+    def close(self) -> None:
+        """Stop: pages not yet sent are cancelled (a shared one is simply re-sent if needed)."""
+        for f in self._futures.values():
+            f.cancel()
+        self._futures.clear()
+
+    def upcoming(self) -> list[Obj]:
+        """Objects of the current page not yet handed out (for the look-ahead)."""
+        return self.data[self.position + 1 :]
+
+    def _fetch_ahead(self, page: int) -> None:
+        """After ``page`` came back full: send the next ones, as far as we know they exist."""
+        if self.last_needed is not None and page >= self.last_needed:
+            return
+        top = page + self.ahead
+        if self.last_needed is not None:
+            top = min(top, self.last_needed)
+        if self.predicted is not None and page < self.predicted:
+            top = min(top, self.predicted)
+        for p in range(page + 1, top + 1):
+            self._submit(p)
+
+    def __iter__(self) -> Iterator[Obj]:
+        ctx, table = self.ctx, self.table
+        collected: list[Obj] | None = [] if self.on_complete is not None else None
+        page = self.start_page
+        try:
+            while True:
+                self._submit(page)
+                response = self._futures.pop(page).result()
+                body = response.body if response is not None else None
+                data = body.get("data") if isinstance(body, Mapping) else None
+                if data is None:
+                    data = []
+                elif isinstance(data, Mapping):
+                    data = [data]
+                elif not isinstance(data, list):
+                    raise exc.InterfaceError(f"{self.endpoint.path} answered without a data list.")
+                more = self.endpoint.paginated and self._has_more(body, data)
+                if more:
+                    self._fetch_ahead(page)
+                else:
+                    self.close()
+                    if self.hint_key is not None:
+                        self.engine.remember_pages(self.hint_key, page)
+                self.engine.register(ctx, table, data, self.includes)
+                if collected is not None:
+                    if len(collected) + len(data) > ctx.store.max_result_rows:
+                        collected = None
+                    else:
+                        collected.extend(data)
+                self.data, self.position = data, -1
+                ctx.scans[table.name] = self
+                ctx.page_arrived(table.name, data)
+                start = self.skip if page == self.start_page else 0
+                for index in range(start, len(data)):
+                    self.position = index
+                    yield data[index]
+                if not more:
+                    break
+                page += 1
+            if collected is not None and self.on_complete is not None and self.last_needed is None:
+                self.on_complete(collected)
+        finally:
+            self.close()
+            if ctx.scans.get(table.name) is self:
+                del ctx.scans[table.name]
+
+    def _has_more(self, body: Any, data: list[Obj]) -> bool:
+        if len(data) < self.size:
+            return False
+        nxt = self.engine.pagination.next_link
+        if nxt is not None:
+            return bool(nxt(body))
+        links = body.get("links") if isinstance(body, Mapping) else None
+        if isinstance(links, Mapping) and "next" in links:
+            return bool(links.get("next"))
+        return True
+
+
+class ReadyStream:
+    """Objects already in the statement's store, served like a list."""
+
+    def __init__(self, objs: list[Obj]) -> None:
+        self.objs = objs
+
+    def __iter__(self) -> Iterator[Obj]:
+        return iter(self.objs)
+
+    def close(self) -> None:
+        pass
+
+
+class KeyScan:
+    """Objects fetched by key, handed out one by one (visible to the look-ahead like a list page)."""
+
+    def __init__(self, ctx: StatementContext, table: str, objs: list[Obj]) -> None:
+        self.ctx = ctx
+        self.table = table
+        self.data = objs
+        self.position = -1
+
+    def upcoming(self) -> list[Obj]:
+        return self.data[self.position + 1 :]
+
+    def __iter__(self) -> Iterator[Obj]:
+        self.ctx.scans[self.table] = self
+        try:
+            for index, obj in enumerate(self.data):
+                self.position = index
+                yield obj
+        finally:
+            if self.ctx.scans.get(self.table) is self:
+                del self.ctx.scans[self.table]
