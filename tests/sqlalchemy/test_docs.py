@@ -1,0 +1,134 @@
+"""docs/sqlalchemy.md runs: every Python block, in order, against an emulator; then the
+recipes' results are checked against the API's own data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sys
+import types
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from apidriver.emulator import Emulator
+
+from ..conftest import raw_list
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "sqlalchemy.md"
+UTC = dt.timezone.utc
+
+
+def blocks() -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", DOC.read_text(), flags=re.DOTALL | re.MULTILINE)
+
+
+def pointed_at(code: str, emulator: Emulator) -> str:
+    """The doc's URLs with the emulator's key and BaseURL."""
+
+    def replace(match: re.Match[str]) -> str:
+        url = match.group(1).replace("YOUR_API_KEY", emulator.api_key)
+        return f'"{url}{"&" if "?" in url else "?"}BaseURL={quote(emulator.base_url, safe="")}"'
+
+    return re.sub(r'"((?:cloudconvert|api):/[^"]*YOUR_API_KEY[^"]*)"', replace, code)
+
+
+@pytest.fixture(scope="module")
+def doc(shared_emulator: Emulator) -> Iterator[dict[str, Any]]:
+    """The namespace the doc's blocks leave behind, run as a module of its own."""
+    module = types.ModuleType("sqlalchemy_doc")
+    sys.modules[module.__name__] = module
+    try:
+        for code in blocks():
+            # dont_inherit: run as a user's file would, without this file's __future__ imports.
+            exec(compile(pointed_at(code, shared_emulator), str(DOC), "exec", dont_inherit=True), module.__dict__)  # noqa: S102
+        yield module.__dict__
+    finally:
+        if "engine" in module.__dict__:
+            module.__dict__["engine"].dispose()
+        del sys.modules[module.__name__]
+
+
+def when(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value).astimezone(UTC)
+
+
+def test_every_block_ran_and_every_mapped_class_reads(doc: dict[str, Any]) -> None:
+    assert len(blocks()) >= 10
+    classes = [m.class_ for m in doc["Base"].registry.mappers]
+    assert len(classes) == 7  # one per API table
+    with Session(doc["engine"]) as session:
+        for cls in classes:
+            assert session.scalars(select(cls).limit(3)).all(), cls.__name__
+
+
+def test_failed_jobs_recipe(doc: dict[str, Any], shared_emulator: Emulator) -> None:
+    jobs = {j["id"]: j for j in raw_list(shared_emulator, "/jobs")}
+    tasks = raw_list(shared_emulator, "/tasks")
+    since = min(when(j["ended_at"]) for j in jobs.values() if j["ended_at"])
+    with Session(doc["engine"]) as session:
+        shared_emulator.clear_requests()
+        rows = doc["failed_jobs"](session, since)
+        requests = shared_emulator.requests()
+    expected = {
+        (t["job_id"], t["name"], t["code"], t["message"])
+        for t in tasks
+        if t["job_id"] and t["status"] == "error" and jobs[t["job_id"]]["status"] == "error" and when(jobs[t["job_id"]]["ended_at"]) >= since
+    }
+    assert expected and {(r.id, r.name, r.code, r.message) for r in rows} == expected
+    assert len(requests) == 1
+
+
+def test_credits_per_operation_recipe(doc: dict[str, Any], shared_emulator: Emulator) -> None:
+    tasks = raw_list(shared_emulator, "/tasks")
+    since = dt.datetime.now(UTC) - dt.timedelta(hours=12)
+    with Session(doc["engine"]) as session:
+        rows = doc["credits_per_operation"](session, since)
+    expected: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for t in tasks:
+        if t["credits"] is not None and t["ended_at"] and when(t["ended_at"]) >= since:
+            expected[t["operation"]][0] += 1
+            expected[t["operation"]][1] += t["credits"]
+    assert expected and {op: [n, c] for op, n, c in rows} == dict(expected)
+    assert [c for _, _, c in rows] == sorted((c for _, _, c in rows), reverse=True)
+
+
+def test_joinedload_downloads_recipe(doc: dict[str, Any], shared_emulator: Emulator) -> None:
+    invoices = {j["id"] for j in raw_list(shared_emulator, "/jobs") if j["tag"] == "invoices"}
+    urls = [
+        f.get("url")
+        for t in raw_list(shared_emulator, "/tasks")
+        if t["job_id"] in invoices
+        for f in ((t["result"] or {}).get("files") or [])
+    ]
+    assert sorted(doc["downloads"]) == sorted(u for u in urls if u)
+    assert doc["downloads"]
+
+
+def test_other_recipes_results(doc: dict[str, Any], shared_emulator: Emulator) -> None:
+    jobs = raw_list(shared_emulator, "/jobs")
+    assert sum(n for _, _, n in doc["by_status"]) == len(jobs)
+    latest = {r.tag: r.id for r in doc["latest"]}
+    newest: dict[str, dict[str, Any]] = {}
+    for j in jobs:
+        if j["tag"] and (j["tag"] not in newest or j["created_at"] > newest[j["tag"]]["created_at"]):
+            newest[j["tag"]] = j
+    assert latest == {tag: j["id"] for tag, j in newest.items()}
+    seconds = [r.seconds for r in doc["slowest"]]
+    assert len(seconds) == 5 and seconds == sorted(seconds, reverse=True)
+    assert doc["remaining"] == raw_list_user(shared_emulator)["credits"]
+    assert str(doc["jobs_frame"]["created_at"].dt.tz) == "UTC"
+    assert {r.id for r in doc["rows"]} == {j["id"] for j in jobs if j["status"] == "error"}
+
+
+def raw_list_user(emulator: Emulator) -> dict[str, Any]:
+    import httpx
+
+    response = httpx.get(emulator.api_url + "/users/me", headers={"Authorization": f"Bearer {emulator.api_key}"})
+    return dict(response.json()["data"])
