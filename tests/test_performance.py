@@ -17,12 +17,10 @@ from apidriver.emulator import Emulator
 from .conftest import connect_to
 
 
-def settle(emu: Emulator) -> None:
+def settle(emu: Emulator, *connections: apidriver.Connection) -> None:
     """Let requests still in flight (pages fetched ahead) land, then clear the log."""
-    count = -1
-    while count != len(emu.requests()):
-        count = len(emu.requests())
-        time.sleep(0.15)
+    for connection in connections:
+        connection.engine.wait_idle()
     emu.clear_requests()
 
 
@@ -36,11 +34,12 @@ def emu() -> Iterator[Emulator]:
 def test_a_list_read_again_sends_exactly_its_pages(emu: Emulator) -> None:
     with connect_to(emu, PageSize=20) as conn:
         cur = conn.cursor()
-        settle(emu)
+        settle(emu, conn)
         assert cur.execute("SELECT count(*) FROM Jobs").fetchone() == (250,)
+        conn.engine.wait_idle()
         first = len(emu.requests())
         assert 13 <= first <= 13 + 8  # 13 pages, plus at most MaxConcurrency fetched ahead
-        settle(emu)
+        settle(emu, conn)
         assert cur.execute("SELECT count(*) FROM Jobs").fetchone() == (250,)
         second = sorted(int(dict(r["params"])["page"]) for r in emu.requests())
         assert second == list(range(1, 14))
@@ -64,10 +63,11 @@ def test_nested_loop_lookups_are_fetched_ahead_concurrently(make_emulator: Calla
         sql = f"SELECT t.id, j.tag FROM Tasks t JOIN Jobs j ON j.id = t.job_id WHERE t.id IN ({','.join('?' * 12)})"
         plan = [r[3] for r in cur.execute("EXPLAIN QUERY PLAN " + sql, ids).fetchall()]
         assert "Jobs get" in plan[1]  # one GET per task: the pattern the look-ahead is for
-        settle(slow)
+        settle(slow, conn)
         started = time.perf_counter()
         rows = cur.execute(sql, ids).fetchall()
         elapsed = time.perf_counter() - started
+        conn.engine.wait_idle()
     assert len(rows) == 12
     job_gets = [r for r in slow.requests() if r["path"].startswith("/v2/jobs/")]
     assert len(job_gets) == len({r["path"] for r in job_gets}) == 12
@@ -78,7 +78,7 @@ def test_nested_loop_lookups_are_fetched_ahead_concurrently(make_emulator: Calla
 def test_joins_prefer_what_jobs_embed(emu: Emulator) -> None:
     with connect_to(emu) as conn:
         cur = conn.cursor()
-        settle(emu)
+        settle(emu, conn)
         rows = cur.execute(
             "SELECT t.id, j.tag FROM Tasks t JOIN Jobs j ON j.id = t.job_id WHERE t.status = 'error'"
         ).fetchall()
@@ -89,10 +89,10 @@ def test_joins_prefer_what_jobs_embed(emu: Emulator) -> None:
 def test_cache_answers_repeats_without_requests(emu: Emulator) -> None:
     apidriver.clear_cache()
     with connect_to(emu, CacheTTL=60) as conn, connect_to(emu, CacheTTL=60) as other:
-        settle(emu)
+        settle(emu, conn)
         first = conn.cursor().execute("SELECT count(*) FROM Tasks").fetchone()
         assert emu.requests()
-        settle(emu)
+        settle(emu, conn)
         cur = conn.cursor().execute("SELECT count(*) FROM Tasks")
         assert cur.fetchone() == first
         assert emu.requests() == [] and cur.requests and all(r.cached for r in cur.requests)

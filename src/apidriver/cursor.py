@@ -275,6 +275,19 @@ class Cursor:
         return self._closed
 
     @property
+    def created_rows(self) -> list[dict[str, Any]]:
+        """What the last statement's INSERTs created, one dict per row (column → Python value).
+
+        The objects as the API answered the create (ids, secrets, timestamps
+        it assigned); SQLAlchemy's dialect reads server-assigned keys here.
+        """
+        out = []
+        for table_name, _, obj in self._context.created:
+            table = self.connection.engine.table(table_name)
+            out.append({c.name: from_sql(c.value(obj), c.type) for c in table.columns})
+        return out
+
+    @property
     def requests(self) -> list[RequestRecord]:
         """HTTP requests made by the last statement: method, URL (no secrets), status, duration."""
         return list(self._context.requests)

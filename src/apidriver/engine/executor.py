@@ -13,9 +13,10 @@ SQLite's comparison rules, so consuming them is exact.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import quote
 
@@ -74,9 +75,29 @@ class Engine:
         self.pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="apidriver-http")
         self.embedded_keys = self._embedded_keys()
         self.page_hints: OrderedDict[Any, int] = OrderedDict()
+        self._inflight: set[Future[Any]] = set()
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run an HTTP request on the worker pool, keeping track of it until it ends."""
+        future = self.pool.submit(fn, *args, **kwargs)
+        with self._lock:
+            self._inflight.add(future)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._inflight.discard(future)
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until no request is in flight (pages fetched ahead finish after their statement)."""
+        with self._lock:
+            pending = list(self._inflight)
+        wait(pending, timeout=timeout)
 
     def _embedded_keys(self) -> dict[str, frozenset[str]]:
         out: dict[str, set[str]] = {}

@@ -139,7 +139,7 @@ class StatementContext:
         if future is not None and not future.cancelled():
             kept.move_to_end(key)
             return future
-        future = engine.pool.submit(
+        future = engine.submit(
             engine.client.request,
             "GET",
             path,

@@ -62,6 +62,9 @@ def system_tables(tables: Callable[[], Sequence[Table]], procedures: Callable[[]
                     "refers_to": c.references,
                     "pushdown": (pushdown(t, c, specs) or None) if t.static is None else None,
                     "needs_include": c.include,
+                    "api_assigned": int(
+                        t.write is not None and t.write.insert is not None and c.name not in t.write.insert.columns
+                    ),
                 }
 
     def procedure_rows() -> Iterable[Mapping[str, Any]]:
@@ -121,6 +124,7 @@ def system_tables(tables: Callable[[], Sequence[Table]], procedures: Callable[[]
                 Column("refers_to", TEXT, "Table.column this column refers to, if any."),
                 Column("pushdown", TEXT, "Operators sent to the API and the request they become; NULL: filtered locally."),
                 Column("needs_include", TEXT, "The include= value the API needs to send this column."),
+                Column("api_assigned", BOOLEAN, "In a table that accepts INSERT: set by the API, not by you (ids, timestamps...)."),
             ),
             static=column_rows,
             estimated_rows=200,

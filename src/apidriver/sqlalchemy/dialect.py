@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from sqlalchemy import exc, pool
 from sqlalchemy import types as sqltypes
-from sqlalchemy.dialects.sqlite.base import SQLiteDialect
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect, SQLiteExecutionContext
 from sqlalchemy.engine import URL, Engine, reflection
 from sqlalchemy.engine.interfaces import ReflectedColumn, ReflectedForeignKeyConstraint
 from sqlalchemy.util import immutabledict
@@ -44,6 +44,39 @@ def _regexp(pattern: str | None, value: Any) -> bool | None:
     return re.search(pattern, str(value)) is not None
 
 
+class APIExecutionContext(SQLiteExecutionContext):
+    """Primary keys the API assigned, for INSERTs that did not ask for them with RETURNING.
+
+    The ORM inserts an object whose key the server assigns (``Jobs``,
+    ``Webhooks``) without RETURNING unless the key column is marked as
+    server-generated; it then takes the key from ``inserted_primary_key``,
+    which would be empty. The DB-API cursor knows what the API created
+    (``cursor.created_rows``), so the keys are filled from there.
+    """
+
+    def _setup_ins_pk_from_empty(self) -> Any:
+        return self._with_created_keys(super()._setup_ins_pk_from_empty())
+
+    def _setup_ins_pk_from_lastrowid(self) -> Any:
+        return self._with_created_keys(super()._setup_ins_pk_from_lastrowid())
+
+    def _with_created_keys(self, rows: list[Any]) -> list[Any]:
+        created = getattr(self.cursor, "created_rows", None) or []
+        table = getattr(self.compiled, "statement", None)
+        table = getattr(table, "table", None)
+        if not created or table is None:
+            return rows
+        keys = [c.name for c in table.primary_key]
+        filled = []
+        for index, row in enumerate(rows):
+            made = created[index] if index < len(created) else None
+            if made is None or row is None:
+                filled.append(row)
+                continue
+            filled.append(tuple(v if v is not None else made.get(k) for v, k in zip(row, keys)))
+        return filled
+
+
 class APIDialect(SQLiteDialect):
     """``api:///?Profile=...&ProfileSettings=...``: any profile, properties in the query string."""
 
@@ -62,6 +95,7 @@ class APIDialect(SQLiteDialect):
     """The profile a dialect name implies (None: the URL's ``Profile``)."""
 
     colspecs = immutabledict({**SQLiteDialect.colspecs, sqltypes.DateTime: UTCDateTime})
+    execution_ctx_cls = APIExecutionContext
 
     @classmethod
     def import_dbapi(cls) -> Any:
@@ -120,12 +154,12 @@ class APIDialect(SQLiteDialect):
 
     # -- reflection: what PRAGMAs cannot say about virtual tables ----------------------------------
 
-    def _described_columns(self, connection: Any, table_name: str) -> dict[str, tuple[str, str | None]]:
+    def _described_columns(self, connection: Any, table_name: str) -> dict[str, tuple[str, str | None, bool]]:
         rows = connection.exec_driver_sql(
-            "SELECT column_name, type, description FROM sys_tablecolumns WHERE lower(table_name) = lower(?)",
+            "SELECT column_name, type, description, api_assigned FROM sys_tablecolumns WHERE lower(table_name) = lower(?)",
             (table_name,),
         )
-        return {name: (type_, description) for name, type_, description in rows}
+        return {name: (type_, description, bool(assigned)) for name, type_, description, assigned in rows}
 
     @reflection.cache
     def get_columns(self, connection: Any, table_name: str, schema: str | None = None, **kw: Any) -> list[ReflectedColumn]:
@@ -133,16 +167,23 @@ class APIDialect(SQLiteDialect):
 
         TIMESTAMP columns reflect as ``TIMESTAMP(timezone=True)`` (they give
         aware datetimes, and pandas then makes tz-aware columns) and JSON ones
-        as the generic ``JSON``.
+        as the generic ``JSON``. Columns the API assigns on INSERT (ids,
+        timestamps, ...) get a server default.
         """
         columns = _SQLite.get_columns(self, connection, table_name, schema, **kw)
         described = self._described_columns(connection, table_name)
         out: list[ReflectedColumn] = []
         for found in columns:
             column = cast(ReflectedColumn, dict(found))  # a copy: SQLite's list may sit in the reflection cache
-            declared, description = described.get(column["name"], (None, None))
+            declared, description, assigned = described.get(column["name"], (None, None, False))
             if description:
                 column["comment"] = description
+            if assigned:
+                # A server default tells SQLAlchemy the API fills this column on
+                # INSERT, so it asks for it with RETURNING (the DB-API returns
+                # what the API created). The text is never executed: nothing
+                # here runs DDL.
+                column["default"] = "NULL"
             if declared == "TIMESTAMP":
                 column["type"] = sqltypes.TIMESTAMP(timezone=True)
             elif declared == "JSON":
