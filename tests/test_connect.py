@@ -211,3 +211,11 @@ def test_commit_and_rollback_are_harmless(conn: apidriver.Connection) -> None:
     conn.commit()
     conn.rollback()
     assert conn.cursor().execute("SELECT 1").fetchone() == (1,)
+
+
+def test_one_statement_per_execute(conn: apidriver.Connection) -> None:
+    cur = conn.cursor()
+    with pytest.raises(apidriver.ProgrammingError, match="one statement at a time"):
+        cur.execute("SELECT 1 AS a; SELECT 2 AS b")
+    assert cur.execute("SELECT 1; -- a trailing comment").fetchall() == [(1,)]
+    assert cur.execute("SELECT 2 /* inline */ ;  ").fetchall() == [(2,)]

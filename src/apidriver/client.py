@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from . import exceptions as exc
 
@@ -337,7 +338,7 @@ class ApiClient:
             if status == 204 or not response.content:
                 return ApiResponse(status, None, response.headers)
             try:
-                body = response.json()
+                body = orjson.loads(response.content)
             except ValueError as error:
                 if not idempotent:
                     raise self._error(

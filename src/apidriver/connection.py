@@ -161,8 +161,11 @@ class Connection:
         if self._closed:
             return
         self._closed = True
+        # Requests still in flight (pages fetched ahead) are cut off, not left to
+        # finish in the background: a closed connection sends nothing more.
         self.engine.close()
         self.client.close()
+        self.engine.join()
         self.storage.close()
         self._db.close()
 

@@ -59,6 +59,14 @@ def translate(error: BaseException, sql: str | None = None) -> BaseException:
     return exc.InternalError(f"Unexpected {type(error).__name__} inside apidriver: {message}. Please report this.")
 
 
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)
+
+
+def _has_statement(text: str) -> bool:
+    """Whether SQL text holds anything but comments, blanks and semicolons."""
+    return bool(_COMMENTS.sub("", text).strip(" \t\r\n;"))
+
+
 class Cursor:
     """A DB-API 2.0 cursor; ``requests`` lists the HTTP requests of the last statement."""
 
@@ -88,6 +96,11 @@ class Cursor:
         captured: dict[str, Any] = {}
 
         def trace(cur: apsw.Cursor, sql: str, bindings: Any) -> bool:
+            if "description" in captured:
+                return True  # only a trailing comment can follow (checked below)
+            if operation.startswith(sql) and _has_statement(operation[len(sql) :]):
+                captured["multiple"] = True
+                return False  # before anything ran
             captured["description"] = cur.get_description()
             return True
 
@@ -98,6 +111,10 @@ class Cursor:
         except BaseException as error:
             if isinstance(error, apsw.AuthError) and self._context.refused is not None:
                 raise self._context.refused from None
+            if captured.get("multiple"):
+                raise exc.ProgrammingError(
+                    "execute() runs one statement at a time; run the statements one by one (or use the shell)."
+                ) from None
             raise translate(error, operation) from error
         self._cursor = cursor
         description = captured.get("description") or ()

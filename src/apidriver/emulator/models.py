@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 TERMINAL = frozenset({"finished", "error"})
 
 
@@ -37,10 +39,12 @@ def encode(body: Any, *, php: bool = True) -> bytes:
     ``\\uXXXX``, as PHP's ``json_encode`` does. ``php=False`` is the sync
     host: compact, slashes and UTF-8 left as they are.
     """
-    text = json.dumps(body, ensure_ascii=php, separators=(",", ":"))
-    if php:
-        text = text.replace("/", "\\/")
-    return text.encode()
+    data = orjson.dumps(body)
+    if not php:
+        return data
+    if not data.isascii():  # PHP escapes non-ASCII; orjson cannot
+        return json.dumps(body, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/").encode()
+    return data.replace(b"/", b"\\/")
 
 
 @dataclass(slots=True)
@@ -105,6 +109,8 @@ class Task:
     # Emulator-only planning state, never serialised.
     held: bool = False  # waiting for an upload or a background download
     planned_error: tuple[str, str] | None = None
+    # The plain JSON of an ended task never changes: kept to serve pages fast.
+    rendered: tuple[str, dict[str, Any]] | None = None
 
     @property
     def terminal(self) -> bool:
@@ -123,6 +129,15 @@ class Task:
         return out
 
     def to_dict(self, root: str, include: frozenset[str] = frozenset(), lookup: Any = None) -> dict[str, Any]:
+        plain = not include and self.terminal
+        if plain and self.rendered is not None and self.rendered[0] == root:
+            return self.rendered[1]
+        d = self._render(root, include, lookup)
+        if plain:
+            self.rendered = (root, d)
+        return d
+
+    def _render(self, root: str, include: frozenset[str], lookup: Any) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id}
         if self.job_id is not None:
             d["name"] = self.name

@@ -79,7 +79,12 @@ class Engine:
         self._lock = threading.Lock()
 
     def close(self) -> None:
+        """Cancel requests not yet sent (those under way finish or fail on their own)."""
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def join(self) -> None:
+        """Wait for the worker threads to end (after the HTTP client was closed, quickly)."""
+        self.pool.shutdown(wait=True)
 
     def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Future[Any]:
         """Run an HTTP request on the worker pool, keeping track of it until it ends."""
@@ -156,6 +161,25 @@ class Engine:
             raise exc.ProgrammingError(
                 f"{table.name} can only be read by its key: add a condition such as {table.get_key} = '...' to the WHERE clause."
             )
+        if plan.fast_lookup is not None:
+            # The common inner-loop lookups of a join (``Tasks.job_id = ?``, ``Tasks.id = ?``):
+            # answered by what the statement already holds, with no request and little work.
+            column, source_column = plan.fast_lookup
+            source = self.source_of(table)
+            if plan.kind == "get":
+                key = _key_value(source.column(source_column), values[0])
+                obj = ctx.store.get_object(source.name, key, plan.includes) if key is not None else None
+                hit = [obj] if obj is not None else None
+            else:
+                hit = ctx.store.get_set(source.name, source_column, text_affinity(values[0]), plan.includes)
+            if hit is not None:
+                col = table.column(column)
+                wanted_value = values[0]
+                for obj in hit:
+                    for row in table.derived.rows(obj) if table.derived is not None else (obj,):
+                        if matches(col, col.value(row), wanted_value):
+                            yield row
+                return
         bound = list(zip(plan.args, values))
         limit = offset = None
         checks: list[tuple[Column, Any]] = []
@@ -303,17 +327,16 @@ class Engine:
     def register(self, ctx: StatementContext, table: Table, objs: Iterable[Obj], includes: frozenset[str]) -> None:
         """Remember fetched objects, and the complete child sets they embed."""
         store = ctx.store
+        keyed = bool(table.key)
+        embeds = [(e, self.table(e.table)) for e in table.embeds]
         for obj in objs:
-            if not isinstance(obj, Mapping):
+            if not isinstance(obj, dict):
                 continue
-            if table.key:
-                key = table.key_of(obj)
+            key = table.key_of(obj) if keyed else ()
+            if keyed:
                 store.put_object(table.name, key[0] if len(key) == 1 else key, obj, includes)
-            for embed in table.embeds:
+            for embed, child in embeds:
                 children = obj.get(embed.field)
-                if not isinstance(children, list):
-                    continue
-                child = self.table(embed.table)
-                own = table.key_of(obj)[0] if table.key else None
-                store.put_set(child.name, embed.key.lower(), own, children, frozenset())
-                self.register(ctx, child, children, frozenset())
+                if isinstance(children, list):
+                    store.put_set(child.name, embed.key.lower(), key[0] if key else None, children, frozenset())
+                    self.register(ctx, child, children, frozenset())

@@ -57,6 +57,13 @@ class Plan:
     includes: frozenset[str] = field(default_factory=frozenset)
     offset_consumed: bool = False
 
+    @property
+    def fast_lookup(self) -> tuple[str, str] | None:
+        """(column, source column) when the plan is one ``filter = ?`` or ``key = ?`` and nothing else."""
+        if self.kind in ("list", "get") and len(self.args) == 1 and self.args[0].role in ("filter", "key") and not self.args[0].multi:
+            return self.args[0].column, self.args[0].source.lower()
+        return None
+
     def describe(self) -> str:
         if self.kind == "none":
             return f"{self.table}: cannot be read without its key"

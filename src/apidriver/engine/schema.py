@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..values import COLUMN_TYPES, to_sql
@@ -40,14 +41,19 @@ class Column:
     def __post_init__(self) -> None:
         if self.type not in COLUMN_TYPES:
             raise ValueError(f"column {self.name}: unknown type {self.type!r}")
+        object.__setattr__(self, "_parts", tuple((self.path or self.name).split(".")))
 
     def raw(self, obj: Mapping[str, Any]) -> Any:
         """The API's JSON value of this column in ``obj`` (None when absent)."""
         if self.compute is not None:
             return self.compute(obj)
+        parts: tuple[str, ...] = self._parts  # type: ignore[attr-defined]
+        # Objects are decoded JSON: dicts (isinstance against dict is much cheaper than Mapping).
+        if len(parts) == 1:
+            return obj.get(parts[0]) if isinstance(obj, dict) else None
         value: Any = obj
-        for part in (self.path or self.name).split("."):
-            if not isinstance(value, Mapping):
+        for part in parts:
+            if not isinstance(value, dict):
                 return None
             value = value.get(part, _MISSING)
             if value is _MISSING:
@@ -123,24 +129,39 @@ class Table:
         if len(set(names)) != len(names):
             raise ValueError(f"table {self.name}: duplicate column names")
 
-    @property
+    @cached_property
     def key(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.primary_key)
 
+    @cached_property
+    def _by_name(self) -> dict[str, tuple[int, Column]]:
+        return {c.name.lower(): (i, c) for i, c in enumerate(self.columns)}
+
+    @cached_property
+    def _key_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.primary_key)
+
     def column(self, name: str) -> Column:
-        for c in self.columns:
-            if c.name.lower() == name.lower():
-                return c
-        raise KeyError(name)
+        return self._by_name[name.lower()][1]
 
     def index(self, name: str) -> int:
-        for i, c in enumerate(self.columns):
-            if c.name.lower() == name.lower():
-                return i
-        raise KeyError(name)
+        return self._by_name[name.lower()][0]
+
+    @cached_property
+    def _text_key(self) -> str | None:
+        """The field holding the key, when the key is one plain TEXT field (the common case)."""
+        keys = self._key_columns
+        if len(keys) == 1 and keys[0].type == "TEXT" and keys[0].compute is None and "." not in (keys[0].path or keys[0].name):
+            return keys[0].path or keys[0].name
+        return None
 
     def key_of(self, obj: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(self.column(k).value(obj) for k in self.key)
+        field = self._text_key
+        if field is not None:
+            value = obj.get(field)
+            if value is None or isinstance(value, str):
+                return (value,)
+        return tuple(c.value(obj) for c in self._key_columns)
 
     def create_sql(self) -> str:
         """The schema SQLite is told for this virtual table."""

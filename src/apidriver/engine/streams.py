@@ -1,12 +1,14 @@
 """Reading a paginated list: pages fetched ahead, in order, never partially.
 
 The API gives no page count. The first time a list is read, page 1 goes
-alone; if it is full, up to ``MaxConcurrency`` further pages go out at once
-and the window slides as pages are consumed, so the last full page may be
-followed by up to that many wasted requests. The number of pages a list had
+alone; while pages come back full, further pages go out ahead of the one
+being consumed, 2, then 4, then up to ``MaxConcurrency`` at once, so the last
+full page may be followed by up to that many wasted requests (one or two for
+a short list). The number of pages a list had
 is remembered per connection (``Engine.page_hints``): the next read of the
-same list sends exactly those pages at once, then carries on page by page
-only if the last one turns out full (the list grew).
+same list queues exactly those pages at once (the pool sends
+``MaxConcurrency`` at a time), then carries on page by page only if the last
+one turns out full (the list grew).
 """
 
 from __future__ import annotations
@@ -71,6 +73,14 @@ class ListStream:
         self.hint_key = (endpoint.path, tuple(params), size) if wanted is None and not offset else None
         self.predicted = engine.page_hints.get(self.hint_key) if self.hint_key else None
         self.ahead = engine.max_concurrency
+        # Without a hint the look-ahead grows, 2, 4, 8... pages up to MaxConcurrency,
+        # as pages keep coming back full: a short list wastes one or two requests.
+        self.window = 2
+        self.mark = 1  # the window doubles once per round: when the page at this mark is consumed
+        if self.predicted:
+            # Pages known to exist are all queued (the pool sends MaxConcurrency at
+            # a time), up to a bound on how many answers may wait in memory.
+            self.ahead = self.window = 3 * engine.max_concurrency
         top = self.start_page
         if self.predicted and endpoint.paginated:
             top = min(self.predicted, self.start_page + self.ahead)
@@ -96,11 +106,16 @@ class ListStream:
         """After ``page`` came back full: send the next ones, as far as we know they exist."""
         if self.last_needed is not None and page >= self.last_needed:
             return
-        top = page + self.ahead
+        if page >= self.mark:
+            if page > 1:
+                self.window = min(2 * self.window, self.ahead)
+            self.mark = page + self.window
+        top = page + self.window
         if self.last_needed is not None:
             top = min(top, self.last_needed)
-        if self.predicted is not None and page < self.predicted:
-            top = min(top, self.predicted)
+        if self.predicted is not None:
+            # Up to the known last page; past it (the list grew), one page at a time.
+            top = min(top, self.predicted) if page < self.predicted else page + 1
         for p in range(page + 1, top + 1):
             self._submit(p)
 
