@@ -1,0 +1,178 @@
+"""The commands. Each opens a connection with ``apidriver.connect`` and formats what it returns."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from .. import __version__
+from ..reference import markdown as reference_markdown
+from . import describe as reference
+from . import output
+from .connecting import connection_option, open_connection, profile_of
+from .errors import Group
+from .statement import run, split_statements
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="apidriver")
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """SQL over REST APIs: query a CloudConvert API v2 account as SQLite tables.
+
+    The connection comes from --connect, else $APIDRIVER_CONNECTION, else the
+    API key in $CLOUDCONVERT_API_KEY. To try it offline:
+
+    \b
+        apidriver demo
+    """
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+@cli.command(short_help="Walk through apidriver on the built-in emulator.")
+@click.option("--jobs", default=120, show_default=True, help="Sample jobs in the emulator's account.")
+@click.option("--seed", default=42, show_default=True, help="Random seed of the sample data.")
+def demo(jobs: int, seed: int) -> None:
+    """Walk through apidriver on the built-in emulator (offline).
+
+    Starts a CloudConvert emulator with a sample account, then runs the ORM
+    example of the article, shows what each query sends to the API, a join
+    with an aggregate, and writes.
+
+    \b
+    Example:
+        apidriver demo
+    """
+    from .demo import run_demo
+
+    run_demo(Console(highlight=False), jobs=jobs, seed=seed)
+
+
+@cli.command(short_help="Run one SQL statement.")
+@click.argument("sql")
+@connection_option
+@click.option("-f", "--format", "fmt", type=click.Choice(output.FORMATS), default="table", show_default=True, help="Output format.")
+@click.option("-p", "--param", "params", nargs=2, multiple=True, metavar="NAME VALUE", help="A value for :NAME in the SQL (repeatable).")
+@click.option("--requests", "show_requests", is_flag=True, help="Print the HTTP requests the statement made to stderr.")
+def query(sql: str, connection: str | None, fmt: str, params: tuple[tuple[str, str], ...], show_requests: bool) -> None:
+    """Run one SQL statement and print its result (SQL '-' reads it from stdin).
+
+    A statement without a result set (INSERT, DELETE) prints how many rows it
+    changed. Timestamps are ISO 8601; JSON columns are nested in json/jsonl.
+
+    \b
+    Example:
+        apidriver query "SELECT id, tag, created_at FROM Jobs WHERE status = 'error'" --format csv --requests
+    """
+    text = sys.stdin.read() if sql == "-" else sql
+    statements = split_statements(text)
+    if len(statements) != 1:
+        raise click.UsageError(
+            f"query runs one statement ({len(statements)} given); to run a script, pipe it into: apidriver shell"
+        )
+    with open_connection(connection) as conn:
+        cursor = conn.cursor()
+        try:
+            result = run(cursor, statements[0], dict(params) if params else None)
+        finally:
+            if show_requests:
+                for record in cursor.requests:
+                    click.echo(str(record), err=True)
+        output.write(result, fmt, sys.stdout)
+
+
+@cli.command(short_help="An interactive SQL shell.")
+@connection_option
+@click.option("-f", "--format", "fmt", type=click.Choice(output.FORMATS), default="table", show_default=True, help="Output format.")
+@click.option(
+    "--history",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("~/.apidriver_history"),
+    show_default=True,
+    help="History file of the interactive shell.",
+)
+@click.pass_context
+def shell(ctx: click.Context, connection: str | None, fmt: str, history: Path) -> None:
+    """An interactive SQL shell; with piped stdin, runs the statements it reads.
+
+    Statements end with ';' and may span lines. Tab completes table and column
+    names. Commands: .tables, .schema TABLE, .requests, .format FORMAT, .help, .quit.
+
+    \b
+    Example:
+        apidriver shell --connect "APIKey=emulator-key;BaseURL=http://127.0.0.1:8000"
+    """
+    from .errors import debugging
+    from .shell import Shell
+
+    with open_connection(connection) as conn:
+        status = Shell(conn, fmt=fmt, debug=debugging(ctx)).run(history.expanduser())
+    ctx.exit(status)
+
+
+@cli.command(short_help="List the tables and procedures.")
+@connection_option
+@click.option("--markdown", is_flag=True, help="Print the whole reference as Markdown (docs/tables.md).")
+def tables(connection: str | None, markdown: bool) -> None:
+    """List the tables and procedures, with the columns whose filters are sent to the API.
+
+    Needs no API key. The profile is CloudConvert unless the connection names another.
+
+    \b
+    Example:
+        apidriver tables
+    """
+    profile = profile_of(connection)
+    if markdown:
+        click.echo(reference_markdown(profile), nl=False)
+    else:
+        Console(highlight=False).print(reference.overview(profile))
+
+
+@cli.command(short_help="Describe a table or procedure.")
+@click.argument("name")
+@connection_option
+@click.option("--markdown", is_flag=True, help="Print Markdown, as in docs/tables.md.")
+def describe(name: str, connection: str | None, markdown: bool) -> None:
+    """Describe a table (columns, types, descriptions, push-down, writes) or a procedure.
+
+    Needs no API key.
+
+    \b
+    Example:
+        apidriver describe Jobs
+    """
+    profile = profile_of(connection)
+    item = reference.find(profile, name)
+    if item is None:
+        raise click.BadParameter(f"no table or procedure {name!r}; known: {', '.join(reference.names(profile))}", param_hint="NAME")
+    text = reference.markdown(profile, item)
+    if markdown:
+        click.echo(text, nl=False)
+    else:
+        Console(highlight=False).print(reference.rendered(text))
+
+
+@cli.command(
+    short_help="Run the local CloudConvert API emulator.",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def emulator(ctx: click.Context, args: tuple[str, ...]) -> None:
+    """Run the local CloudConvert API emulator (the same as python -m apidriver.emulator).
+
+    Takes the emulator's own options (see apidriver emulator --help); prints
+    its root URL on the first line of stdout.
+
+    \b
+    Example:
+        apidriver emulator --port 8000 --api-key emulator-key --jobs 100 --seed 1
+    """
+    from ..emulator.server import main as emulator_main
+
+    ctx.exit(emulator_main(list(args)))
