@@ -24,20 +24,20 @@ TASKS = {
 
 
 @pytest.fixture
-def emu(make_emulator: Callable[..., Emulator]) -> Emulator:
+def emulator(make_emulator: Callable[..., Emulator]) -> Emulator:
+    """This module's account (conftest's ``api`` client talks to it)."""
     return make_emulator(jobs=10, seed=2)
 
 
 @pytest.fixture
-def conn(emu: Emulator) -> Iterator[apidriver.Connection]:
-    with connect_to(emu) as connection:
-        yield connection
+def emu(emulator: Emulator) -> Emulator:
+    return emulator
 
 
 @pytest.fixture
-def api(emu: Emulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=emu.api_url, headers={"Authorization": f"Bearer {emu.api_key}"}) as client:
-        yield client
+def conn(emulator: Emulator) -> Iterator[apidriver.Connection]:
+    with connect_to(emulator) as connection:
+        yield connection
 
 
 def calls(emu: Emulator) -> list[tuple[str, str]]:

@@ -161,11 +161,11 @@ class Connection:
         if self._closed:
             return
         self._closed = True
-        # Requests still in flight (pages fetched ahead) are cut off, not left to
-        # finish in the background: a closed connection sends nothing more.
+        # Requests not yet sent are cancelled; those under way (pages fetched
+        # ahead) get a moment to finish rather than landing after close().
         self.engine.close()
+        self.engine.wait_idle(timeout=2.0)
         self.client.close()
-        self.engine.join()
         self.storage.close()
         self._db.close()
 

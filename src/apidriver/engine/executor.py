@@ -82,10 +82,6 @@ class Engine:
         """Cancel requests not yet sent (those under way finish or fail on their own)."""
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    def join(self) -> None:
-        """Wait for the worker threads to end (after the HTTP client was closed, quickly)."""
-        self.pool.shutdown(wait=True)
-
     def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Future[Any]:
         """Run an HTTP request on the worker pool, keeping track of it until it ends."""
         future = self.pool.submit(fn, *args, **kwargs)
