@@ -284,8 +284,13 @@ class ApiClient:
             self.pacer.wait()
             started = time.monotonic()
             try:
-                extra = {"timeout": timeout} if timeout is not None else {}
-                response = self._http.request(method, url, params=list(params or []), json=json, **extra)
+                response = self._http.request(
+                    method,
+                    url,
+                    params=list(params or []),
+                    json=json,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
             except httpx.HTTPError as error:
                 duration = (time.monotonic() - started) * 1000
                 kind = type(error).__name__
@@ -375,17 +380,20 @@ class ApiClient:
             observer(record)
 
     def _sleep_backoff(self, attempt: int) -> None:
-        time.sleep(min(5.0, self.backoff * (2 ** (attempt - 1))) * (0.5 + random.random() / 2))
+        time.sleep(min(5.0, self.backoff * 2.0 ** (attempt - 1)) * (0.5 + random.random() / 2))
 
     def _retry_after(self, value: str | None, attempt: int) -> float:
         if value:
             try:
                 return max(0.0, float(value))
             except ValueError:
-                parsed = email.utils.parsedate_to_datetime(value)
+                try:
+                    parsed = email.utils.parsedate_to_datetime(value)  # Retry-After may be an HTTP date
+                except (TypeError, ValueError):
+                    parsed = None
                 if parsed is not None:
-                    return max(0.0, parsed.timestamp() - time.time())
-        return min(10.0, self.backoff * (2**attempt))
+                    return max(0.0, float(parsed.timestamp()) - time.time())
+        return min(10.0, self.backoff * 2.0**attempt)
 
     def _details(self, response: httpx.Response) -> tuple[str | None, str | None, dict[str, Any] | None]:
         try:
@@ -395,18 +403,20 @@ class ApiClient:
 
     @staticmethod
     def _error(
-        cls: type[exc.APIErrorMixin],
+        cls: type[exc.Error],
         message: str,
         method: str,
         url: str,
         status: int | None = None,
         details: tuple[str | None, str | None, dict[str, Any] | None] = (None, None, None),
-    ) -> Exception:
+    ) -> exc.Error:
+        """An API error of class ``cls`` (an ``APIErrorMixin`` subclass) with its details."""
         error = cls(message)
+        assert isinstance(error, exc.APIErrorMixin)
         error._set_api(status, details[0], details[2], method, url)
-        return error  # type: ignore[return-value]
+        return error
 
-    def _status_error(self, response: httpx.Response, method: str, url: str, scope: str | None) -> Exception:
+    def _status_error(self, response: httpx.Response, method: str, url: str, scope: str | None) -> exc.Error:
         status = response.status_code
         code, message, errors = self._details(response)
         said = f"{status} {code}" if code else f"{status} {response.reason_phrase}"

@@ -96,15 +96,13 @@ class Connection:
         self.runner = ProcedureRunner(self.client, self.storage, lambda: self._active, settings, {"root_url": self.root_url, **profile.extras}, read_only)
         self._api_tables = {t.name.lower(): t for t in profile.tables}
         self._db = apsw.Connection(":memory:")
-        self._db.create_module(
-            MODULE_NAME, Module(self.engine, lambda: self._active, self.rowids, self.writer), use_bestindex_object=True
-        )
+        module: Any = Module(self.engine, lambda: self._active, self.rowids, self.writer)  # APSW's protocol is loose
+        self._db.create_module(MODULE_NAME, module, use_bestindex_object=True)
         for table in self.tables:
             self._db.execute(f'CREATE VIRTUAL TABLE "{table.name}" USING {MODULE_NAME}()')
         for procedure in profile.procedures:
-            self._db.create_module(
-                procedure.name, ProcedureModule(procedure, self.runner), use_bestindex_object=True, eponymous_only=True
-            )
+            procedure_module: Any = ProcedureModule(procedure, self.runner)
+            self._db.create_module(procedure.name, procedure_module, use_bestindex_object=True, eponymous_only=True)
         self._db.authorizer = self._authorize
 
     def _authorize(self, action: int, name: str | None, column: str | None, database: str | None, trigger: str | None) -> int:
@@ -138,7 +136,8 @@ class Connection:
     def procedure(self, name: str) -> Procedure:
         """The profile procedure called ``name`` (any case)."""
         try:
-            return self.procedures[name.lower()]
+            procedure: Procedure = self.procedures[name.lower()]
+            return procedure
         except KeyError:
             known = ", ".join(p.name for p in self.procedures.values())
             raise exc.ProgrammingError(f"Unknown procedure {name!r}. Procedures: {known}.") from None

@@ -178,10 +178,7 @@ class Cursor:
                     else f"Parameter set {index} (0-based, the last) failed: {error} Sets 0 to {index - 1} were carried "
                     "out and are not undone" + (f" (created: {ids})." if ids else ".")
                 )
-                wrapped = type(error)(note)
-                for attr in ("status", "code", "errors", "method", "url"):
-                    if hasattr(error, attr):
-                        setattr(wrapped, attr, getattr(error, attr))
+                wrapped = exc.with_message(error, note)
                 wrapped.done_rows = index  # type: ignore[attr-defined]
                 wrapped.failed_row = index  # type: ignore[attr-defined]
                 wrapped.created = list(created)  # type: ignore[attr-defined]

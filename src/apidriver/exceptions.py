@@ -124,6 +124,15 @@ class BadRequestError(APIErrorMixin, ProgrammingError):
     """The API rejected the request itself (400, 405, ...): a driver or usage problem."""
 
 
+def with_message(error: Error, message: str) -> Error:
+    """A copy of ``error`` (same class, same API details) saying ``message``."""
+    copy = type(error)(message)
+    for attr in ("status", "code", "errors", "method", "url"):
+        if hasattr(error, attr):
+            setattr(copy, attr, getattr(error, attr))
+    return copy
+
+
 __all__ = [
     "APIErrorMixin",
     "APIUnavailableError",

@@ -160,7 +160,7 @@ class Engine:
         if plan.fast_lookup is not None:
             # The common inner-loop lookups of a join (``Tasks.job_id = ?``, ``Tasks.id = ?``):
             # answered by what the statement already holds, with no request and little work.
-            column, source_column = plan.fast_lookup
+            lookup_column, source_column = plan.fast_lookup
             source = self.source_of(table)
             if plan.kind == "get":
                 key = _key_value(source.column(source_column), values[0])
@@ -169,7 +169,7 @@ class Engine:
             else:
                 hit = ctx.store.get_set(source.name, source_column, text_affinity(values[0]), plan.includes)
             if hit is not None:
-                col = table.column(column)
+                col = table.column(lookup_column)
                 wanted_value = values[0]
                 for obj in hit:
                     for row in table.derived.rows(obj) if table.derived is not None else (obj,):
@@ -191,7 +191,7 @@ class Engine:
         wanted = None if limit is None else limit + (0 if plan.offset_consumed else (offset or 0))
         source = self.source_of(table)
         produced = 0
-        for obj in self._source_objects(ctx, source, plan, bound, wanted, offset if plan.offset_consumed else 0):
+        for obj in self._source_objects(ctx, source, plan, bound, wanted, (offset or 0) if plan.offset_consumed else 0):
             rows = table.derived.rows(obj) if table.derived is not None else (obj,)
             for row in rows:
                 if all(matches(col, col.value(row), want) for col, want in checks):

@@ -101,13 +101,13 @@ class Writer:
             try:
                 spec.check(row)
             except exc.Error as error:
-                raise type(error)(f"{error}{describe_created(ctx)}") from None
+                raise exc.with_message(error, f"{error}{describe_created(ctx)}") from None
         path = spec.path(row) if callable(spec.path) else spec.path
         try:
             response = self.client.request("POST", path, json=spec.body(row), scope=spec.scope, observer=ctx.observe)
         except exc.Error as error:
             if ctx.created:
-                raise _with_note(error, describe_created(ctx)) from error
+                raise exc.with_message(error, f"{error}{describe_created(ctx)}") from error
             raise
         created = response.body.get("data") if response is not None and isinstance(response.body, Mapping) else None
         if not isinstance(created, Mapping):
@@ -126,20 +126,12 @@ class Writer:
         ctx = self.context()
         _, key = self.rowids.key(rowid)
         path = spec.path.replace("{key}", quote(str(key), safe=""))
+        # A row fetched a moment ago and gone now (404) is what was asked for; a key
+        # given alone (a stub, never fetched) that does not exist is an error.
         stub = (table.name, key) in ctx.stubs
-        response = self.client.request("DELETE", path, scope=spec.scope, observer=ctx.observe, allow_404=not stub)
-        if response is None and not stub:
-            pass  # fetched a moment ago and gone now: the end state is what was asked for
+        self.client.request("DELETE", path, scope=spec.scope, observer=ctx.observe, allow_404=not stub)
         ctx.deleted.append((table.name, key))
 
     def update(self, table: Table) -> None:
         raise self.refusal(table, "UPDATE") or exc.NotSupportedError(f"{table.name} cannot be updated.")
 
-
-def _with_note(error: exc.Error, note: str) -> exc.Error:
-    """The same error (class and API details) with ``note`` added to its message."""
-    new = type(error)(f"{error}{note}")
-    for attr in ("status", "code", "errors", "method", "url"):
-        if hasattr(error, attr):
-            setattr(new, attr, getattr(error, attr))
-    return new

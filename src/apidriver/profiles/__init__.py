@@ -23,10 +23,10 @@ def load(value: str) -> Profile:
     name = profile_name(value)
     for ep in entry_points(group="apidriver.profiles"):
         if ep.name.lower() == name:
-            profile = ep.load()
-            if not isinstance(profile, Profile):
+            loaded: object = ep.load()
+            if not isinstance(loaded, Profile):
                 raise ProgrammingError(f"The entry point for profile {value!r} does not give a Profile object.")
-            return profile
+            return loaded
     if name == "cloudconvert":
         from .cloudconvert import profile
 

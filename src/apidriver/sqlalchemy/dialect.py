@@ -55,10 +55,10 @@ class APIExecutionContext(SQLiteExecutionContext):
     """
 
     def _setup_ins_pk_from_empty(self) -> Any:
-        return self._with_created_keys(super()._setup_ins_pk_from_empty())
+        return self._with_created_keys(super()._setup_ins_pk_from_empty())  # type: ignore[no-untyped-call]
 
     def _setup_ins_pk_from_lastrowid(self) -> Any:
-        return self._with_created_keys(super()._setup_ins_pk_from_lastrowid())
+        return self._with_created_keys(super()._setup_ins_pk_from_lastrowid())  # type: ignore[no-untyped-call]
 
     def _with_created_keys(self, rows: list[Any]) -> list[Any]:
         created = getattr(self.cursor, "created_rows", None) or []

@@ -149,7 +149,7 @@ def convert_file(ctx: ProcedureContext, args: dict[str, Any]) -> list[Mapping[st
     export = next(t for t in done["tasks"] if t.get("name") == "export")
     files = (export.get("result") or {}).get("files") or []
     credits = sum(int(t.get("credits") or 0) for t in done["tasks"])
-    rows = []
+    rows: list[Mapping[str, Any]] = []
     for f in files:
         target = _target(source, f["filename"], args.get("destination"), len(files))
         partial = target.with_name(target.name + ".part")
