@@ -164,6 +164,7 @@ def baseline(cloudconvert: Any, job_id: str, twenty: list[str], tag: str) -> dic
         6: q6,
         7: q7,
         8: lambda: 1 if sdk_pages(Job) is not None else 0,
+        9: lambda: len(Job.all({"page": 1, "per_page": 10}) or []),  # trusting the order too: one page
     }
 
 
@@ -179,6 +180,7 @@ def main() -> int:
     with emulator("--jobs", "2000", "--seed", "1", "--latency-ms", str(LATENCY_MS)) as root:
         conn = apidriver.connect(APIKey="bench", BaseURL=root, MaxConcurrency=CONCURRENCY, PageSize=PAGE)
         cached = apidriver.connect(APIKey="bench", BaseURL=root, CacheTTL=600)
+        trusted = apidriver.connect(APIKey="bench", BaseURL=root, TrustListOrder=True)
         cur = conn.cursor()
         jobs = cur.execute("SELECT id, status, tag FROM Jobs").fetchall()
         errors = sum(1 for j in jobs if j[1] == "error")
@@ -202,6 +204,8 @@ def main() -> int:
              "SELECT f.filename, f.url FROM Jobs j JOIN Tasks t ON t.job_id = j.id JOIN TaskFiles f ON f.task_id = t.id "
              "WHERE j.tag = ?", (tag,), math.ceil(tagged / PAGE), conn),
             (8, "query 1 again with CacheTTL", "SELECT count(*) FROM Jobs", (), 0, cached),
+            (9, "query 4 with TrustListOrder (newest first assumed)",
+             "SELECT id, created_at FROM Jobs ORDER BY created_at DESC LIMIT 10", (), 1, trusted),
         ]
         cached.cursor().execute("SELECT count(*) FROM Jobs").fetchall()  # fills the cache for query 8
         cached.engine.wait_idle()
@@ -242,6 +246,7 @@ def main() -> int:
         )
         conn.close()
         cached.close()
+        trusted.close()
 
     memory()
     if not args.quick:

@@ -292,3 +292,17 @@ def test_cursor_reports_its_requests(emu: Emulator, jobs: list[dict[str, Any]]) 
         assert record.url.endswith(f"/v2/jobs/{jobs[0]['id']}")
         assert record.duration_ms >= 0
         assert emu.api_key not in str(record)
+
+
+def test_trusted_list_order_reads_one_page(run: Any, jobs: list[dict[str, Any]]) -> None:
+    sql = "SELECT id FROM Jobs ORDER BY created_at DESC LIMIT 5"
+    newest = sorted(jobs, key=lambda j: j["created_at"], reverse=True)[:5]
+    result, requests = run(sql, TrustListOrder=True)
+    assert [r[0] for r in result] == [j["id"] for j in newest]
+    assert len(requests) == 1 and params(requests[0])["per_page"] == "5"
+    # Only the order the API is seen to use is taken: ascending still reads everything.
+    _, ascending = run("SELECT id FROM Jobs ORDER BY created_at LIMIT 5", TrustListOrder=True)
+    assert all(params(r)["per_page"] == "100" for r in ascending) and len(ascending) >= 2
+    # Several requests (IN) cannot be merged in order either.
+    _, merged = run("SELECT id FROM Jobs WHERE status IN ('error', 'finished') ORDER BY created_at DESC LIMIT 5", TrustListOrder=True)
+    assert {params(r)["filter[status]"] for r in merged} == {"error", "finished"}

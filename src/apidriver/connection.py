@@ -96,7 +96,9 @@ class Connection:
         self.runner = ProcedureRunner(self.client, self.storage, lambda: self._active, settings, {"root_url": self.root_url, **profile.extras}, read_only)
         self._api_tables = {t.name.lower(): t for t in profile.tables}
         self._db = apsw.Connection(":memory:")
-        module: Any = Module(self.engine, lambda: self._active, self.rowids, self.writer)  # APSW's protocol is loose
+        module: Any = Module(  # (APSW's typing protocol is stricter than what it accepts)
+            self.engine, lambda: self._active, self.rowids, self.writer, bool(settings["TrustListOrder"])
+        )
         self._db.create_module(MODULE_NAME, module, use_bestindex_object=True)
         for table in self.tables:
             self._db.execute(f'CREATE VIRTUAL TABLE "{table.name}" USING {MODULE_NAME}()')

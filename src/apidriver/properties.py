@@ -76,6 +76,12 @@ CORE_PROPERTIES: tuple[Property, ...] = (
     Property("MaxRetries", "Retries of a failed idempotent request (5xx, timeouts, dropped connections).", 4, non_negative_int),
     Property("ReadOnly", "Refuse every write (INSERT, UPDATE, DELETE, actions) before any request is sent.", False, parse_bool),
     Property("RateLimitWindow", "Seconds of the API's rate-limit window, for pacing (the API does not say; 60).", 60.0, non_negative_float),
+    Property(
+        "TrustListOrder",
+        "Assume lists come in the order the profile observed (CloudConvert: newest first), so ORDER BY created_at DESC LIMIT n reads one page. Not promised by the API.",
+        False,
+        parse_bool,
+    ),
     Property("CacheTTL", "Seconds to keep GET answers across statements (0 = off); never shared across API keys.", 0.0, non_negative_float),
 )
 

@@ -23,7 +23,9 @@ RULES = """\
 - `LIMIT` is sent as a smaller page size only when every condition of the
   query was sent to the API and there is no `ORDER BY`; `OFFSET` becomes a
   page number only for a plain scan. The API guarantees no order, so `ORDER BY`
-  is always done by SQLite (over every row).
+  is done by SQLite (over every row), unless `TrustListOrder=true` vouches for
+  the order lists are seen to come in (newest first): then
+  `ORDER BY created_at DESC LIMIT n` on one list reads only the pages it needs.
 - Lists are read page by page until a short page; pages after the first are
   fetched ahead, concurrently. A page that fails after retries fails the query.
 - Within one statement nothing is fetched twice: a join of Jobs, Tasks and

@@ -88,6 +88,7 @@ def plan(
     in_sets: bool = True,
     embed_includes: frozenset[str] = frozenset(),
     deleting: bool = False,
+    trust_order: bool = False,
 ) -> tuple[Plan, float, int]:
     """Choose an access path; fill ``info``'s constraint usage. Returns (plan, cost, rows).
 
@@ -100,6 +101,8 @@ def plan(
     ``embed_includes`` are ``include=`` values that make the API embed child
     objects the statement will read too. ``deleting``: the statement deletes
     from this table, so a condition on the key alone needs no fetch at all.
+    ``trust_order``: the user vouches that lists come in the order their
+    endpoint declares (``Endpoint.order``), so a matching ORDER BY is consumed.
     """
     if table.static is not None:
         return Plan(table.name, "static"), 1.0, table.estimated_rows
@@ -171,13 +174,26 @@ def plan(
     else:
         kind = "none"
 
+    order_consumed = False
+    if trust_order and kind == "list" and derived is None and source.list is not None and source.list.order:
+        column, descending = source.list.order
+        single_request = not any(a.multi for a in args)
+        if (
+            single_request
+            and info.nOrderBy == 1
+            and info.get_aOrderBy_iColumn(0) == table.index(column)
+            and bool(info.get_aOrderBy_desc(0)) == descending
+        ):
+            info.orderByConsumed = True
+            order_consumed = True
+
     offset_consumed = False
     others_consumed = all(
         i in consumed
         for i in range(info.nConstraint)
         if info.get_aConstraint_op(i) not in (LIMIT, OFFSET) and info.get_aConstraint_usable(i)
     )
-    if kind == "list" and limit_i is not None and others_consumed and not unusable and info.nOrderBy == 0:
+    if kind == "list" and limit_i is not None and others_consumed and not unusable and (info.nOrderBy == 0 or order_consumed):
         pushed_filters = bool(args)
         args.append(Arg("limit"))
         info.set_aConstraintUsage_argvIndex(limit_i, len(args))

@@ -72,6 +72,8 @@ class Endpoint:
     ``path`` may hold ``{key}`` for the single-object form. ``paginated``
     endpoints take page/size parameters; ``single`` ones answer one object
     (``{"data": {...}}``) rather than a list. ``scope`` is what the key needs.
+    ``order`` is the order lists are seen to come in when the API does not
+    promise one: it is used only if the user says so (``TrustListOrder``).
     """
 
     path: str
@@ -79,6 +81,7 @@ class Endpoint:
     params: Mapping[str, str] = field(default_factory=dict)
     paginated: bool = False
     single: bool = False
+    order: tuple[str, bool] | None = None  # (column, descending) the list is observed to come in
 
 
 @dataclass(frozen=True)

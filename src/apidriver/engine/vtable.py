@@ -40,12 +40,20 @@ class RowIds:
 
 
 class Module:
-    def __init__(self, engine: Engine, context: Callable[[], StatementContext], rowids: RowIds, writer: Any = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        context: Callable[[], StatementContext],
+        rowids: RowIds,
+        writer: Any = None,
+        trust_order: bool = False,
+    ) -> None:
         """``context`` returns the statement being prepared or stepped (see ``Cursor``)."""
         self.engine = engine
         self.context = context
         self.rowids = rowids
         self.writer = writer
+        self.trust_order = trust_order
 
     def Create(self, connection: apsw.Connection, modulename: str, databasename: str, tablename: str, *args: str) -> tuple[str, VirtualTable]:  # noqa: N802
         spec = self.engine.table(tablename)
@@ -71,7 +79,9 @@ class VirtualTable:
             if e.include and self.module.engine.reads(context.tables, e.table)
         )
         deleting = self.spec.name.lower() in context.deletes
-        chosen, cost, rows = plan(self.spec, self.source, info, self.cheap, context.in_sets, embeds, deleting)
+        chosen, cost, rows = plan(
+            self.spec, self.source, info, self.cheap, context.in_sets, embeds, deleting, self.module.trust_order
+        )
         idx = self._plan_ids.get(chosen)
         if idx is None:
             idx = len(self.plans)

@@ -23,7 +23,8 @@ jobs = Table(
         ),
         Column("webhook_url", TEXT, "Write-only: a URL told when this job ends (INSERT only; the API never returns it)."),
     ),
-    list=Endpoint("/jobs", scope="task.read", paginated=True),
+    # Seen newest first in every recorded list; the API does not promise it.
+    list=Endpoint("/jobs", scope="task.read", paginated=True, order=("created_at", True)),
     get=Endpoint("/jobs/{key}", scope="task.read"),
     embeds=(Embed(table="Tasks", field="tasks", key="job_id", include="tasks"),),
     estimated_rows=2000,

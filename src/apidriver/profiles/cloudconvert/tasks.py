@@ -44,7 +44,8 @@ tasks = Table(
         Column("storage", TEXT, "Storage location label of the task's files."),
         Column("links_self", TEXT, "The task's API URL.", path="links.self"),
     ),
-    list=Endpoint("/tasks", scope="task.read", paginated=True),
+    # Seen newest first in every recorded list; the API does not promise it.
+    list=Endpoint("/tasks", scope="task.read", paginated=True, order=("created_at", True)),
     get=Endpoint("/tasks/{key}", scope="task.read"),
     estimated_rows=6000,
     write=Writes(
