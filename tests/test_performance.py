@@ -96,7 +96,7 @@ def test_cache_answers_repeats_without_requests(emu: Emulator) -> None:
         cur = conn.cursor().execute("SELECT count(*) FROM Tasks")
         assert cur.fetchone() == first
         extra = emu.requests()
-        assert not extra, (conn.engine.page_hints, [str(r) for r in cur.requests], [r["query"] for r in extra])
+        assert not extra, ([str(r) for r in cur.requests], [r["query"] for r in extra])
         assert cur.requests and all(r.cached for r in cur.requests)
         assert other.cursor().execute("SELECT count(*) FROM Tasks").fetchone() == first
         assert emu.requests() == []  # same key, same answers

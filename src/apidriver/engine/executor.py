@@ -50,6 +50,30 @@ def _key_value(column: Column, value: Any) -> Any:
     return integer_affinity(value) if column.type in (INTEGER, BOOLEAN) else text_affinity(value)
 
 
+class PageHints:
+    """How many pages each list had when last read, shared by the connections of a
+    process that use the same credentials and API root (like the response cache)."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Any, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> int | None:
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: Any, pages: int) -> None:
+        with self._lock:
+            self._entries[key] = pages
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
+PAGE_HINTS = PageHints()
+
+
 def _data(response: ApiResponse | None) -> Any:
     if response is None or not isinstance(response.body, Mapping):
         return None
@@ -74,7 +98,7 @@ class Engine:
         self.max_concurrency = max_concurrency
         self.pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="apidriver-http")
         self.embedded_keys = self._embedded_keys()
-        self.page_hints: OrderedDict[Any, int] = OrderedDict()
+        self.hint_owner = getattr(client, "cache_owner", "")
         self._inflight: set[Future[Any]] = set()
         self._lock = threading.Lock()
 
@@ -130,10 +154,10 @@ class Engine:
 
     def remember_pages(self, key: Any, pages: int) -> None:
         """How many pages a list had, to fetch them all at once next time."""
-        self.page_hints[key] = pages
-        self.page_hints.move_to_end(key)
-        while len(self.page_hints) > 1000:
-            self.page_hints.popitem(last=False)
+        PAGE_HINTS.put((self.hint_owner, key), pages)
+
+    def known_pages(self, key: Any) -> int | None:
+        return PAGE_HINTS.get((self.hint_owner, key))
 
     # -- rows ------------------------------------------------------------------------------------
 

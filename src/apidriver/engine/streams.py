@@ -5,8 +5,8 @@ alone; while pages come back full, further pages go out ahead of the one
 being consumed, 2, then 4, then up to ``MaxConcurrency`` at once, so the last
 full page may be followed by up to that many wasted requests (one or two for
 a short list). The number of pages a list had
-is remembered per connection (``Engine.page_hints``): the next read of the
-same list queues exactly those pages at once (the pool sends
+is remembered (``executor.PAGE_HINTS``, per credentials and API root): the
+next read of the same list queues exactly those pages at once (the pool sends
 ``MaxConcurrency`` at a time), then carries on page by page only if the last
 one turns out full (the list grew).
 """
@@ -71,7 +71,7 @@ class ListStream:
         # a time, and only if the consumer still wants rows.
         self.last_needed = None if wanted is None else (offset + wanted - 1) // size + 1
         self.hint_key = (endpoint.path, tuple(params), size) if wanted is None and not offset else None
-        self.predicted = engine.page_hints.get(self.hint_key) if self.hint_key else None
+        self.predicted = engine.known_pages(self.hint_key) if self.hint_key else None
         self.ahead = engine.max_concurrency
         # Without a hint the look-ahead grows, 2, 4, 8... pages up to MaxConcurrency,
         # as pages keep coming back full: a short list wastes one or two requests.
