@@ -219,3 +219,37 @@ def test_one_statement_per_execute(conn: apidriver.Connection) -> None:
         cur.execute("SELECT 1 AS a; SELECT 2 AS b")
     assert cur.execute("SELECT 1; -- a trailing comment").fetchall() == [(1,)]
     assert cur.execute("SELECT 2 /* inline */ ;  ").fetchall() == [(2,)]
+
+
+@pytest.mark.parametrize(
+    ("props", "sync"),
+    [
+        ({}, "https://sync.api.cloudconvert.com"),
+        ({"Sandbox": "true"}, "https://sync.api.sandbox.cloudconvert.com"),
+        ({"Region": "eu-central"}, "https://eu-central.sync.api.cloudconvert.com"),
+        ({"BaseURL": "http://127.0.0.1:8000/v2"}, "http://127.0.0.1:8000/sync"),
+    ],
+)
+def test_waits_use_the_sync_host(props: dict[str, str], sync: str) -> None:
+    from apidriver.profiles.cloudconvert import sync_root_url
+
+    with apidriver.connect(APIKey="k", **props) as conn:
+        assert sync_root_url(conn.settings) == sync
+
+
+def test_interleaved_cursors_keep_their_own_statements(shared_emulator: Emulator) -> None:
+    with connect_to(shared_emulator, PageSize=10) as conn:
+        jobs, tasks = conn.cursor(), conn.cursor()
+        jobs.execute("SELECT id FROM Jobs")
+        tasks.execute("SELECT id FROM Tasks WHERE status = 'finished'")
+        job_ids, task_ids = [], []
+        while True:
+            a, b = jobs.fetchmany(7), tasks.fetchmany(7)
+            job_ids += a
+            task_ids += b
+            if not a and not b:
+                break
+        assert len(job_ids) == len(set(job_ids)) == 60
+        assert task_ids and len(task_ids) == len(set(task_ids))
+        assert all("/v2/jobs" in r.url for r in jobs.requests)
+        assert all("/v2/tasks" in r.url for r in tasks.requests)
