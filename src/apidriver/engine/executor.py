@@ -98,7 +98,7 @@ class Engine:
         self.max_concurrency = max_concurrency
         self.pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="apidriver-http")
         self.embedded_keys = self._embedded_keys()
-        self.hint_owner = getattr(client, "cache_owner", "")
+        self.hint_owner = client.cache_owner
         self._inflight: set[Future[Any]] = set()
         self._lock = threading.Lock()
 
