@@ -13,6 +13,13 @@ from apidriver.emulator import Emulator
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cloudconvert"
 
+# A job's task specs by name: fetch a file, convert it, make a download URL.
+CONVERSION_TASKS = {
+    "import": {"operation": "import/url", "url": "https://example.com/report.docx"},
+    "convert": {"operation": "convert", "input": "import", "output_format": "pdf"},
+    "export": {"operation": "export/url", "input": "convert"},
+}
+
 
 @pytest.fixture
 def make_emulator() -> Iterator[Callable[..., Emulator]]:

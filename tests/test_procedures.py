@@ -19,13 +19,9 @@ import apidriver
 from apidriver.emulator import Emulator
 from apidriver.profiles.cloudconvert import verify_webhook_signature
 
-from .conftest import FIXTURES, connect_to, raw_list
+from .conftest import CONVERSION_TASKS, FIXTURES, connect_to, raw_list
 
-TASKS = {
-    "import": {"operation": "import/url", "url": "https://example.com/notes.md"},
-    "convert": {"operation": "convert", "input": "import", "output_format": "pdf"},
-    "export": {"operation": "export/url", "input": "convert"},
-}
+TASKS = CONVERSION_TASKS
 
 
 @pytest.fixture

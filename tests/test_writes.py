@@ -13,14 +13,10 @@ import pytest
 import apidriver
 from apidriver.emulator import Emulator
 
-from .conftest import connect_to, raw_list
+from .conftest import CONVERSION_TASKS, connect_to, raw_list
 from .emulator.support import Receiver
 
-TASKS = {
-    "import": {"operation": "import/url", "url": "https://example.com/report.docx"},
-    "convert": {"operation": "convert", "input": "import", "output_format": "pdf"},
-    "export": {"operation": "export/url", "input": "convert"},
-}
+TASKS = CONVERSION_TASKS
 
 
 @pytest.fixture

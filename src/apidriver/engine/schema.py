@@ -70,8 +70,9 @@ class Endpoint:
     """A read endpoint.
 
     ``path`` may hold ``{key}`` for the single-object form. ``paginated``
-    endpoints take page/size parameters; ``single`` ones answer one object
-    (``{"data": {...}}``) rather than a list. ``scope`` is what the key needs.
+    endpoints take page/size parameters; an answer whose ``data`` is one
+    object rather than a list counts as a list of one. ``scope`` is what the
+    key needs.
     ``order`` is the order lists are seen to come in when the API does not
     promise one: it is used only if the user says so (``TrustListOrder``).
     """
@@ -80,7 +81,6 @@ class Endpoint:
     scope: str | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     paginated: bool = False
-    single: bool = False
     order: tuple[str, bool] | None = None  # (column, descending) the list is observed to come in
 
 
@@ -218,7 +218,6 @@ class Writes:
 
     insert: Insert | None = None
     delete: Delete | None = None
-    note: str = ""
 
     @property
     def operations(self) -> tuple[str, ...]:

@@ -16,6 +16,6 @@ users = Table(
         Column("task_priority", INTEGER, "Task priority of the account, if set (undocumented field)."),
         Column("tasks_per_minute", INTEGER, "Task throughput limit of the account, if set (undocumented field)."),
     ),
-    list=Endpoint("/users/me", scope="user.read", single=True),
+    list=Endpoint("/users/me", scope="user.read"),
     estimated_rows=1,
 )
