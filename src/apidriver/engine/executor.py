@@ -282,7 +282,7 @@ class Engine:
             for v in ordered:
                 obj: Obj | None = found.get(v)
                 if obj is None:
-                    obj = _data(pending.pop(v).result())
+                    obj = _data(ctx.result(pending.pop(v)))
                     if obj is not None:
                         self.register(ctx, source, [obj], includes)
                 if obj is not None:

@@ -125,6 +125,10 @@ class StatementContext:
     def observe(self, record: RequestRecord) -> None:
         self.requests.append(record)
 
+    def result(self, future: Future[ApiResponse | None]) -> ApiResponse | None:
+        """Wait for a request of this statement: every wait of the engine passes here."""
+        return future.result()
+
     def get(
         self, engine: Engine, path: str, params: list[tuple[str, str]], scope: str | None, allow_404: bool = False, page: bool = False
     ) -> Future[ApiResponse | None]:

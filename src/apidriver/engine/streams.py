@@ -126,7 +126,7 @@ class ListStream:
         try:
             while True:
                 self._submit(page)
-                response = self._futures.pop(page).result()
+                response = ctx.result(self._futures.pop(page))
                 body = response.body if response is not None else None
                 data = body.get("data") if isinstance(body, Mapping) else None
                 if data is None:
