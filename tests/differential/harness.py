@@ -1,0 +1,111 @@
+"""Running statements on the driver and on the oracle, and judging the difference.
+
+A statement passes when:
+
+- both sides agree: as lists when the statement orders its whole output, as
+  multisets otherwise; with LIMIT but no total order, the driver's rows must
+  be as many as the oracle's and all come from the oracle's unlimited result;
+- both fail, or the driver refuses the statement with a DB-API error while
+  the oracle cannot run it either;
+- the driver sent no request twice, and no more than twice the requests of
+  full scans of the tables the statement reads, plus two.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+import apidriver
+
+from .dataset import Dataset, canonical_rows
+from .generator import Statement
+
+
+@dataclass
+class Outcome:
+    statement: Statement
+    problem: str | None
+    requests: int = 0
+    rows: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def _oracle(dataset: Dataset, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in dataset.oracle.execute(sql, params)]
+
+
+def request_bound(dataset: Dataset, statement: Statement) -> int:
+    return 2 * sum(dataset.scan_requests[t] for t in statement.tables) + 2
+
+
+def run(dataset: Dataset, conn: apidriver.Connection, statement: Statement) -> Outcome:
+    try:
+        expected = canonical_rows(_oracle(dataset, statement.oracle_sql, statement.oracle_params))
+        oracle_error: Exception | None = None
+    except apsw.Error as error:
+        expected, oracle_error = [], error
+    cursor = conn.cursor()
+    try:
+        got = canonical_rows(cursor.execute(statement.driver_sql, statement.driver_params).fetchall())
+    except apidriver.Error as error:
+        if oracle_error is not None:
+            return Outcome(statement, None)
+        return Outcome(statement, f"driver failed ({type(error).__name__}: {error}); the oracle returned {len(expected)} rows")
+    finally:
+        requests = cursor.requests
+    if oracle_error is not None:
+        return Outcome(statement, f"the oracle failed ({oracle_error}) but the driver returned {len(got)} rows")
+    problem = compare(dataset, statement, got, expected)
+    if problem is None:
+        problem = check_requests(dataset, statement, requests)
+    return Outcome(statement, problem, len(requests), len(got))
+
+
+def compare(dataset: Dataset, statement: Statement, got: list[tuple[Any, ...]], expected: list[tuple[Any, ...]]) -> str | None:
+    if statement.limited:
+        assert statement.whole is not None
+        whole = Counter(canonical_rows(_oracle(dataset, statement.whole.oracle_sql, statement.whole.oracle_params)))
+        if len(got) != len(expected):
+            return f"LIMIT without ORDER BY: {len(got)} rows, expected {len(expected)}"
+        extra = Counter(got) - whole
+        if extra:
+            return f"LIMIT without ORDER BY: rows not in the unlimited result: {list(extra)[:3]}"
+        return None
+    if statement.ordered:
+        if got != expected:
+            return _difference(got, expected, "in order")
+        return None
+    if Counter(got) != Counter(expected):
+        return _difference(got, expected, "as a multiset")
+    return None
+
+
+def _difference(got: list[tuple[Any, ...]], expected: list[tuple[Any, ...]], how: str) -> str:
+    missing = list((Counter(expected) - Counter(got)).elements())
+    extra = list((Counter(got) - Counter(expected)).elements())
+    text = f"results differ {how}: {len(got)} rows, expected {len(expected)}"
+    if missing:
+        text += f"; missing {missing[:3]}"
+    if extra:
+        text += f"; unexpected {extra[:3]}"
+    if not missing and not extra:
+        text += f"; first rows {got[:3]} vs {expected[:3]}"
+    return text
+
+
+def check_requests(dataset: Dataset, statement: Statement, requests: list[Any]) -> str | None:
+    sent = [(r.method, r.url) for r in requests if not r.cached and r.attempt == 1]
+    repeats = [k for k, n in Counter(sent).items() if n > 1]
+    if repeats:
+        return f"{len(repeats)} requests sent more than once, e.g. {repeats[0][0]} {repeats[0][1]}"
+    bound = request_bound(dataset, statement)
+    if len(sent) > bound:
+        return f"{len(sent)} requests, more than the bound of {bound} (twice full scans of {sorted(statement.tables)}, plus two)"
+    return None
