@@ -7,6 +7,7 @@ HTTP client and declares one virtual table per profile table (plus the
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 from types import TracebackType
@@ -25,9 +26,32 @@ from .engine.vtable import Module, RowIds
 from .engine.writes import Writer
 from .profiles import Profile, load
 from .properties import CORE_PROPERTIES, Settings, parse_connection_string, resolve
+from .values import ISO8601, iso8601_collation
 
 MODULE_NAME = "apidriver"
 _WRITES = {apsw.SQLITE_INSERT: "INSERT", apsw.SQLITE_UPDATE: "UPDATE", apsw.SQLITE_DELETE: "DELETE"}
+# Schema changes: (what the statement does, whether it is allowed on TEMP objects with other names).
+_DDL = {
+    apsw.SQLITE_CREATE_TABLE: ("CREATE TABLE", False),
+    apsw.SQLITE_CREATE_VIEW: ("CREATE VIEW", False),
+    apsw.SQLITE_CREATE_INDEX: ("CREATE INDEX", False),
+    apsw.SQLITE_CREATE_TRIGGER: ("CREATE TRIGGER", False),
+    apsw.SQLITE_CREATE_VTABLE: ("CREATE VIRTUAL TABLE", False),
+    apsw.SQLITE_DROP_TABLE: ("DROP TABLE", False),
+    apsw.SQLITE_DROP_VIEW: ("DROP VIEW", False),
+    apsw.SQLITE_DROP_INDEX: ("DROP INDEX", False),
+    apsw.SQLITE_DROP_TRIGGER: ("DROP TRIGGER", False),
+    apsw.SQLITE_DROP_VTABLE: ("DROP TABLE", False),
+    apsw.SQLITE_ALTER_TABLE: ("ALTER TABLE", False),
+    apsw.SQLITE_CREATE_TEMP_TABLE: ("CREATE TEMP TABLE", True),
+    apsw.SQLITE_CREATE_TEMP_VIEW: ("CREATE TEMP VIEW", True),
+    apsw.SQLITE_CREATE_TEMP_INDEX: ("CREATE INDEX", True),
+    apsw.SQLITE_CREATE_TEMP_TRIGGER: ("CREATE TEMP TRIGGER", True),
+}
+_SCRATCH_HINT = (
+    "For scratch work use CREATE TEMP TABLE (or TEMP VIEW) with a name that is not an API table; "
+    "it lasts until the connection closes."
+)
 
 
 def settings_for(connection_string: str | None, properties: Mapping[str, Any]) -> tuple[Profile, Settings]:
@@ -96,6 +120,7 @@ class Connection:
         self.runner = ProcedureRunner(self.client, self.storage, lambda: self._active, settings, {"root_url": self.root_url, **profile.extras}, read_only)
         self._api_tables = {t.name.lower(): t for t in profile.tables}
         self._db = apsw.Connection(":memory:")
+        self._db.create_collation(ISO8601, iso8601_collation)
         module: Any = Module(  # (APSW's typing protocol is stricter than what it accepts)
             self.engine, lambda: self._active, self.rowids, self.writer, bool(settings["TrustListOrder"])
         )
@@ -105,21 +130,34 @@ class Connection:
         for procedure in profile.procedures:
             procedure_module: Any = ProcedureModule(procedure, self.runner)
             self._db.create_module(procedure.name, procedure_module, use_bestindex_object=True, eponymous_only=True)
+        self._reserved = {t.name.lower() for t in self.tables} | set(self.procedures)
+        self._in_sets: OrderedDict[str, bool] = OrderedDict()
         self._db.authorizer = self._authorize
 
     def _authorize(self, action: int, name: str | None, column: str | None, database: str | None, trigger: str | None) -> int:
         """Runs while SQLite prepares a statement, before any planning or request.
 
-        Notes which tables the statement reads and deletes from (planning uses
-        it), and refuses writes the API or the ReadOnly setting does not allow,
-        so that such a statement sends nothing.
+        Notes which tables the statement reads and deletes from and how many
+        SELECTs it has (planning uses them), refuses writes the API or the
+        ReadOnly setting does not allow, and refuses schema changes that
+        would touch or shadow the API tables, so that such a statement sends
+        nothing and changes nothing.
         """
+        context = self._active
+        if action == apsw.SQLITE_SELECT:
+            context.selects += 1
+            return apsw.SQLITE_OK
+        if action in _DDL:
+            return self._authorize_ddl(action, name, column, database)
         if not name:
             return apsw.SQLITE_OK
         lowered = name.lower()
-        context = self._active
         if action == apsw.SQLITE_READ:
             context.tables.add(lowered)
+            if column:
+                context.columns.setdefault(lowered, set()).add(column.lower())
+            if lowered not in self._reserved and not lowered.startswith("sqlite_"):
+                context.foreign_reads = True
             procedure = self.procedures.get(lowered)
             if procedure is not None:
                 refusal = self.runner.refusal(procedure)
@@ -133,7 +171,60 @@ class Connection:
                 return apsw.SQLITE_DENY
             if action == apsw.SQLITE_DELETE:
                 context.deletes.add(lowered)
+        elif action in _WRITES and lowered in self._reserved and (database or "main") == "main":
+            context.refused = exc.NotSupportedError(f"{name} is a system table of apidriver: it cannot be changed.")
+            return apsw.SQLITE_DENY
         return apsw.SQLITE_OK
+
+    def _authorize_ddl(self, action: int, name: str | None, detail: str | None, database: str | None) -> int:
+        """CREATE/DROP/ALTER: allowed only on TEMP objects whose names do not shadow an API table."""
+        what, temp_ok = _DDL[action]
+        self._in_sets.clear()  # names may now resolve to other tables
+        if action == apsw.SQLITE_ALTER_TABLE:
+            database, name = name, detail  # ALTER TABLE reports (database, table)
+        elif action in (apsw.SQLITE_CREATE_TEMP_INDEX, apsw.SQLITE_CREATE_TEMP_TRIGGER, apsw.SQLITE_CREATE_INDEX, apsw.SQLITE_CREATE_TRIGGER):
+            name = detail or name  # the table the index or trigger is on
+        lowered = (name or "").lower()
+        if lowered in self._reserved:
+            kind = "a procedure" if lowered in self.procedures else "an API table" if lowered in self._api_tables else "a system table"
+            message = f"{what} {name}: {name} is {kind} of this connection and cannot be created, dropped, altered or shadowed. {_SCRATCH_HINT}"
+        elif temp_ok or (database or "main") not in ("main",):
+            return apsw.SQLITE_OK
+        elif action == apsw.SQLITE_ALTER_TABLE and database == "temp":
+            return apsw.SQLITE_OK
+        elif action in (apsw.SQLITE_DROP_TABLE, apsw.SQLITE_DROP_VIEW, apsw.SQLITE_DROP_INDEX, apsw.SQLITE_DROP_TRIGGER) and database == "temp":
+            return apsw.SQLITE_OK
+        else:
+            message = f"{what} {name or ''}: the main schema holds the API's tables and cannot be changed. {_SCRATCH_HINT}"
+        self._active.refused = exc.NotSupportedError(message)
+        return apsw.SQLITE_DENY
+
+    def in_sets(self, sql: str, bindings: Any) -> bool:
+        """Whether IN constraints of ``sql`` may reach the API tables as whole sets.
+
+        APSW fails a statement when an all-at-once IN gets an empty set from a
+        subquery, so sets are used only when SQLite, preparing the statement
+        (in EXPLAIN mode, which runs nothing), reports a single SELECT and no
+        table but ours: then every IN has a literal or bound list on its
+        right. Decided once per SQL text (APSW caches the statements too).
+        """
+        known = self._in_sets.get(sql)
+        if known is not None:
+            self._in_sets.move_to_end(sql)
+            return known
+        previous, probe = self._active, StatementContext()
+        self._active = probe
+        try:
+            self._db.cursor().execute(sql, bindings, can_cache=False, explain=1).fetchall()
+        except (apsw.Error, ValueError, TypeError, OverflowError):
+            return False  # the statement itself will fail, or run with values one by one
+        finally:
+            self._active = previous
+        answer = probe.selects <= 1 and not probe.foreign_reads
+        self._in_sets[sql] = answer
+        while len(self._in_sets) > 512:
+            self._in_sets.popitem(last=False)
+        return answer
 
     def procedure(self, name: str) -> Procedure:
         """The profile procedure called ``name`` (any case)."""

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from .connection import Connection
 
 _CONVERTED = (TIMESTAMP, BOOLEAN)
-# IN with a subquery or a table on its right: see StatementContext.in_sets.
-_IN_SUBQUERY = re.compile(r"\bIN\s*(\(\s*(SELECT|WITH|VALUES)\b|[A-Za-z_\"\[`])", re.IGNORECASE)
 
 
 def translate(error: BaseException, sql: str | None = None) -> BaseException:
@@ -90,7 +88,8 @@ class Cursor:
         """Run one SQL statement; parameters use ``?`` (sequence) or ``:name`` (mapping)."""
         self._check_open()
         self._finish()
-        self._context = StatementContext(in_sets=not _IN_SUBQUERY.search(operation))
+        bindings = self._adapt(parameters)
+        self._context = StatementContext(in_sets=self.connection.in_sets(operation, bindings))
         self.connection._activate(self._context)
         cursor = self.connection.sqlite.cursor()
         captured: dict[str, Any] = {}
@@ -107,7 +106,7 @@ class Cursor:
         cursor.exec_trace = trace
         self._returned = 0
         try:
-            cursor.execute(operation, self._adapt(parameters))
+            cursor.execute(operation, bindings)
         except BaseException as error:
             if isinstance(error, apsw.AuthError) and self._context.refused is not None:
                 raise self._context.refused from None

@@ -2,15 +2,19 @@
 
 Timestamps: every timestamp column holds UTC text in SQLite's own format,
 ``YYYY-MM-DD HH:MM:SS`` (plus ``.ffffff`` only when there are microseconds),
-the format ``datetime('now', '-1 hour')`` produces. Text comparison then
-orders timestamps correctly, whether they came from the API, from a bound
-Python ``datetime`` (aware ones are converted to UTC, naive ones are taken as
-UTC) or from SQLite's date functions.
+the format ``datetime('now', '-1 hour')`` produces, whether the value came
+from the API or from a bound Python ``datetime`` (aware ones are converted to
+UTC, naive ones are taken as UTC). Timestamp columns are declared with the
+``ISO8601`` collation (:func:`iso8601_collation`): SQLite compares them with
+any text as instants, so ``created_at > '2026-12-01T20:00:00Z'`` (or
+``+02:00``, ``T`` or a space, no zone for UTC, a date alone for midnight UTC)
+means what it says, and ordering is unchanged.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from decimal import Decimal
 from typing import Any
@@ -39,10 +43,53 @@ def format_timestamp(value: dt.datetime) -> str:
 
 def parse_timestamp(text: str) -> dt.datetime:
     """Our stored text (or any ISO 8601 form) back to an aware UTC datetime."""
-    value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    text = text.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    value = dt.datetime.fromisoformat(text)
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+ISO8601 = "ISO8601"  # the collation of timestamp columns
+
+
+def _stored(text: str) -> bool:
+    """Whether ``text`` is in the stored format (compared as is, the fast path)."""
+    return (
+        (len(text) == 19 or (len(text) == 26 and text[19] == "."))
+        and text[4] == "-"
+        and text[7] == "-"
+        and text[10] == " "
+        and text[13] == ":"
+        and text[16] == ":"
+        and text[:4].isdigit()
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _instant_text(text: str) -> str | None:
+    try:
+        return format_timestamp(parse_timestamp(text))
+    except (ValueError, OverflowError):
+        return None
+
+
+def instant_key(text: str) -> tuple[int, str]:
+    """How the ISO8601 collation orders ``text``: timestamps by instant, before any other text."""
+    if _stored(text):
+        return (0, text)
+    instant = _instant_text(text)
+    return (0, instant) if instant is not None else (1, text)
+
+
+def iso8601_collation(a: str, b: str) -> int:
+    """SQLite collation of timestamp columns: ISO 8601 texts compare as the instants they name."""
+    if _stored(a) and _stored(b):
+        return -1 if a < b else 1 if a > b else 0
+    ka, kb = instant_key(a), instant_key(b)
+    return -1 if ka < kb else 1 if ka > kb else 0
 
 
 def api_timestamp(value: Any) -> str | None:

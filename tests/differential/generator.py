@@ -81,7 +81,7 @@ class Instant:
         if self.form == "T+00:00":
             return v.isoformat()
         if self.form == "Z":
-            return v.strftime("%Y-%m-%dT%H:%M:%SZ")
+            return v.strftime("%Y-%m-%dT%H:%M:%S") + (f".{v.microsecond:06d}" if v.microsecond else "") + "Z"
         if self.form == "+02:00":
             return v.astimezone(dt.timezone(dt.timedelta(hours=2))).isoformat()
         if self.form == "-05:30":

@@ -76,7 +76,7 @@ def compare(dataset: Dataset, statement: Statement, got: list[tuple[Any, ...]], 
             return f"LIMIT without ORDER BY: {len(got)} rows, expected {len(expected)}"
         extra = Counter(got) - whole
         if extra:
-            return f"LIMIT without ORDER BY: rows not in the unlimited result: {list(extra)[:3]}"
+            return f"LIMIT without ORDER BY: rows not in the unlimited result: {_short(list(extra)[:3])}"
         return None
     if statement.ordered:
         if got != expected:
@@ -87,16 +87,21 @@ def compare(dataset: Dataset, statement: Statement, got: list[tuple[Any, ...]], 
     return None
 
 
+def _short(rows: list[Any]) -> str:
+    text = repr(rows)
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
 def _difference(got: list[tuple[Any, ...]], expected: list[tuple[Any, ...]], how: str) -> str:
     missing = list((Counter(expected) - Counter(got)).elements())
     extra = list((Counter(got) - Counter(expected)).elements())
     text = f"results differ {how}: {len(got)} rows, expected {len(expected)}"
     if missing:
-        text += f"; missing {missing[:3]}"
+        text += f"; missing {_short(missing[:3])}"
     if extra:
-        text += f"; unexpected {extra[:3]}"
+        text += f"; unexpected {_short(extra[:3])}"
     if not missing and not extra:
-        text += f"; first rows {got[:3]} vs {expected[:3]}"
+        text += f"; first rows {_short(got[:3])} vs {_short(expected[:3])}"
     return text
 
 

@@ -1,13 +1,23 @@
 """Running plans: which requests a plan needs, and the objects they give.
 
 ``Engine.objects`` turns a plan and SQLite's argument values into the row
-objects of a table. It asks the statement's store first (objects by key,
-child sets embedded in parents, whole list results), so the same request is
-never sent twice and a join of Jobs, Tasks and TaskFiles filtered by tag
-needs one list request. What is missing is fetched on the worker pool:
-GETs by key concurrently, lists through :class:`~.streams.ListStream`.
-Every object is re-checked against the constraints the plan consumed, with
-SQLite's comparison rules, so consuming them is exact.
+objects of a table. It decides, per value, what can go to the API exactly
+(a key or filter value the API matches the way SQLite does), asks the
+statement's store first (objects by key, child sets embedded in parents,
+whole list results, whole tables), so the same request is never sent twice
+and a join of Jobs, Tasks and TaskFiles filtered by tag needs one list
+request, then fetches what is missing on the worker pool: GETs by key
+concurrently, lists through :class:`~.streams.ListStream`.
+
+Lookups by key or by filter value cost a request each; when a statement has
+sent as many of them to one table as reading the whole table would cost
+(or a batch of IN values would need more), the table is read once and every
+further lookup is answered from it. So a statement never sends more than
+about twice the requests of reading its tables.
+
+Every row is checked against the plan's constraints with SQLite's rules
+(``engine.compare``) before SQLite checks it again: rows that cannot pass
+are dropped, and only rows that certainly pass count towards a LIMIT.
 """
 
 from __future__ import annotations
@@ -17,37 +27,77 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from .. import exceptions as exc
 from ..client import ApiClient, ApiResponse
-from ..values import BOOLEAN, INTEGER, REAL, integer_affinity, text_affinity
+from ..values import INTEGER, TEXT
+from .compare import IS, check_any, numeric_affinity, text_affinity
 from .lookahead import look_ahead
 from .planner import Arg, Plan
 from .schema import Column, Endpoint, Pagination, Table
-from .statement import Obj, StatementContext
+from .statement import FullTable, Obj, StatementContext
 from .streams import KeyScan, ListStream, ReadyStream, page_params
 
-__all__ = ["Engine", "StatementContext", "matches"]
+__all__ = ["Engine", "StatementContext"]
+
+NOTHING = object()  # a value no API object can hold (NULL with =, '.' as an id): nothing to fetch
+UNSAFE = object()  # a value the API would not match as SQLite does: check it locally instead
 
 
-def matches(column: Column, value: Any, wanted: Any) -> bool:
-    """SQLite's ``column = wanted`` (or ``IN`` a set) for an already converted value."""
+def api_value(column: Column, value: Any, op: int, for_key: bool) -> Any:
+    """The text to send the API for ``column = value``, or NOTHING, or UNSAFE.
+
+    The API matches strings exactly; SQLite compares a TEXT column with a
+    number under rules the virtual table cannot see (the other operand's
+    affinity), so numbers are checked locally, as are empty strings (the
+    API reads an empty filter as no filter). A key is one path segment:
+    ``.`` and ``..`` would name another endpoint and can never be ids.
+    """
     if value is None:
-        return False
-    if isinstance(wanted, (set, frozenset, list, tuple)):
-        return any(matches(column, value, w) for w in wanted)
-    if column.type in (INTEGER, BOOLEAN, REAL):
-        other = integer_affinity(wanted)
-        return other is not None and not isinstance(other, str) and value == other
-    other_text = text_affinity(wanted)
-    return other_text is not None and value == other_text
+        return UNSAFE if op == IS else NOTHING
+    if isinstance(value, bytes):
+        return NOTHING
+    if column.type == INTEGER:
+        number = numeric_affinity(value)
+        if isinstance(number, float) and number.is_integer() and abs(number) < 2**63:
+            number = int(number)
+        if isinstance(number, int) and not isinstance(number, bool):
+            return str(number)
+        return UNSAFE
+    if column.type != TEXT or not isinstance(value, str):
+        return UNSAFE
+    if value == "":
+        return NOTHING if for_key else UNSAFE
+    if for_key and value in (".", ".."):
+        return NOTHING
+    return value
 
 
-def _key_value(column: Column, value: Any) -> Any:
-    """A constraint value as the key it names (None: it names nothing)."""
-    return integer_affinity(value) if column.type in (INTEGER, BOOLEAN) else text_affinity(value)
+@dataclass
+class Condition:
+    """One constraint of the plan with its value, checked against rows."""
+
+    arg: Arg
+    column: Column
+    value: Any
+
+    def test(self, row: Mapping[str, Any]) -> tuple[bool, bool]:
+        return check_any(self.column.type, self.arg.op, self.arg.collation, self.column.value(row), self.value)
+
+    def api_values(self, for_key: bool) -> list[str] | None:
+        """The distinct texts to request for this constraint, or None when it cannot go to the API."""
+        values = self.value if self.arg.multi else [self.value]
+        out: list[str] = []
+        for v in values:
+            text = api_value(self.column, v, self.arg.op, for_key)
+            if text is UNSAFE:
+                return None
+            if text is not NOTHING:
+                out.append(text)
+        return sorted(set(out))
 
 
 class PageHints:
@@ -159,138 +209,248 @@ class Engine:
     def known_pages(self, key: Any) -> int | None:
         return PAGE_HINTS.get((self.hint_owner, key))
 
+    def scan_cost(self, source: Table) -> int:
+        """Requests a full read of ``source`` takes: as last seen, else estimated from its size."""
+        if source.list is None:
+            return 1
+        if not source.list.paginated:
+            return 1
+        known = self.known_pages(("scan", source.name))
+        if known is not None:
+            return known
+        return max(1, source.estimated_rows // self.list_page_size())
+
     # -- rows ------------------------------------------------------------------------------------
 
     def objects(self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]) -> Iterator[Obj]:
-        """Row objects of ``table`` for ``plan`` with SQLite's argument ``values``."""
+        """Row objects of ``table`` for ``plan`` with SQLite's argument ``values``.
+
+        Rows that cannot satisfy the plan's constraints are left out; SQLite
+        checks the others itself. With a LIMIT, fetching stops once that many
+        rows (plus any OFFSET SQLite still skips) certainly pass.
+        """
         if plan.kind == "static":
             assert table.static is not None
             yield from table.static()
             return
         if plan.kind == "stub":
-            # DELETE by key alone: the key is all SQLite needs, so nothing is fetched.
-            key_arg, value = plan.args[0], values[0]
-            column = table.column(key_arg.column)
-            for v in value if key_arg.multi else [value]:
-                key = _key_value(column, v)
-                if key is not None:
-                    ctx.stubs.add((table.name, key))
-                    yield {column.path or column.name: key}
+            yield from self._stubs(ctx, table, plan, values)
             return
         if plan.kind == "none":
             raise exc.ProgrammingError(
                 f"{table.name} can only be read by its key: add a condition such as {table.get_key} = '...' to the WHERE clause."
             )
-        if plan.fast_lookup is not None:
-            # The common inner-loop lookups of a join (``Tasks.job_id = ?``, ``Tasks.id = ?``):
-            # answered by what the statement already holds, with no request and little work.
-            lookup_column, source_column = plan.fast_lookup
-            source = self.source_of(table)
-            if plan.kind == "get":
-                key = _key_value(source.column(source_column), values[0])
-                obj = ctx.store.get_object(source.name, key, plan.includes) if key is not None else None
-                hit = [obj] if obj is not None else None
-            else:
-                hit = ctx.store.get_set(source.name, source_column, text_affinity(values[0]), plan.includes)
-            if hit is not None:
-                col = table.column(lookup_column)
-                wanted_value = values[0]
-                for obj in hit:
-                    for row in table.derived.rows(obj) if table.derived is not None else (obj,):
-                        if matches(col, col.value(row), wanted_value):
-                            yield row
-                return
-        bound = list(zip(plan.args, values))
-        limit = offset = None
-        checks: list[tuple[Column, Any]] = []
-        for arg, value in bound:
+        limit: int | None = None
+        offset = 0
+        conditions: list[Condition] = []
+        for arg, value in zip(plan.args, values):
             if arg.role == "limit":
                 limit = int(value) if value is not None and int(value) >= 0 else None
             elif arg.role == "offset":
                 offset = max(0, int(value or 0))
             else:
-                checks.append((table.column(arg.column), value))
+                conditions.append(Condition(arg, table.column(arg.column), value))
         if limit == 0:
             return
-        wanted = None if limit is None else limit + (0 if plan.offset_consumed else (offset or 0))
+        wanted = None if limit is None else limit + (0 if plan.offset_consumed else offset)
         source = self.source_of(table)
-        produced = 0
-        for obj in self._source_objects(ctx, source, plan, bound, wanted, (offset or 0) if plan.offset_consumed else 0):
-            rows = table.derived.rows(obj) if table.derived is not None else (obj,)
-            for row in rows:
-                if all(matches(col, col.value(row), want) for col, want in checks):
+        derived = table.derived
+        counted = 0
+        for obj in self._source_objects(ctx, table, source, plan, conditions, wanted, offset if plan.offset_consumed else 0):
+            for row in derived.rows(obj) if derived is not None else (obj,):
+                certain = True
+                for condition in conditions:
+                    p, c = condition.test(row)
+                    if not p:
+                        break
+                    certain = certain and c
+                else:
                     yield row
-                    produced += 1
-                    if wanted is not None and produced >= wanted:
-                        return
+                    if certain:
+                        counted += 1
+                        if wanted is not None and counted >= wanted:
+                            return
+
+    def _stubs(self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]) -> Iterator[Obj]:
+        """DELETE by key alone: the key is all SQLite needs, so nothing is fetched."""
+        key_arg, value = plan.args[0], values[0]
+        column = table.column(key_arg.column)
+        for v in sorted({x for x in (value if key_arg.multi else [value]) if x is not None}, key=repr):
+            key = api_value(column, v, key_arg.op, True)
+            if key is NOTHING:
+                continue
+            if key is UNSAFE:
+                key = v
+            stored = column.value({column.path or column.name: key})
+            ctx.stubs.add((table.name, stored))
+            yield {column.path or column.name: stored}
 
     def _source_objects(
-        self, ctx: StatementContext, source: Table, plan: Plan, bound: list[tuple[Arg, Any]], wanted: int | None, offset: int
+        self,
+        ctx: StatementContext,
+        table: Table,
+        source: Table,
+        plan: Plan,
+        conditions: list[Condition],
+        wanted: int | None,
+        offset: int,
     ) -> Iterator[Obj]:
         includes = plan.includes
-        if plan.kind == "get":
-            key_arg, key_value = next((a, v) for a, v in bound if a.role == "key")
-            yield from self._get_many(ctx, source, key_value if key_arg.multi else [key_value], includes, not key_arg.multi)
+        keys = next((c for c in conditions if c.arg.role == "key"), None)
+        if keys is not None:
+            texts = keys.api_values(for_key=True)
+            if texts is not None:
+                yield from self._by_key(ctx, source, texts, includes, single=not keys.arg.multi)
+                return
+        filters: list[tuple[Condition, list[str]]] = []
+        for c in conditions:
+            if c.arg.role == "filter":
+                texts = c.api_values(for_key=False)
+                if texts is not None:
+                    filters.append((c, texts))
+        if any(not texts for _, texts in filters):
+            return  # an equality no row can meet (= NULL, an empty IN list)
+        exact = len(filters) == len(conditions) and all(c.arg.op != IS for c, _ in filters)
+        if not filters:
+            yield from self._scan(ctx, source, includes, wanted if not conditions else None, offset)
             return
-        filters = [(a, v) for a, v in bound if a.role == "filter"]
-        choices: list[list[tuple[str, str]]] = []
-        for arg, value in filters:
-            options = sorted({p for v in (value if arg.multi else [value]) if (p := text_affinity(v)) is not None})
-            if not options:
-                return  # = NULL, or an empty IN list: nothing can match
-            choices.append([(arg.source, o) for o in options])
-        combos = [dict(c) for c in itertools.product(*choices)] if choices else [{}]
-        single = len(combos) == 1 and len(combos[0]) == 1 and not filters[0][0].multi
-        streams = [self._list(ctx, source, combo, includes, wanted, offset, single) for combo in combos]
+        combos = [dict(c) for c in itertools.product(*[[(cond.arg.source, t) for t in texts] for cond, texts in filters])]
+        if len(combos) > 1 and len(combos) > self.scan_cost(source) and source.list is not None:
+            yield from self._scan(ctx, source, includes, None, 0)  # one read beats a request per combination
+            return
+        single = len(combos) == 1 and len(filters) == 1 and not filters[0][0].arg.multi
+        if single:
+            (column, text), = combos[0].items()
+            hit = ctx.store.get_set(source.name, column.lower(), text, includes)
+            if hit is not None:
+                yield from hit
+                return
+        seen: set[Any] | None = set() if len(combos) > 1 else None
+        streams = [self._list(ctx, source, combo, includes, wanted if exact else None, offset, single) for combo in combos]
         try:
             for stream in streams:
-                yield from stream
+                for obj in stream:
+                    if seen is not None:
+                        key = source.key_of(obj)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                    yield obj
         finally:
             for stream in streams:
                 stream.close()
 
     # -- single objects ---------------------------------------------------------------------------
 
-    def _get_request(self, ctx: StatementContext, source: Table, key: Any, includes: frozenset[str]) -> Future[ApiResponse | None]:
+    def _get_request(self, ctx: StatementContext, source: Table, key: str, includes: frozenset[str]) -> Future[ApiResponse | None]:
         assert source.get is not None
-        path = source.get.path.replace("{key}", quote(str(key), safe=""))
+        path = source.get.path.replace("{key}", quote(key, safe=""))
         return ctx.get(self, path, self._params(source.get, includes), source.get.scope, allow_404=True)
 
-    def _get_many(
-        self, ctx: StatementContext, source: Table, keys: Iterable[Any], includes: frozenset[str], single: bool
-    ) -> Iterator[Obj]:
+    def _by_key(self, ctx: StatementContext, source: Table, keys: list[str], includes: frozenset[str], single: bool) -> Iterator[Obj]:
+        """The objects with these keys (texts as the API names them)."""
         key_col = source.column(source.get_key)
-        ordered = list(dict.fromkeys(k for v in keys if (k := _key_value(key_col, v)) is not None))
+        stored = [key_col.value({key_col.path or key_col.name: k}) for k in keys]
+        if not single and len(keys) > self.scan_cost(source) and source.list is not None:
+            full = self._full(ctx, source, includes)  # one read beats a GET per value
+            if full is not None:
+                objs = [o for k in stored if (o := full.by_key.get(k)) is not None]
+                yield from KeyScan(ctx, source.name, objs)
+                return
         found: dict[Any, Obj] = {}
         pending: dict[Any, Future[ApiResponse | None]] = {}
-        for v in ordered:
-            hit = ctx.store.get_object(source.name, v, includes)
+        for text, key in zip(keys, stored):
+            hit = ctx.store.get_object(source.name, key, includes)
             if hit is not None:
-                found[v] = hit
-            else:
-                pending[v] = self._get_request(ctx, source, v, includes)
+                found[key] = hit
+        missing = [(t, k) for t, k in zip(keys, stored) if k not in found]
+        if missing and single and self._lookups_exhausted(ctx, source, len(missing)):
+            full = self._full(ctx, source, includes)
+            if full is not None:
+                hit = full.by_key.get(stored[0])
+                yield from [hit] if hit is not None else []
+                return
+        for text, key in missing:
+            if not ctx.sent(*self._get_identity(source, text, includes)):
+                self._count_lookup(ctx, source)
+            pending[key] = self._get_request(ctx, source, text, includes)
         if single and pending:
 
             def prefetch(value: Any) -> None:
-                key = _key_value(key_col, value)
-                if key is not None and ctx.store.get_object(source.name, key, includes) is None:
-                    self._get_request(ctx, source, key, includes)
+                text = api_value(key_col, value, 0, True)
+                if not isinstance(text, str) or self._lookups_exhausted(ctx, source, 1):
+                    return
+                key = key_col.value({key_col.path or key_col.name: text})
+                if ctx.store.get_object(source.name, key, includes) is None and not ctx.sent(*self._get_identity(source, text, includes)):
+                    self._count_lookup(ctx, source)
+                    self._get_request(ctx, source, text, includes)
 
-            look_ahead(self, ctx, source.name, source.get_key, ordered[0], prefetch)
+            look_ahead(self, ctx, source.name, source.get_key, stored[0], prefetch)
         results: list[Obj] = []
         try:
-            for v in ordered:
-                obj: Obj | None = found.get(v)
-                if obj is None:
-                    obj = _data(ctx.result(pending.pop(v)))
+            for key in stored:
+                obj: Obj | None = found.get(key)
+                if obj is None and key in pending:
+                    obj = _data(ctx.result(pending.pop(key)))
                     if obj is not None:
                         self.register(ctx, source, [obj], includes)
                 if obj is not None:
                     results.append(obj)
         finally:
             for f in pending.values():
-                f.cancel()
+                ctx.release(f)
         yield from results if single else KeyScan(ctx, source.name, results)
+
+    def _get_identity(self, source: Table, text: str, includes: frozenset[str]) -> tuple[str, list[tuple[str, str]]]:
+        assert source.get is not None
+        return source.get.path.replace("{key}", quote(text, safe="")), self._params(source.get, includes)
+
+    # -- lookups and whole tables ---------------------------------------------------------------
+
+    def _count_lookup(self, ctx: StatementContext, source: Table) -> None:
+        ctx.lookups[source.name] = ctx.lookups.get(source.name, 0) + 1
+
+    def _lookups_exhausted(self, ctx: StatementContext, source: Table, more: int) -> bool:
+        """Whether ``more`` lookups in ``source`` would cost more than reading it whole."""
+        if source.list is None or source.name in ctx.store.too_big:
+            return False
+        return ctx.lookups.get(source.name, 0) + more > self.scan_cost(source)
+
+    def _full(self, ctx: StatementContext, source: Table, includes: frozenset[str]) -> FullTable | None:
+        """Every object of ``source`` (read once per statement and includes), or None if too many."""
+        full = ctx.store.get_full(source.name, includes)
+        if full is not None:
+            return full
+        if source.list is None:
+            return None
+        objs: list[Obj] = []
+        stream = self._list(ctx, source, {}, includes, None, 0, False)
+        try:
+            for obj in stream:
+                objs.append(obj)
+                if len(objs) > ctx.store.max_full_rows:
+                    ctx.store.too_big.add(source.name)
+                    return None
+        finally:
+            stream.close()
+
+        def value(column: str, obj: Obj) -> Any:
+            return text_affinity(source.column(column).value(obj))  # as filter values are sent
+
+        full = FullTable(objs, includes, lambda o: source.key_of(o)[0] if len(source.key) == 1 else source.key_of(o), value)
+        ctx.store.full[source.name] = full
+        return full
+
+    def _scan(self, ctx: StatementContext, source: Table, includes: frozenset[str], wanted: int | None, offset: int) -> Iterator[Obj]:
+        full = ctx.store.get_full(source.name, includes)
+        if full is not None and not offset:
+            yield from full.objs
+            return
+        stream = self._list(ctx, source, {}, includes, wanted, offset, False)
+        try:
+            yield from stream
+        finally:
+            stream.close()
 
     # -- lists --------------------------------------------------------------------------------------
 
@@ -313,6 +473,7 @@ class Engine:
         offset: int,
         single: bool = False,
     ) -> ListStream | ReadyStream:
+        """The objects of one list request (``combo``: source column → filter text)."""
         assert source.list is not None
         endpoint = source.list
         filters = {source.column(col).filter or col: value for col, value in combo.items()}
@@ -323,24 +484,40 @@ class Engine:
                 cached = ctx.store.get_set(source.name, col.lower(), value, includes)  # other filters are re-checked
         if cached is not None and offset == 0:
             return ReadyStream(cached)
+        params = self._params(endpoint, includes, filters)
+        first = page_params(self, endpoint, params, 1, self.list_page_size())
+        if combo and not ctx.sent(endpoint.path, first, page=True):
+            if single and wanted is None and not offset and self._lookups_exhausted(ctx, source, 1):
+                full = self._full(ctx, source, includes)
+                if full is not None:
+                    (column, text), = combo.items()
+                    return ReadyStream(full.where(column.lower(), text))
+            self._count_lookup(ctx, source)
         if single and wanted is None and not offset:
             (column, _), = combo.items()
+            column_spec = source.column(column)
 
             def prefetch(value: Any) -> None:
-                text = text_affinity(value)
-                if text is None or ctx.store.get_set(source.name, column.lower(), text, includes) is not None:
+                text = api_value(column_spec, value, 0, False)
+                if not isinstance(text, str) or ctx.store.get_set(source.name, column.lower(), text, includes) is not None:
                     return
-                params = self._params(endpoint, includes, {source.column(column).filter or column: text})
-                ctx.get(self, endpoint.path, page_params(self, endpoint, params, 1, self.list_page_size()), endpoint.scope, page=True)
+                params = self._params(endpoint, includes, {column_spec.filter or column: text})
+                first = page_params(self, endpoint, params, 1, self.list_page_size())
+                if ctx.sent(endpoint.path, first, page=True) or self._lookups_exhausted(ctx, source, 1):
+                    return
+                self._count_lookup(ctx, source)
+                ctx.get(self, endpoint.path, first, endpoint.scope, page=True, cacheable=False)
 
             look_ahead(self, ctx, source.name, column, next(iter(combo.values())), prefetch)
-        params = self._params(endpoint, includes, filters)
         only = next(iter(combo.items())) if len(combo) == 1 else None
 
-        def complete(objs: list[Obj]) -> None:
-            ctx.store.put_result(key, objs)
-            if only is not None:
-                ctx.store.put_set(source.name, only[0].lower(), only[1], objs, includes)
+        def complete(objs: list[Obj] | None, pages: int) -> None:
+            if objs is not None:
+                ctx.store.put_result(key, objs)
+                if only is not None:
+                    ctx.store.put_set(source.name, only[0].lower(), only[1], objs, includes)
+            if not combo and endpoint.paginated:
+                self.remember_pages(("scan", source.name), pages)
 
         return ListStream(self, ctx, source, endpoint, params, includes, wanted, offset, None if offset else complete)
 

@@ -7,15 +7,26 @@ parameter values. It picks one of three access paths:
 - ``get``: ``key = ?`` or ``key IN (...)`` → one GET of the object per value;
 - ``list``: equality or ``IN`` on columns with an API filter → list requests
   with those filters (one per combination of ``IN`` values);
-- ``list`` without arguments: a full scan.
+- ``list`` without filters: a full scan.
 
-Every constraint it consumes is also re-checked by the engine in Python with
-SQLite's comparison rules (see ``Engine.objects``), so telling SQLite to
-``omit`` its own check is exact even when the API filter is looser (a
-case-insensitive tag match, say). That is what makes the LIMIT/OFFSET rules
-safe: LIMIT is consumed only when every constraint is consumed, there is no
-ORDER BY, and the plan is a list; OFFSET is consumed (page arithmetic) only
-for a plain scan, and otherwise left for SQLite to apply to the rows we send.
+What it promises SQLite is never more than is true:
+
+- no constraint is omitted: SQLite checks every row itself, with its own
+  affinity and collation rules, which a virtual table cannot fully know (the
+  affinity of a join's other operand never reaches it). The engine checks
+  rows too (``engine.compare``), but only to drop rows early and to count the
+  ones that certainly pass;
+- LIMIT is taken as a hint, when every constraint is an argument and the
+  order needs no sorting: SQLite still applies it, and the engine stops
+  fetching once that many rows certainly pass;
+- OFFSET is consumed (applied by page arithmetic) only for a plain scan of a
+  paginated list with no other constraint; otherwise SQLite skips the rows;
+- no plan claims to return at most one row (``SQLITE_INDEX_SCAN_UNIQUE``).
+
+Which of the key or filter arguments is actually sent to the API is decided
+per value at run time (``Engine.objects``): a value the API would not match
+the way SQLite does (a number against a TEXT column, an empty string, a
+collation other than BINARY) turns that argument into a local check.
 """
 
 from __future__ import annotations
@@ -24,13 +35,14 @@ from dataclasses import dataclass, field
 
 import apsw
 
+from .compare import EQ, EVALUATED, IS, OPERATOR_TEXT
 from .schema import Table
 
-EQ = apsw.SQLITE_INDEX_CONSTRAINT_EQ
 LIMIT = apsw.SQLITE_INDEX_CONSTRAINT_LIMIT
 OFFSET = apsw.SQLITE_INDEX_CONSTRAINT_OFFSET
-SCAN_UNIQUE = apsw.SQLITE_INDEX_SCAN_UNIQUE
 IMPOSSIBLE_COST = 1e15
+
+__all__ = ["EQ", "Arg", "Plan", "plan"]
 
 
 @dataclass(frozen=True)
@@ -38,15 +50,18 @@ class Arg:
     """One value SQLite passes to Filter, in argv order.
 
     ``role`` is ``key`` (the object id for a GET), ``filter`` (a request
-    parameter), ``check`` (a constraint only re-checked locally), ``limit`` or
+    parameter), ``check`` (a constraint only checked locally), ``limit`` or
     ``offset``. ``column`` is this table's column; ``source`` the column of
     the table that is actually requested (the parent, for derived tables).
+    ``op`` and ``collation`` are the constraint's, as SQLite gave them.
     """
 
     role: str
     column: str = ""
     source: str = ""
     multi: bool = False
+    op: int = EQ
+    collation: str = "BINARY"
 
 
 @dataclass(frozen=True)
@@ -57,23 +72,17 @@ class Plan:
     includes: frozenset[str] = field(default_factory=frozenset)
     offset_consumed: bool = False
 
-    @property
-    def fast_lookup(self) -> tuple[str, str] | None:
-        """(column, source column) when the plan is one ``filter = ?`` or ``key = ?`` and nothing else."""
-        if self.kind in ("list", "get") and len(self.args) == 1 and self.args[0].role in ("filter", "key") and not self.args[0].multi:
-            return self.args[0].column, self.args[0].source.lower()
-        return None
-
     def describe(self) -> str:
         if self.kind == "none":
             return f"{self.table}: cannot be read without its key"
         parts = []
         for a in self.args:
-            op = "IN" if a.multi else "="
+            op = "IN" if a.multi else OPERATOR_TEXT.get(a.op, f"op{a.op}")
+            collate = f" COLLATE {a.collation}" if a.collation.upper() not in ("BINARY",) else ""
             if a.role in ("key", "filter"):
-                parts.append(f"{a.column} {op} ? ({'GET by key' if a.role == 'key' else 'API filter'})")
+                parts.append(f"{a.column}{collate} {op} ? ({'GET by key' if a.role == 'key' else 'API filter'})")
             elif a.role == "check":
-                parts.append(f"{a.column} {op} ? (checked locally)")
+                parts.append(f"{a.column}{collate} {op} ? (checked locally)")
             else:
                 parts.append(a.role.upper())
         how = "get" if self.kind == "get" else "list" if any(a.role == "filter" for a in self.args) else "scan"
@@ -89,6 +98,7 @@ def plan(
     embed_includes: frozenset[str] = frozenset(),
     deleting: bool = False,
     trust_order: bool = False,
+    read_columns: frozenset[str] = frozenset(),
 ) -> tuple[Plan, float, int]:
     """Choose an access path; fill ``info``'s constraint usage. Returns (plan, cost, rows).
 
@@ -103,6 +113,7 @@ def plan(
     from this table, so a condition on the key alone needs no fetch at all.
     ``trust_order``: the user vouches that lists come in the order their
     endpoint declares (``Endpoint.order``), so a matching ORDER BY is consumed.
+    ``read_columns``: the columns of this table that any part of the statement reads.
     """
     if table.static is not None:
         return Plan(table.name, "static"), 1.0, table.estimated_rows
@@ -120,59 +131,71 @@ def plan(
 
     keys: list[int] = []
     filters: list[int] = []
-    unusable = False
+    checks: list[int] = []
     limit_i = offset_i = None
+    unusable = unhandled = per_value_in = False
     for i in range(info.nConstraint):
         op = info.get_aConstraint_op(i)
-        if op == LIMIT:
-            limit_i = i
+        usable = info.get_aConstraint_usable(i)
+        if op in (LIMIT, OFFSET):
+            if usable:
+                if op == LIMIT:
+                    limit_i = i
+                else:
+                    offset_i = i
             continue
-        if op == OFFSET:
-            offset_i = i
-            continue
-        if not info.get_aConstraint_usable(i):
+        if not usable:
             unusable = True
             continue
         col = info.get_aConstraint_iColumn(i)
-        if op != EQ or col < 0:
+        if col < 0 or op not in EVALUATED:
+            unhandled = True  # rowid constraints, MATCH, REGEXP, functions: SQLite's alone
             continue
+        if info.get_aConstraintUsage_in(i) and not in_sets:
+            per_value_in = True
         src = source_column(table.columns[col].name)
-        if src is None:
-            continue
-        if get_key is not None and src.lower() == get_key.lower():
-            keys.append(i)
-        elif source.list is not None and source.column(src).filter:
-            filters.append(i)
+        binary = info.get_aConstraint_collation(i).upper() == "BINARY"
+        if op in (EQ, IS) and src is not None and binary:
+            if get_key is not None and src.lower() == get_key.lower():
+                keys.append(i)
+                continue
+            if source.list is not None and source.column(src).filter:
+                filters.append(i)
+                continue
+        checks.append(i)
 
     args: list[Arg] = []
-    consumed: set[int] = set()
     seen_columns: set[str] = set()
 
     def use(i: int, role: str) -> None:
         col = table.columns[info.get_aConstraint_iColumn(i)].name
         src = source_column(col) or col
-        if role in ("key", "filter") and col in seen_columns:
+        if role in ("key", "filter") and col.lower() in seen_columns:
             role = "check"
-        seen_columns.add(col)
+        if role in ("key", "filter"):
+            seen_columns.add(col.lower())
         multi = in_sets and bool(info.get_aConstraintUsage_in(i))
         if multi:
             info.set_aConstraintUsage_in(i, True)
-        args.append(Arg(role, col, src, multi))
+        args.append(Arg(role, col, src, multi, info.get_aConstraint_op(i), info.get_aConstraint_collation(i)))
         info.set_aConstraintUsage_argvIndex(i, len(args))
-        info.set_aConstraintUsage_omit(i, True)
-        consumed.add(i)
+        info.set_aConstraintUsage_omit(i, False)
 
     if keys:
         kind = "get"
         use(keys[0], "key")
-        for i in keys[1:] + filters:
+        for i in keys[1:] + filters + checks:
             use(i, "check")
     elif source.list is not None:
         kind = "list"
         for i in filters:
             use(i, "filter")
+        for i in checks:
+            use(i, "check")
     else:
         kind = "none"
+        for i in filters + checks:
+            use(i, "check")
 
     order_consumed = False
     if trust_order and kind == "list" and derived is None and source.list is not None and source.list.order:
@@ -188,32 +211,33 @@ def plan(
             order_consumed = True
 
     offset_consumed = False
-    others_consumed = all(
-        i in consumed
-        for i in range(info.nConstraint)
-        if info.get_aConstraint_op(i) not in (LIMIT, OFFSET) and info.get_aConstraint_usable(i)
-    )
-    if kind == "list" and limit_i is not None and others_consumed and not unusable and (info.nOrderBy == 0 or order_consumed):
-        pushed_filters = bool(args)
+    if (
+        kind == "list"
+        and limit_i is not None
+        and not (unusable or unhandled or per_value_in)
+        and (info.nOrderBy == 0 or order_consumed)
+    ):
+        plain_scan = not args
         args.append(Arg("limit"))
         info.set_aConstraintUsage_argvIndex(limit_i, len(args))
-        info.set_aConstraintUsage_omit(limit_i, True)
+        info.set_aConstraintUsage_omit(limit_i, True)  # a hint: SQLite applies LIMIT anyway
         if offset_i is not None:
             args.append(Arg("offset"))
             info.set_aConstraintUsage_argvIndex(offset_i, len(args))
-            offset_consumed = not pushed_filters and derived is None
+            paginated = source.list is not None and source.list.paginated
+            offset_consumed = plain_scan and derived is None and paginated
             info.set_aConstraintUsage_omit(offset_i, offset_consumed)
 
     includes: set[str] = set(embed_includes)
     if derived is None:
-        for idx in info.colUsed:
-            if 0 <= idx < len(table.columns) and table.columns[idx].include:
-                includes.add(table.columns[idx].include)  # type: ignore[arg-type]
+        # Every instance of a table in the statement asks for the same include= values, so
+        # that a self-join's lookups and scans send the same requests (and share them).
+        for spec in table.columns:
+            if spec.include and (spec.name.lower() in read_columns or table.index(spec.name) in info.colUsed):
+                includes.add(spec.include)
 
     result = Plan(table.name, kind, tuple(args), frozenset(includes), offset_consumed)
     cost, rows = _cost(result, source, cheap_columns)
-    if kind == "get" and len(args) >= 1 and not args[0].multi:
-        info.idxFlags = SCAN_UNIQUE
     return result, cost, rows
 
 
@@ -247,6 +271,9 @@ def _cost(p: Plan, source: Table, cheap: frozenset[str]) -> tuple[float, int]:
         per_combo = max(1, source.estimated_rows // 50)
         rows = per_combo * combos
         cost = REQUEST * max(1, per_combo // 100) * combos + rows
+    checks = sum(1 for a in p.args if a.role == "check")
+    if checks:
+        rows = max(1, rows // (2**checks))
     if limited:
         rows = min(rows, 100)
         cost = min(cost, REQUEST)
@@ -264,7 +291,12 @@ def _stub_plan(table: Table, info: apsw.IndexInfo, in_sets: bool) -> Plan | None
     for i in range(info.nConstraint):
         if not info.get_aConstraint_usable(i):
             return None
-        if info.get_aConstraint_op(i) != EQ or info.get_aConstraint_iColumn(i) != key_index or chosen is not None:
+        if (
+            info.get_aConstraint_op(i) != EQ
+            or info.get_aConstraint_iColumn(i) != key_index
+            or info.get_aConstraint_collation(i).upper() != "BINARY"
+            or chosen is not None
+        ):
             return None
         chosen = i
     if chosen is None:
@@ -273,5 +305,5 @@ def _stub_plan(table: Table, info: apsw.IndexInfo, in_sets: bool) -> Plan | None
     if multi:
         info.set_aConstraintUsage_in(chosen, True)
     info.set_aConstraintUsage_argvIndex(chosen, 1)
-    info.set_aConstraintUsage_omit(chosen, True)
+    info.set_aConstraintUsage_omit(chosen, False)
     return Plan(table.name, "stub", (Arg("key", table.key[0], table.key[0], multi),))

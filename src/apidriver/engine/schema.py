@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ..values import COLUMN_TYPES, to_sql
+from ..values import COLUMN_TYPES, ISO8601, TIMESTAMP, to_sql
 
 _MISSING = object()
 
@@ -170,7 +170,9 @@ class Table:
         """The schema SQLite is told for this virtual table."""
         parts = []
         for c in self.columns:
-            parts.append(f'"{c.name}" {c.type}')
+            # Timestamps compare as instants with any ISO 8601 text (values.iso8601_collation).
+            collate = f" COLLATE {ISO8601}" if c.type == TIMESTAMP else ""
+            parts.append(f'"{c.name}" {c.type}{collate}')
         if self.key:
             parts.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in self.key) + ")")
         return f"CREATE TABLE x({', '.join(parts)})"

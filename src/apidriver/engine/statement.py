@@ -29,19 +29,30 @@ class StatementStore:
     - ``objects``: (table, key) → (object, the ``include=`` values it came with);
     - ``sets``: (table, column, value) → every object with column = value,
       complete (from a finished list request, or embedded in a parent);
-    - ``results``: request identity → its complete list of objects.
+    - ``results``: request identity → its complete list of objects;
+    - ``full``: table → every object of the table, read by one full list
+      (when lookups would have cost more), with per-column indexes built on
+      demand; it answers any lookup by key or by column value.
     """
 
-    def __init__(self, max_objects: int = 5000, max_sets: int = 5000, max_result_rows: int = 5000) -> None:
+    def __init__(
+        self, max_objects: int = 5000, max_sets: int = 5000, max_result_rows: int = 5000, max_full_rows: int = 50000
+    ) -> None:
         self.max_objects = max_objects
         self.max_sets = max_sets
         self.max_result_rows = max_result_rows
+        self.max_full_rows = max_full_rows
         self.objects: OrderedDict[tuple[str, Any], tuple[Obj, frozenset[str]]] = OrderedDict()
         self.sets: OrderedDict[tuple[str, str, Any], tuple[list[Obj], frozenset[str]]] = OrderedDict()
         self.results: OrderedDict[Any, list[Obj]] = OrderedDict()
+        self.full: dict[str, FullTable] = {}
+        self.too_big: set[str] = set()  # tables with more rows than max_full_rows
         self._result_rows = 0
 
     def get_object(self, table: str, key: Any, includes: frozenset[str]) -> Obj | None:
+        full = self.full.get(table)
+        if full is not None and includes <= full.includes:
+            return full.by_key.get(key)
         hit = self.objects.get((table, key))
         if hit is None or not includes <= hit[1]:
             return None
@@ -58,6 +69,9 @@ class StatementStore:
             self.objects.popitem(last=False)
 
     def get_set(self, table: str, column: str, value: Any, includes: frozenset[str]) -> list[Obj] | None:
+        full = self.full.get(table)
+        if full is not None and includes <= full.includes:
+            return full.where(column, value)
         hit = self.sets.get((table, column, value))
         if hit is None or not includes <= hit[1]:
             return None
@@ -81,6 +95,31 @@ class StatementStore:
             _, dropped = self.results.popitem(last=False)
             self._result_rows -= len(dropped)
 
+    def get_full(self, table: str, includes: frozenset[str]) -> FullTable | None:
+        full = self.full.get(table)
+        return full if full is not None and includes <= full.includes else None
+
+
+class FullTable:
+    """Every object of one table, as one complete list read returned them."""
+
+    def __init__(self, objs: list[Obj], includes: frozenset[str], key: Callable[[Obj], Any], value: Callable[[str, Obj], Any]) -> None:
+        self.objs = objs
+        self.includes = includes
+        self.by_key = {key(o): o for o in objs}
+        self._value = value
+        self._indexes: dict[str, dict[Any, list[Obj]]] = {}
+
+    def where(self, column: str, value: Any) -> list[Obj]:
+        """The objects whose ``column`` (a source column, its stored text) equals ``value``."""
+        index = self._indexes.get(column)
+        if index is None:
+            index = {}
+            for o in self.objs:
+                index.setdefault(self._value(column, o), []).append(o)
+            self._indexes[column] = index
+        return index.get(value, [])
+
 
 @dataclass
 class Link:
@@ -95,30 +134,41 @@ class Link:
 class StatementContext:
     """Per-statement state: the store, the HTTP requests made, planning facts, write outcomes.
 
-    ``in_sets`` is off for statements with ``IN (SELECT ...)``: APSW fails
-    ("SQLError: <NULL>") when such a subquery yields an empty set to a
-    virtual table that takes IN values all at once. ``tables`` are the tables
+    ``in_sets`` is off for statements with a subquery or a table on the right
+    of an IN (decided by ``Connection.in_sets``): APSW fails ("SQLError:
+    <NULL>") when such a subquery yields an empty set to a virtual table that
+    takes IN values all at once. ``tables`` are the tables
     the statement reads (lower case), reported by SQLite's authorizer while
     the statement is prepared, before any planning; ``deletes`` the tables it
     deletes from. Writes record what they ``created`` and ``deleted``;
     ``refused`` is the error the authorizer stopped the statement with.
-    ``scans`` and ``links`` serve the look-ahead (see ``engine.lookahead``).
+    ``scans`` and ``links`` serve the look-ahead (see ``engine.lookahead``);
+    ``lookups`` counts the requests sent per table to look single values up,
+    so that the engine can switch to reading the table once when that costs
+    less. A request's future is kept until a reader has taken its answer
+    (prefetched ones included), then among the last ``max_pages`` pages or
+    ``max_responses`` single answers, so the same GET is sent once.
     """
 
     store: StatementStore = field(default_factory=StatementStore)
     requests: list[RequestRecord] = field(default_factory=list)
     in_sets: bool = True
     tables: set[str] = field(default_factory=set)
+    columns: dict[str, set[str]] = field(default_factory=dict)
     deletes: set[str] = field(default_factory=set)
     created: list[tuple[str, Any, Obj]] = field(default_factory=list)
     deleted: list[tuple[str, Any]] = field(default_factory=list)
     stubs: set[tuple[str, Any]] = field(default_factory=set)
     refused: Exception | None = None
+    selects: int = 0
+    foreign_reads: bool = False
     procedure_results: dict[Any, list[Obj]] = field(default_factory=dict)
     scans: dict[str, Any] = field(default_factory=dict)
     links: dict[tuple[str, str], Link | None] = field(default_factory=dict)
-    max_pages: int = 16
+    lookups: dict[str, int] = field(default_factory=dict)
+    max_pages: int = 32
     max_responses: int = 512
+    _pending: dict[Any, Future[ApiResponse | None]] = field(default_factory=dict)
     _pages: OrderedDict[Any, Future[ApiResponse | None]] = field(default_factory=OrderedDict)
     _responses: OrderedDict[Any, Future[ApiResponse | None]] = field(default_factory=OrderedDict)
 
@@ -127,22 +177,39 @@ class StatementContext:
 
     def result(self, future: Future[ApiResponse | None]) -> ApiResponse | None:
         """Wait for a request of this statement: every wait of the engine passes here."""
-        return future.result()
+        response = future.result()
+        self._taken(future)
+        return response
+
+    def _taken(self, future: Future[ApiResponse | None]) -> None:
+        key = getattr(future, "apidriver_key", None)
+        if key is None or self._pending.get(key) is not future:
+            return
+        del self._pending[key]
+        kept, limit = (self._pages, self.max_pages) if key[0] == "page" else (self._responses, self.max_responses)
+        kept[key] = future
+        while len(kept) > limit:
+            kept.popitem(last=False)
 
     def get(
-        self, engine: Engine, path: str, params: list[tuple[str, str]], scope: str | None, allow_404: bool = False, page: bool = False
+        self,
+        engine: Engine,
+        path: str,
+        params: list[tuple[str, str]],
+        scope: str | None,
+        allow_404: bool = False,
+        page: bool = False,
+        cacheable: bool = True,
     ) -> Future[ApiResponse | None]:
-        """A GET on the worker pool; the same GET twice in a statement shares one answer.
-
-        List pages (``page``) are big, so only the last few are kept for sharing;
-        repeats of whole lists are answered by ``store.results`` instead.
-        """
-        key = (path, tuple(params))
-        kept, limit = (self._pages, self.max_pages) if page else (self._responses, self.max_responses)
-        future = kept.get(key)
-        if future is not None and not future.cancelled():
-            kept.move_to_end(key)
-            return future
+        """A GET on the worker pool; the same GET twice in a statement shares one answer."""
+        key = ("page" if page else "one", path, tuple(params))
+        for kept in (self._pending, self._pages, self._responses):
+            future = kept.get(key)
+            if future is not None and not future.cancelled():
+                if kept is not self._pending:
+                    kept.move_to_end(key)  # type: ignore[attr-defined]
+                future.apidriver_refs += 1  # type: ignore[attr-defined]
+                return future
         future = engine.submit(
             engine.client.request,
             "GET",
@@ -151,12 +218,24 @@ class StatementContext:
             scope=scope,
             observer=self.observe,
             allow_404=allow_404,
-            cacheable=True,
+            cacheable=cacheable,
         )
-        kept[key] = future
-        while len(kept) > limit:
-            kept.popitem(last=False)
+        future.apidriver_key = key  # type: ignore[attr-defined]
+        future.apidriver_refs = 1  # type: ignore[attr-defined]
+        self._pending[key] = future
         return future
+
+    def release(self, future: Future[ApiResponse | None]) -> None:
+        """A reader no longer needs ``future``: cancel it if nobody else does and it was not sent yet."""
+        refs = getattr(future, "apidriver_refs", 1) - 1
+        future.apidriver_refs = refs  # type: ignore[attr-defined]
+        if refs <= 0:
+            future.cancel()
+
+    def sent(self, path: str, params: list[tuple[str, str]], page: bool = False) -> bool:
+        """Whether this GET was already sent in this statement (and its answer is still shared)."""
+        key = ("page" if page else "one", path, tuple(params))
+        return any(key in kept for kept in (self._pending, self._pages, self._responses))
 
     def page_arrived(self, table: str, objs: list[Obj]) -> None:
         """A scan of ``table`` got a new page: prefetch the lookups learned to follow it."""

@@ -9,16 +9,24 @@ is remembered (``executor.PAGE_HINTS``, per credentials and API root): the
 next read of the same list queues exactly those pages at once (the pool sends
 ``MaxConcurrency`` at a time), then carries on page by page only if the last
 one turns out full (the list grew).
+
+With ``CacheTTL``, a list is cached whole, as one snapshot of consecutive
+pages from page 1: a statement reads a list either entirely from one
+snapshot or entirely from the API, never a cached page 1 followed by fresh
+pages (which would repeat or miss rows that moved between pages).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from .. import exceptions as exc
-from ..client import ApiResponse
+from ..client import CACHE, ApiResponse, RequestRecord
 from .schema import Endpoint, Table
 from .statement import Obj, StatementContext
 
@@ -34,6 +42,14 @@ def page_params(engine: Engine, endpoint: Endpoint, base: list[tuple[str, str]],
     return list(base) + [(pag.page_param, str(page)), (pag.size_param, str(size))]
 
 
+@dataclass
+class Snapshot:
+    """Pages 1..n of one list, read by one statement; ``complete`` if page n was the last."""
+
+    bodies: list[Any]
+    complete: bool
+
+
 class ListStream:
     """The objects of one list request, page by page; a failed page fails the stream."""
 
@@ -47,7 +63,7 @@ class ListStream:
         includes: frozenset[str],
         wanted: int | None,
         offset: int,
-        on_complete: Callable[[list[Obj]], None] | None = None,
+        on_complete: Callable[[list[Obj] | None, int], None] | None = None,
     ) -> None:
         self.engine = engine
         self.ctx = ctx
@@ -81,6 +97,19 @@ class ListStream:
             # Pages known to exist are all queued (the pool sends MaxConcurrency at
             # a time), up to a bound on how many answers may wait in memory.
             self.ahead = self.window = 3 * engine.max_concurrency
+        self.snapshot: Snapshot | None = None
+        self._bodies: list[Any] | None = None  # pages read, to cache as a snapshot
+        client = engine.client
+        if client.cache_ttl > 0 and endpoint.paginated:
+            self.snapshot_key = "list " + str(httpx.URL(client.url(endpoint.path), params=[*params, (engine.pagination.size_param, str(size))]))
+            found = CACHE.get(client.cache_owner, self.snapshot_key, client.cache_ttl)
+            snapshot = found.body if found is not None else None
+            if isinstance(snapshot, Snapshot) and (
+                snapshot.complete or (self.last_needed is not None and len(snapshot.bodies) >= self.last_needed)
+            ):
+                self.snapshot = snapshot
+            elif self.start_page == 1:
+                self._bodies = []
         top = self.start_page
         if self.predicted and endpoint.paginated:
             top = min(self.predicted, self.start_page + self.ahead)
@@ -88,15 +117,36 @@ class ListStream:
             self._submit(page)
 
     def _submit(self, page: int) -> None:
-        if page not in self._futures:
-            params = page_params(self.engine, self.endpoint, self.params, page, self.size)
-            self._futures[page] = self.ctx.get(self.engine, self.endpoint.path, params, self.endpoint.scope, page=True)
+        if page in self._futures:
+            return
+        params = page_params(self.engine, self.endpoint, self.params, page, self.size)
+        if self.snapshot is not None:
+            future: Future[ApiResponse | None] = Future()
+            body = self.snapshot.bodies[page - 1] if page <= len(self.snapshot.bodies) else {"data": []}
+            future.set_result(ApiResponse(200, body))
+            shown = str(httpx.URL(self.engine.client.url(self.endpoint.path), params=params))
+            self.ctx.observe(RequestRecord("GET", shown, 200, 0.0, cached=True))
+            self._futures[page] = future
+            return
+        # Pages of a paginated list are cached as one snapshot (see the module docstring).
+        cacheable = not self.endpoint.paginated
+        self._futures[page] = self.ctx.get(self.engine, self.endpoint.path, params, self.endpoint.scope, page=True, cacheable=cacheable)
 
     def close(self) -> None:
-        """Stop: pages not yet sent are cancelled (a shared one is simply re-sent if needed)."""
+        """Stop: pages not yet sent are cancelled unless another reader shares them."""
         for f in self._futures.values():
-            f.cancel()
+            self.ctx.release(f)
         self._futures.clear()
+
+    def _cache(self, body: Any, last: bool) -> None:
+        """Keep the pages read from page 1 on, as one snapshot (CacheTTL)."""
+        if self._bodies is None:
+            return
+        self._bodies.append(body)
+        if last or (self.last_needed is not None and len(self._bodies) >= self.last_needed):
+            client = self.engine.client
+            CACHE.put(client.cache_owner, self.snapshot_key, ApiResponse(200, Snapshot(self._bodies, last)))
+            self._bodies = None
 
     def upcoming(self) -> list[Obj]:
         """Objects of the current page not yet handed out (for the look-ahead)."""
@@ -126,7 +176,9 @@ class ListStream:
         try:
             while True:
                 self._submit(page)
-                response = ctx.result(self._futures.pop(page))
+                future = self._futures.pop(page)
+                response = ctx.result(future)
+                ctx.release(future)
                 body = response.body if response is not None else None
                 data = body.get("data") if isinstance(body, Mapping) else None
                 if data is None:
@@ -136,6 +188,7 @@ class ListStream:
                 elif not isinstance(data, list):
                     raise exc.InterfaceError(f"{self.endpoint.path} answered without a data list.")
                 more = self.endpoint.paginated and self._has_more(body, data)
+                self._cache(body, not more)
                 if more:
                     self._fetch_ahead(page)
                 else:
@@ -158,8 +211,8 @@ class ListStream:
                 if not more:
                     break
                 page += 1
-            if collected is not None and self.on_complete is not None and self.last_needed is None:
-                self.on_complete(collected)
+            if self.on_complete is not None and self.last_needed is None:
+                self.on_complete(collected, page)
         finally:
             self.close()
             if ctx.scans.get(table.name) is self:

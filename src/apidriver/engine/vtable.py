@@ -79,8 +79,9 @@ class VirtualTable:
             if e.include and self.module.engine.reads(context.tables, e.table)
         )
         deleting = self.spec.name.lower() in context.deletes
+        read = frozenset(context.columns.get(self.spec.name.lower(), ()))
         chosen, cost, rows = plan(
-            self.spec, self.source, info, self.cheap, context.in_sets, embeds, deleting, self.module.trust_order
+            self.spec, self.source, info, self.cheap, context.in_sets, embeds, deleting, self.module.trust_order, read
         )
         idx = self._plan_ids.get(chosen)
         if idx is None:
