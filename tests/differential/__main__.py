@@ -44,13 +44,14 @@ def main() -> int:
             gen = Generator(data.tables, data.values, seed)
             conn = data.connect()
             t0 = time.perf_counter()
-            problems, requests, rows, kinds = 0, 0, 0, Counter()
+            problems, requests, rows, refused, kinds = 0, 0, 0, 0, Counter()
             try:
                 for i in range(args.statements):
                     statement = gen.statement()
                     outcome = run(data, conn, statement)
                     requests += outcome.requests
                     rows += outcome.rows
+                    refused += outcome.refused
                     kinds.update(statement.tags[:1])
                     if not outcome.ok:
                         problems += 1
@@ -60,7 +61,7 @@ def main() -> int:
                 conn.close()
             failures += problems
             print(
-                f"seed {seed}: {args.statements} statements ({dict(kinds)}), {problems} disagreements, "
+                f"seed {seed}: {args.statements} statements ({dict(kinds)}), {problems} disagreements, {refused} refused, "
                 f"{requests} requests, {rows} rows, {time.perf_counter() - t0:.1f} s"
             )
     finally:

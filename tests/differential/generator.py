@@ -50,6 +50,8 @@ LINKS: tuple[tuple[str, str, str, str], ...] = JOINS[:7] + (
     ("Tasks", "id", "TaskDependencies", "task_id"),
     ("Jobs", "status", "Tasks", "status"),
     ("Tasks", "operation", "Operations", "operation"),
+    ("Jobs", "tag", "Tasks", "percent"),  # TEXT IN (INTEGER values): numeric affinity
+    ("Tasks", "percent", "Jobs", "tag"),
 )
 SPECIAL_TEXT = ("", "'", "''", "%", "_", "&", "#", "+", " ", "Ünïcødé ✓", "ERROR", "error ", "1e2", "100", ".", "..", "../users/me", "a/b", "[x]")
 JSON_PATHS = {

@@ -31,6 +31,7 @@ class Outcome:
     problem: str | None
     requests: int = 0
     rows: int = 0
+    refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -57,6 +58,8 @@ def run(dataset: Dataset, conn: apidriver.Connection, statement: Statement) -> O
     except apidriver.Error as error:
         if oracle_error is not None:
             return Outcome(statement, None)
+        if isinstance(error, apidriver.NotSupportedError) and "SQLite answers this differently" in str(error):
+            return Outcome(statement, None, refused=True)  # a documented refusal
         return Outcome(statement, f"driver failed ({type(error).__name__}: {error}); the oracle returned {len(expected)} rows")
     finally:
         requests = cursor.requests

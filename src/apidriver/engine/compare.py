@@ -191,8 +191,14 @@ def _glob_regex(pattern: str) -> re.Pattern[str] | None:
     return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
-def check(column_type: str, op: int, collation: str, column_value: Any, wanted: Any) -> tuple[bool, bool]:
-    """(possible, certain) for ``column <op> wanted`` on a value of a column of ``column_type``."""
+def check(column_type: str, op: int, collation: str, column_value: Any, wanted: Any, typed: bool = False) -> tuple[bool, bool]:
+    """(possible, certain) for ``column <op> wanted`` on a value of a column of ``column_type``.
+
+    ``typed``: the value's type tells the affinity SQLite compares with (the
+    values of an IN that SQLite passes one by one have had the comparison's
+    affinity applied already: a number reaching a TEXT column means numeric
+    affinity), so the answer is exact.
+    """
     if op not in EVALUATED or collation.upper() not in KNOWN_COLLATIONS:
         return True, False
     collation = collation.upper()
@@ -205,17 +211,20 @@ def check(column_type: str, op: int, collation: str, column_value: Any, wanted: 
         return result, result
     # A TEXT column: text affinity on the other operand, unless that operand has numeric
     # affinity (unknown here), in which case numeric affinity applies to the column instead.
-    as_text = _compare(op, column_value, text_affinity(wanted), collation)
     if isinstance(wanted, (int, float)) and not isinstance(wanted, bool):
         as_number = _compare(op, numeric_affinity(column_value), wanted, collation)
+        if typed:
+            return as_number, as_number
+        as_text = _compare(op, column_value, text_affinity(wanted), collation)
         return as_text or as_number, as_text and as_number
+    as_text = _compare(op, column_value, wanted, collation)
     return as_text, as_text
 
 
-def check_any(column_type: str, op: int, collation: str, column_value: Any, wanted: Any) -> tuple[bool, bool]:
+def check_any(column_type: str, op: int, collation: str, column_value: Any, wanted: Any, typed: bool = False) -> tuple[bool, bool]:
     """``check`` for ``column IN wanted`` (a set) or ``column <op> wanted`` (one value)."""
     if not isinstance(wanted, (set, frozenset, list, tuple)):
-        return check(column_type, op, collation, column_value, wanted)
+        return check(column_type, op, collation, column_value, wanted, typed)
     possible = certain = False
     for w in wanted:
         p, c = check(column_type, op, collation, column_value, w)

@@ -84,8 +84,20 @@ class Condition:
     column: Column
     value: Any
 
+    def __post_init__(self) -> None:
+        if self.arg.typed and self.column.type == TEXT and isinstance(self.value, (int, float)) and not isinstance(self.value, bool):
+            # SQLite passes this IN's values one by one, and a number reaching a TEXT column
+            # means the comparison uses numeric or no affinity; which one, only SQLite's
+            # compiled statement knows, and its own check on a virtual table answers as if
+            # it were text. Refuse rather than guess.
+            raise exc.NotSupportedError(
+                f"{self.arg.column} IN (subquery) compares the TEXT column {self.arg.column} with numbers "
+                f"({self.value!r}); SQLite answers this differently for API tables than for tables. "
+                f"Write CAST(... AS TEXT) in the subquery, or join on the column instead."
+            )
+
     def test(self, row: Mapping[str, Any]) -> tuple[bool, bool]:
-        return check_any(self.column.type, self.arg.op, self.arg.collation, self.column.value(row), self.value)
+        return check_any(self.column.type, self.arg.op, self.arg.collation, self.column.value(row), self.value, self.arg.typed)
 
     def api_values(self, for_key: bool) -> list[str] | None:
         """The distinct texts to request for this constraint, or None when it cannot go to the API."""
@@ -487,10 +499,10 @@ class Engine:
         params = self._params(endpoint, includes, filters)
         first = page_params(self, endpoint, params, 1, self.list_page_size())
         if combo and not ctx.sent(endpoint.path, first, page=True):
-            if single and wanted is None and not offset and self._lookups_exhausted(ctx, source, 1):
+            if wanted is None and not offset and self._lookups_exhausted(ctx, source, 1):
                 full = self._full(ctx, source, includes)
-                if full is not None:
-                    (column, text), = combo.items()
+                if full is not None:  # the other filters of the combination are checked by the caller
+                    column, text = next(iter(combo.items()))
                     return ReadyStream(full.where(column.lower(), text))
             self._count_lookup(ctx, source)
         if single and wanted is None and not offset:

@@ -15,7 +15,9 @@ What it promises SQLite is never more than is true:
   affinity and collation rules, which a virtual table cannot fully know (the
   affinity of a join's other operand never reaches it). The engine checks
   rows too (``engine.compare``), but only to drop rows early and to count the
-  ones that certainly pass;
+  ones that certainly pass. The one exception is an IN whose values SQLite
+  passes one by one (``Arg.typed``): those arrive with the comparison's
+  affinity applied, so the engine's check is exact, and it replaces SQLite's;
 - LIMIT is taken as a hint, when every constraint is an argument and the
   order needs no sorting: SQLite still applies it, and the engine stops
   fetching once that many rows certainly pass;
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 
 import apsw
 
-from .compare import EQ, EVALUATED, IS, OPERATOR_TEXT
+from .compare import EQ, EVALUATED, IS, KNOWN_COLLATIONS, OPERATOR_TEXT
 from .schema import Table
 
 LIMIT = apsw.SQLITE_INDEX_CONSTRAINT_LIMIT
@@ -54,6 +56,11 @@ class Arg:
     ``offset``. ``column`` is this table's column; ``source`` the column of
     the table that is actually requested (the parent, for derived tables).
     ``op`` and ``collation`` are the constraint's, as SQLite gave them.
+    ``typed``: an IN whose values SQLite passes one by one, with the
+    comparison's affinity already applied; the engine checks it exactly and
+    SQLite does not check it again (its own re-check of such an IN on a
+    virtual table compares a TEXT column as text even when the subquery's
+    values call for numeric affinity, unlike the same query on a table).
     """
 
     role: str
@@ -62,6 +69,7 @@ class Arg:
     multi: bool = False
     op: int = EQ
     collation: str = "BINARY"
+    typed: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,12 +182,15 @@ def plan(
             role = "check"
         if role in ("key", "filter"):
             seen_columns.add(col.lower())
-        multi = in_sets and bool(info.get_aConstraintUsage_in(i))
+        is_in = bool(info.get_aConstraintUsage_in(i))
+        multi = in_sets and is_in
         if multi:
             info.set_aConstraintUsage_in(i, True)
-        args.append(Arg(role, col, src, multi, info.get_aConstraint_op(i), info.get_aConstraint_collation(i)))
+        collation = info.get_aConstraint_collation(i)
+        typed = is_in and not in_sets and collation.upper() in KNOWN_COLLATIONS
+        args.append(Arg(role, col, src, multi, info.get_aConstraint_op(i), collation, typed))
         info.set_aConstraintUsage_argvIndex(i, len(args))
-        info.set_aConstraintUsage_omit(i, False)
+        info.set_aConstraintUsage_omit(i, typed)
 
     if keys:
         kind = "get"

@@ -1,0 +1,192 @@
+"""Every wrong answer reported in issue #10, as a statement compared with a plain SQLite copy.
+
+Each case runs through the differential harness (``tests/differential``):
+the driver's rows must equal the copy's, no request may be sent twice, and
+the requests stay within twice those of full scans of the tables read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import apidriver
+
+from .differential import dataset as datasets
+from .differential.generator import Statement
+from .differential.harness import run
+
+
+@pytest.fixture(scope="module")
+def data() -> Iterator[datasets.Dataset]:
+    built = datasets.build(jobs=300, seed=11)
+    yield built
+    built.emulator.stop()
+
+
+@pytest.fixture
+def conn(data: datasets.Dataset) -> Iterator[apidriver.Connection]:
+    connection = data.connect()
+    yield connection
+    connection.close()
+
+
+def same(data: datasets.Dataset, conn: apidriver.Connection, sql: str, *tables: str, params: list[Any] | None = None,
+         oracle_sql: str | None = None, oracle_params: list[Any] | None = None) -> None:
+    ordered = " ORDER BY " in sql.upper()
+    statement = Statement(sql, list(params or []), oracle_sql or sql, list(oracle_params if oracle_params is not None else params or []),
+                          frozenset(tables), ordered)
+    outcome = run(data, conn, statement)
+    assert outcome.ok, outcome.problem
+
+
+@pytest.mark.parametrize(
+    "sql, tables",
+    [
+        ("SELECT count(*), count(DISTINCT t.id) FROM Jobs j JOIN Tasks t ON t.job_id = j.id WHERE t.status IN ('error','waiting')", ("Jobs", "Tasks")),
+        ("SELECT count(*), count(DISTINCT f.task_id) FROM Tasks t JOIN TaskFiles f ON f.task_id = t.id WHERE f.operation IN ('convert','export/url')", ("Tasks", "TaskFiles")),
+        ("SELECT count(*) FROM Jobs WHERE status IN ('error','')", ("Jobs",)),
+        ("SELECT count(*) FROM Jobs WHERE tag IN ('invoices', '', 'invoices ')", ("Jobs",)),
+    ],
+)
+def test_in_values_never_repeat_rows(data: datasets.Dataset, conn: apidriver.Connection, sql: str, tables: tuple[str, ...]) -> None:
+    same(data, conn, sql, *tables)
+
+
+@pytest.mark.parametrize(
+    "sql, tables",
+    [
+        ("SELECT count(*) FROM Jobs WHERE status = 'ERROR' COLLATE NOCASE", ("Jobs",)),
+        ("SELECT count(*) FROM Jobs WHERE status = 'error  ' COLLATE RTRIM", ("Jobs",)),
+        ("SELECT count(*) FROM Jobs WHERE tag = 'INVOICES' COLLATE NOCASE", ("Jobs",)),
+        ("SELECT count(*) FROM Jobs WHERE status COLLATE NOCASE IN ('ERROR', 'Waiting')", ("Jobs",)),
+        ("SELECT j.id FROM Jobs j WHERE upper(j.id) = j.id COLLATE NOCASE ORDER BY 1", ("Jobs",)),
+        ("SELECT count(*) FROM Tasks t JOIN Jobs j ON t.job_id = upper(j.id) COLLATE NOCASE", ("Jobs", "Tasks")),
+        ("SELECT count(*) FROM TaskFiles f JOIN Tasks t ON f.task_id = upper(t.id) COLLATE NOCASE", ("Tasks", "TaskFiles")),
+        ("SELECT count(*) FROM Webhooks WHERE url = 'HTTPS://HOOKS.EXAMPLE.INVALID/CLOUDCONVERT' COLLATE NOCASE", ("Webhooks",)),
+        ("SELECT count(*) FROM Operations WHERE input_format = 'DOCX' COLLATE NOCASE", ("Operations",)),
+    ],
+)
+def test_collations_are_honoured(data: datasets.Dataset, conn: apidriver.Connection, sql: str, tables: tuple[str, ...]) -> None:
+    same(data, conn, sql, *tables)
+
+
+def test_a_key_lookup_by_a_collation_is_not_sent_as_a_key(data: datasets.Dataset, conn: apidriver.Connection) -> None:
+    job_id = next(data.oracle.execute("SELECT id FROM Jobs ORDER BY id LIMIT 1"))[0]
+    same(data, conn, "SELECT id FROM Jobs WHERE id = ? COLLATE NOCASE", "Jobs", params=[job_id.upper()])
+
+
+def test_left_join_to_a_derived_table_keeps_every_row(data: datasets.Dataset, conn: apidriver.Connection) -> None:
+    same(data, conn, "SELECT t.id FROM Tasks t LEFT JOIN TaskDependencies d ON d.task_id = t.id WHERE t.operation = 'merge' ORDER BY 1", "Tasks", "TaskDependencies")
+    same(data, conn, "SELECT t.id FROM Tasks t LEFT JOIN TaskFiles f ON f.task_id = t.id WHERE t.operation = 'export/url' ORDER BY 1", "Tasks", "TaskFiles")
+
+
+@pytest.mark.parametrize(
+    "sql, tables",
+    [
+        ("SELECT id FROM Users LIMIT 1 OFFSET 1", ("Users",)),
+        ("SELECT count(*) FROM (SELECT * FROM Operations LIMIT 20 OFFSET 2170)", ("Operations",)),
+        ("SELECT count(*) FROM (SELECT * FROM Webhooks LIMIT 2 OFFSET 1)", ("Webhooks",)),
+        ("SELECT count(*) FROM (SELECT * FROM Jobs LIMIT 50 OFFSET 280)", ("Jobs",)),
+        ("SELECT count(*) FROM (SELECT * FROM Jobs WHERE status = 'finished' LIMIT 7 OFFSET 13)", ("Jobs",)),
+    ],
+)
+def test_offset_is_applied_everywhere(data: datasets.Dataset, conn: apidriver.Connection, sql: str, tables: tuple[str, ...]) -> None:
+    same(data, conn, sql, *tables)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) FROM (SELECT id FROM Jobs WHERE tag IN ('invoices','reports') LIMIT 1)",
+        "SELECT count(*) FROM (SELECT id FROM Jobs WHERE status IN (SELECT 'error') LIMIT 1)",
+        "SELECT count(*) FROM (SELECT id FROM Jobs WHERE tag IN ('invoices', 'ebooks') AND status = 'finished' LIMIT 3 OFFSET 2)",
+        "SELECT count(*) FROM (SELECT id FROM Jobs /* an INNER comment, in */ WHERE status = 'error' LIMIT 2)",
+    ],
+)
+def test_limit_with_in_is_planned(data: datasets.Dataset, conn: apidriver.Connection, sql: str) -> None:
+    same(data, conn, sql, "Jobs")
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "status IN /**/ (SELECT 'x' WHERE 0)",
+        "status IN ((SELECT 'x' WHERE 0))",
+        "status IN ( /* in (select */ SELECT 'x' WHERE 0)",
+        "status in(WITH w AS (SELECT 'x' WHERE 0) SELECT * FROM w)",
+        "status IN (SELECT status FROM Tasks WHERE 0)",
+        "id IN (SELECT job_id FROM Tasks WHERE operation = 'no such operation')",
+        "status IN (SELECT value FROM json_each('[]'))",
+    ],
+)
+def test_empty_in_subqueries_of_every_spelling(data: datasets.Dataset, conn: apidriver.Connection, condition: str) -> None:
+    same(data, conn, f"SELECT count(*) FROM Jobs WHERE {condition}", "Jobs", "Tasks")
+
+
+def test_in_lists_still_go_out_concurrently_as_one_set(data: datasets.Dataset, conn: apidriver.Connection) -> None:
+    ids = [r[0] for r in data.oracle.execute("SELECT id FROM Jobs ORDER BY id LIMIT 3")]
+    cursor = conn.cursor()
+    cursor.execute("SELECT id FROM Tasks WHERE job_id IN (?, ?, ?)", ids).fetchall()
+    assert conn.in_sets("SELECT id FROM Tasks WHERE job_id IN (?, ?, ?)", ids)
+    assert not conn.in_sets("SELECT id FROM Tasks WHERE job_id IN (SELECT id FROM Jobs)", None)
+
+
+def test_keys_are_one_path_segment(data: datasets.Dataset, conn: apidriver.Connection) -> None:
+    cursor = conn.cursor()
+    for key in (".", "..", ""):
+        assert cursor.execute("SELECT * FROM TaskFiles WHERE task_id = ?", (key,)).fetchall() == []
+        assert cursor.requests == []
+        assert cursor.execute("SELECT * FROM Jobs WHERE id = ?", (key,)).fetchall() == []
+        assert cursor.requests == []
+    assert cursor.execute("SELECT * FROM Jobs WHERE id = '../users/me'").fetchall() == []
+    assert [r.url.split("/v2", 1)[1].split("?")[0] for r in cursor.requests] == ["/jobs/..%2Fusers%2Fme"]
+    same(data, conn, "SELECT count(*) FROM Jobs WHERE tag IN ('../users/me', 'a/b', '?page=2', '#hash', '100%', 'a&b', 'a+b c')", "Jobs")
+
+
+def test_join_constraints_follow_sqlite_affinity(data: datasets.Dataset, conn: apidriver.Connection) -> None:
+    # Jobs.tag '1e2' equals Tasks.percent 100 once numeric affinity applies to the tag.
+    same(data, conn, "SELECT j.tag, count(*) FROM Tasks t JOIN Jobs j ON j.tag = t.percent GROUP BY 1 ORDER BY 1", "Jobs", "Tasks")
+    same(data, conn, "SELECT count(*) FROM Jobs j WHERE j.tag = 100", "Jobs")
+    same(data, conn, "SELECT count(*) FROM Jobs j WHERE j.tag IN (SELECT percent FROM Tasks)", "Jobs", "Tasks")
+
+
+INSTANT = dt.datetime(2026, 12, 1, 10, 15, 44, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "2026-12-01T10:15:44+00:00",
+        "2026-12-01T10:15:44Z",
+        "2026-12-01T12:15:44+02:00",
+        "2026-12-01T04:45:44-05:30",
+        "2026-12-01 10:15:44",
+        "2026-12-01T10:15:44",
+        "2026-12-01T10:15:44.000Z",
+        INSTANT,
+        INSTANT.astimezone(dt.timezone(dt.timedelta(hours=-3))),
+        INSTANT.replace(tzinfo=None),
+    ],
+)
+@pytest.mark.parametrize("op", ["<=", ">", "="])
+def test_timestamps_compare_as_instants_whatever_the_iso_form(data: datasets.Dataset, conn: apidriver.Connection, written: Any, op: str) -> None:
+    oracle = "2026-12-01 10:15:44"
+    for column in ("created_at", "started_at", "ended_at"):
+        same(data, conn, f"SELECT count(*) FROM Jobs WHERE {column} {op} ?", "Jobs", params=[written], oracle_params=[oracle])
+        if isinstance(written, str):
+            same(data, conn, f"SELECT count(*) FROM Tasks WHERE '{written}' {op} {column}", "Tasks",
+                 oracle_sql=f"SELECT count(*) FROM Tasks WHERE '{oracle}' {op} {column}")
+
+
+def test_a_date_alone_is_midnight_utc(data: datasets.Dataset, conn: apidriver.Connection) -> None:
+    same(data, conn, "SELECT count(*) FROM Jobs WHERE created_at >= '2026-12-01'", "Jobs",
+         oracle_sql="SELECT count(*) FROM Jobs WHERE created_at >= '2026-12-01 00:00:00'")
+
+
+def test_timestamps_still_sort_and_group_as_stored_text(data: datasets.Dataset, conn: apidriver.Connection) -> None:
+    same(data, conn, "SELECT created_at, max(ended_at) FROM Jobs GROUP BY created_at ORDER BY created_at DESC, 2", "Jobs")
+    same(data, conn, "SELECT min(created_at), max(created_at), count(DISTINCT created_at) FROM Tasks", "Tasks")
