@@ -8,6 +8,7 @@ the requests stay within twice those of full scans of the tables read.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -190,3 +191,114 @@ def test_a_date_alone_is_midnight_utc(data: datasets.Dataset, conn: apidriver.Co
 def test_timestamps_still_sort_and_group_as_stored_text(data: datasets.Dataset, conn: apidriver.Connection) -> None:
     same(data, conn, "SELECT created_at, max(ended_at) FROM Jobs GROUP BY created_at ORDER BY created_at DESC, 2", "Jobs")
     same(data, conn, "SELECT min(created_at), max(created_at), count(DISTINCT created_at) FROM Tasks", "Tasks")
+
+
+def test_sqlalchemy_compares_iso_text_with_timestamps(data: datasets.Dataset) -> None:
+    from sqlalchemy import MetaData, Table, create_engine, func, select
+
+    engine = create_engine(f"cloudconvert://:{data.emulator.api_key}@/?BaseURL={data.emulator.base_url}")
+    try:
+        jobs = Table("Jobs", MetaData(), autoload_with=engine)
+        expected = next(data.oracle.execute("SELECT count(*) FROM Jobs WHERE created_at > '2026-12-01 20:00:00'"))[0]
+        with engine.connect() as conn:
+            for written in ("2026-12-01T20:00:00Z", "2026-12-01T22:00:00+02:00", dt.datetime(2026, 12, 1, 20, tzinfo=dt.timezone.utc)):
+                got = conn.execute(select(func.count()).select_from(jobs).where(jobs.c.created_at > written)).scalar()
+                assert got == expected, written
+    finally:
+        engine.dispose()
+
+
+def test_the_command_line_compares_iso_text_with_timestamps(data: datasets.Dataset) -> None:
+    from .cli.conftest import apidriver as run_cli
+
+    expected = next(data.oracle.execute("SELECT count(*) FROM Jobs WHERE created_at > '2026-12-01 20:00:00'"))[0]
+    result = run_cli(
+        "query", "SELECT count(*) AS n FROM Jobs WHERE created_at > :t", "-p", "t", "2026-12-01T20:00:00Z", "--format", "csv",
+        "--connect", f"APIKey={data.emulator.api_key};BaseURL={data.emulator.base_url}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["n", str(expected)]
+
+
+def test_a_statement_never_mixes_cached_and_fresh_pages(make_emulator: Any) -> None:
+    """CacheTTL: a list is cached whole; a statement reads it all stale or all fresh."""
+    from apidriver.client import CACHE
+
+    from .conftest import CONVERSION_TASKS, connect_to
+
+    emulator = make_emulator(jobs=250, seed=3, rate_limit=0)
+    CACHE.clear()
+    reader = connect_to(emulator, CacheTTL=60)
+    writer = connect_to(emulator)
+    try:
+        assert len(reader.cursor().execute("SELECT id FROM Jobs LIMIT 100").fetchall()) == 100  # caches page 1 only
+        cursor = writer.cursor()
+        cursor.executemany("INSERT INTO Jobs (tag, tasks) VALUES (?, ?)", [("new", json.dumps(CONVERSION_TASKS))] * 30)
+        total, distinct = reader.cursor().execute("SELECT count(*), count(DISTINCT id) FROM Jobs").fetchone()
+        assert total == distinct == 280  # page 1 was cached alone: the whole list is read fresh
+        repeat = reader.cursor()
+        assert repeat.execute("SELECT count(*), count(DISTINCT id) FROM Jobs").fetchone() == (280, 280)
+        assert repeat.requests and all(r.cached for r in repeat.requests)  # now the whole list is one snapshot
+        assert reader.cursor().execute("SELECT count(*) FROM (SELECT id FROM Jobs LIMIT 150)").fetchone() == (150,)
+    finally:
+        reader.close()
+        writer.close()
+        CACHE.clear()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DROP TABLE Tasks",
+        "DROP TABLE sys_tables",
+        "ALTER TABLE Jobs RENAME TO J2",
+        "ALTER TABLE Jobs ADD COLUMN x",
+        "CREATE TABLE scratch (a)",
+        "CREATE TEMP TABLE Jobs (a)",
+        "CREATE TEMP VIEW tasks AS SELECT 1",
+        "CREATE TEMP TABLE CancelTask (a)",
+        "CREATE INDEX i ON Jobs (tag)",
+        "CREATE VIEW v AS SELECT * FROM Jobs",
+        "CREATE VIRTUAL TABLE x USING apidriver()",
+        "DELETE FROM sys_tables",
+    ],
+)
+@pytest.mark.parametrize("read_only", [False, True])
+def test_schema_changes_to_api_tables_are_refused(data: datasets.Dataset, sql: str, read_only: bool) -> None:
+    conn = data.connect(ReadOnly=read_only)
+    try:
+        with pytest.raises(apidriver.NotSupportedError) as raised:
+            conn.cursor().execute(sql)
+        assert "TEMP" in str(raised.value) or "cannot be changed" in str(raised.value)
+        cursor = conn.cursor()
+        assert cursor.execute("SELECT count(*) FROM Tasks").fetchone()[0] > 0
+        assert cursor.execute("SELECT count(*) FROM sys_tables").fetchone()[0] >= 7
+        assert cursor.execute("SELECT name FROM sqlite_master WHERE name = 'Jobs'").fetchall() == [("Jobs",)]
+    finally:
+        conn.close()
+
+
+def test_temp_tables_are_allowed_for_scratch_work(conn: apidriver.Connection) -> None:
+    cursor = conn.cursor()
+    cursor.execute("CREATE TEMP TABLE picked AS SELECT id, status FROM Jobs WHERE status = 'error'")
+    cursor.execute("CREATE TEMP VIEW picked_ids AS SELECT id FROM picked")
+    (n,) = cursor.execute("SELECT count(*) FROM Tasks t JOIN picked p ON p.id = t.job_id").fetchone()
+    (m,) = cursor.execute("SELECT count(*) FROM Tasks t JOIN Jobs j ON j.id = t.job_id WHERE j.status = 'error'").fetchone()
+    assert n == m > 0
+    cursor.execute("DROP VIEW picked_ids")
+    cursor.execute("DROP TABLE picked")
+
+
+def test_pandas_to_sql_cannot_replace_an_api_table(data: datasets.Dataset) -> None:
+    import pandas as pd
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"cloudconvert://:{data.emulator.api_key}@/?BaseURL={data.emulator.base_url}", pool_size=1, max_overflow=0)
+    try:
+        with pytest.raises(Exception) as raised:
+            pd.DataFrame({"id": ["x"], "tag": ["y"]}).to_sql("Jobs", engine, if_exists="replace", index=False)
+        assert isinstance(getattr(raised.value, "orig", raised.value), apidriver.NotSupportedError)
+        jobs = pd.read_sql("SELECT id, tag FROM Jobs", engine)  # the same pooled connection
+        assert len(jobs) == next(data.oracle.execute("SELECT count(*) FROM Jobs"))[0]
+    finally:
+        engine.dispose()

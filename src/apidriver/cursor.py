@@ -37,6 +37,11 @@ def translate(error: BaseException, sql: str | None = None) -> BaseException:
                 "SQLite failed to pass an IN (...) list to an API table (an empty subquery result?). "
                 "Rewrite the condition as a join or EXISTS, or give the values as parameters."
             )
+        if text.startswith(("virtual tables may not be", "table ")) and ("may not be" in text):
+            return exc.NotSupportedError(
+                f"{text}: the API tables cannot be altered, indexed or changed that way. "
+                "For scratch work use CREATE TEMP TABLE with a name that is not an API table."
+            )
         if "no such table" in text:
             text += ". See the table list with SELECT name FROM sys_tables."
         elif "no such column" in text:

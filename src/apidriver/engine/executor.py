@@ -25,16 +25,15 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from .. import exceptions as exc
 from ..client import ApiClient, ApiResponse
 from ..values import INTEGER, TEXT
-from .compare import IS, check_any, numeric_affinity, text_affinity
+from .compare import EQ, IS, check_any, numeric_affinity, text_affinity
 from .lookahead import look_ahead
 from .planner import Arg, Plan
 from .schema import Column, Endpoint, Pagination, Table
@@ -76,28 +75,47 @@ def api_value(column: Column, value: Any, op: int, for_key: bool) -> Any:
     return value
 
 
-@dataclass
+FAILS, POSSIBLE, CERTAIN = 0, 1, 2
+
+
 class Condition:
-    """One constraint of the plan with its value, checked against rows."""
+    """One constraint of the plan with its value, checked against rows.
 
-    arg: Arg
-    column: Column
-    value: Any
+    ``test(row)`` is FAILS (SQLite will drop the row), POSSIBLE (SQLite
+    decides) or CERTAIN (SQLite keeps it). The common case, a TEXT column
+    equal to a string (or IN strings) under BINARY, is a plain comparison.
+    """
 
-    def __post_init__(self) -> None:
-        if self.arg.typed and self.column.type == TEXT and isinstance(self.value, (int, float)) and not isinstance(self.value, bool):
+    def __init__(self, arg: Arg, column: Column, value: Any) -> None:
+        self.arg = arg
+        self.column = column
+        self.value = value
+        if arg.typed and column.type == TEXT and isinstance(value, (int, float)) and not isinstance(value, bool):
             # SQLite passes this IN's values one by one, and a number reaching a TEXT column
             # means the comparison uses numeric or no affinity; which one, only SQLite's
             # compiled statement knows, and its own check on a virtual table answers as if
             # it were text. Refuse rather than guess.
             raise exc.NotSupportedError(
-                f"{self.arg.column} IN (subquery) compares the TEXT column {self.arg.column} with numbers "
-                f"({self.value!r}); SQLite answers this differently for API tables than for tables. "
+                f"{arg.column} IN (subquery) compares the TEXT column {arg.column} with numbers "
+                f"({value!r}); SQLite answers this differently for API tables than for tables. "
                 f"Write CAST(... AS TEXT) in the subquery, or join on the column instead."
             )
+        self.test = self._compile()
 
-    def test(self, row: Mapping[str, Any]) -> tuple[bool, bool]:
-        return check_any(self.column.type, self.arg.op, self.arg.collation, self.column.value(row), self.value, self.arg.typed)
+    def _compile(self) -> Callable[[Mapping[str, Any]], int]:
+        arg, column, value = self.arg, self.column, self.value
+        plain = column.type == TEXT and arg.op in (EQ, IS) and arg.collation.upper() == "BINARY"
+        if plain and isinstance(value, str):
+            return lambda row: CERTAIN if column.value(row) == value else FAILS
+        if plain and arg.multi and all(isinstance(v, str) for v in value):
+            wanted = frozenset(value)
+            return lambda row: CERTAIN if column.value(row) in wanted else FAILS
+
+        def test(row: Mapping[str, Any]) -> int:
+            possible, certain = check_any(column.type, arg.op, arg.collation, column.value(row), value, arg.typed)
+            return CERTAIN if certain else POSSIBLE if possible else FAILS
+
+        return test
 
     def api_values(self, for_key: bool) -> list[str] | None:
         """The distinct texts to request for this constraint, or None when it cannot go to the API."""
@@ -252,6 +270,12 @@ class Engine:
             raise exc.ProgrammingError(
                 f"{table.name} can only be read by its key: add a condition such as {table.get_key} = '...' to the WHERE clause."
             )
+        lookup = plan.lookup
+        if lookup is not None:
+            hit = self._lookup(ctx, table, plan, lookup, values[0])
+            if hit is not None:
+                yield from hit
+                return
         limit: int | None = None
         offset = 0
         conditions: list[Condition] = []
@@ -270,18 +294,33 @@ class Engine:
         counted = 0
         for obj in self._source_objects(ctx, table, source, plan, conditions, wanted, offset if plan.offset_consumed else 0):
             for row in derived.rows(obj) if derived is not None else (obj,):
-                certain = True
+                verdict = CERTAIN
                 for condition in conditions:
-                    p, c = condition.test(row)
-                    if not p:
+                    verdict = min(verdict, condition.test(row))
+                    if verdict == FAILS:
                         break
-                    certain = certain and c
                 else:
                     yield row
-                    if certain:
+                    if verdict == CERTAIN:
                         counted += 1
                         if wanted is not None and counted >= wanted:
                             return
+
+    def _lookup(self, ctx: StatementContext, table: Table, plan: Plan, arg: Arg, value: Any) -> list[Obj] | None:
+        """``column = 'text'`` answered from what the statement holds (the inner loops of joins), or None."""
+        if not isinstance(value, str) or value in ("", ".", ".."):
+            return None
+        source = self.source_of(table)
+        if arg.role == "key":
+            obj = ctx.store.get_object(source.name, value, plan.includes)
+            objs = [obj] if obj is not None else None
+        else:
+            objs = ctx.store.get_set(source.name, arg.source.lower(), value, plan.includes)
+        if objs is None:
+            return None
+        column = table.column(arg.column)
+        derived = table.derived
+        return [row for obj in objs for row in (derived.rows(obj) if derived is not None else (obj,)) if column.value(row) == value]
 
     def _stubs(self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]) -> Iterator[Obj]:
         """DELETE by key alone: the key is all SQLite needs, so nothing is fetched."""

@@ -80,6 +80,15 @@ class Plan:
     includes: frozenset[str] = field(default_factory=frozenset)
     offset_consumed: bool = False
 
+    @property
+    def lookup(self) -> Arg | None:
+        """The one ``column = ?`` of a plain key or filter lookup (a join's inner loop), if that is the plan."""
+        if self.kind in ("get", "list") and len(self.args) == 1:
+            arg = self.args[0]
+            if arg.role in ("key", "filter") and not arg.multi and arg.op == EQ and arg.collation.upper() == "BINARY":
+                return arg
+        return None
+
     def describe(self) -> str:
         if self.kind == "none":
             return f"{self.table}: cannot be read without its key"
