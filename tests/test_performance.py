@@ -14,7 +14,7 @@ import pytest
 import apidriver
 from apidriver.emulator import Emulator
 
-from .conftest import connect_to
+from .conftest import connect_to, raw_list
 
 
 def settle(emu: Emulator, *connections: apidriver.Connection) -> None:
@@ -57,8 +57,10 @@ def test_a_list_that_grew_is_still_read_to_the_end(make_emulator: Callable[..., 
 
 def test_nested_loop_lookups_are_fetched_ahead_concurrently(make_emulator: Callable[..., Emulator]) -> None:
     slow = make_emulator(jobs=120, seed=9, latency_ms=150)
-    with connect_to(slow) as conn:
+    # Small pages make reading Jobs whole (24 pages) dearer than 12 lookups, so lookups it is.
+    with connect_to(slow, PageSize=5, MaxConcurrency=16) as conn:
         cur = conn.cursor()
+        assert cur.execute("SELECT count(*) FROM Jobs").fetchone() == (120,)  # now its size is known
         ids = [r[0] for r in cur.execute("SELECT id FROM Tasks WHERE operation = 'convert' AND job_id IS NOT NULL LIMIT 12").fetchall()]
         sql = f"SELECT t.id, j.tag FROM Tasks t JOIN Jobs j ON j.id = t.job_id WHERE t.id IN ({','.join('?' * 12)})"
         plan = [r[3] for r in cur.execute("EXPLAIN QUERY PLAN " + sql, ids).fetchall()]
@@ -71,8 +73,26 @@ def test_nested_loop_lookups_are_fetched_ahead_concurrently(make_emulator: Calla
     assert len(rows) == 12
     job_gets = [r for r in slow.requests() if r["path"].startswith("/v2/jobs/")]
     assert len(job_gets) == len({r["path"] for r in job_gets}) == 12
-    # 12 task GETs and 12 job GETs at 150 ms, 8 at a time: ~5 round trips; one by one would be 14.
+    # 12 task GETs and 12 job GETs at 150 ms, 16 at a time: ~3 round trips; one by one would be 14.
     assert elapsed < 1.6, f"{elapsed:.2f} s: the job lookups did not overlap"
+
+
+def test_lookups_stop_once_reading_the_table_is_cheaper(make_emulator: Callable[..., Emulator]) -> None:
+    """The nested loop of a join sends at most as many lookups as reading the table costs, then reads it."""
+    emu = make_emulator(jobs=150, seed=4, rate_limit=0)
+    with connect_to(emu) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT count(*) FROM Jobs").fetchall()  # Jobs: 2 pages, now known
+        settle(emu, conn)
+        rows = cur.execute("SELECT t.id, j.tag FROM Tasks t LEFT JOIN Jobs j ON j.id = t.job_id").fetchall()
+        conn.engine.wait_idle()
+    requests = emu.requests()
+    job_gets = [r for r in requests if r["path"].startswith("/v2/jobs/")]
+    job_pages = [r for r in requests if r["path"] == "/v2/jobs"]
+    task_pages = [r for r in requests if r["path"] == "/v2/tasks"]
+    assert len(rows) == sum(1 for _ in raw_list(emu, "/tasks"))
+    assert len(job_gets) <= 2 and len(job_pages) == 2  # at most a full read's worth of lookups, then the read
+    assert len(requests) <= 2 * (len(task_pages) + 2) + 2
 
 
 def test_joins_prefer_what_jobs_embed(emu: Emulator) -> None:

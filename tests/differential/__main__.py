@@ -13,7 +13,7 @@ from collections import Counter
 
 from . import dataset as datasets
 from .generator import Generator
-from .harness import run
+from .harness import Connections, run
 
 
 def _seeds(text: str) -> list[int]:
@@ -42,13 +42,13 @@ def main() -> int:
     try:
         for seed in _seeds(args.seeds):
             gen = Generator(data.tables, data.values, seed)
-            conn = data.connect()
+            conns = Connections(data, seed)
             t0 = time.perf_counter()
             problems, requests, rows, refused, kinds = 0, 0, 0, 0, Counter()
             try:
                 for i in range(args.statements):
                     statement = gen.statement()
-                    outcome = run(data, conn, statement)
+                    outcome = run(data, conns.pick(), statement)
                     requests += outcome.requests
                     rows += outcome.rows
                     refused += outcome.refused
@@ -58,7 +58,7 @@ def main() -> int:
                         if problems <= args.show:
                             print(f"  seed {seed} #{i}: {outcome.problem}\n    {statement}\n    oracle: {statement.oracle_sql} {statement.oracle_params!r}")
             finally:
-                conn.close()
+                conns.close()
             failures += problems
             print(
                 f"seed {seed}: {args.statements} statements ({dict(kinds)}), {problems} disagreements, {refused} refused, "

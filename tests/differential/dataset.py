@@ -61,10 +61,27 @@ class Dataset:
     oracle: apsw.Connection
     tables: dict[str, Table]
     scan_requests: dict[str, int] = field(default_factory=dict)
+    scan_requests_by_size: dict[int, dict[str, int]] = field(default_factory=dict)
     values: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
 
     def connect(self, **properties: Any) -> apidriver.Connection:
         return apidriver.connect(APIKey=self.emulator.api_key, BaseURL=self.emulator.base_url, **properties)
+
+    def scan_costs(self, page_size: int) -> dict[str, int]:
+        """Requests of a full scan of each table at this page size (measured once)."""
+        known = self.scan_requests_by_size.get(page_size)
+        if known is None:
+            conn = self.connect(PageSize=page_size)
+            try:
+                known = {}
+                for table in self.tables.values():
+                    cursor = conn.cursor()
+                    cursor.execute(f'SELECT * FROM "{table.name}"').fetchall()
+                    known[table.name] = len(cursor.requests)
+            finally:
+                conn.close()
+            self.scan_requests_by_size[page_size] = known
+        return known
 
 
 def _special_rows(emulator: Emulator) -> None:

@@ -1,5 +1,9 @@
 """Running statements on the driver and on the oracle, and judging the difference.
 
+Statements run on connections with different settings (``CONNECTIONS``):
+small pages stress pagination and LIMIT/OFFSET arithmetic, ``TrustListOrder``
+consumes ORDER BY, ``CacheTTL`` serves repeated lists from snapshots.
+
 A statement passes when:
 
 - both sides agree: as lists when the statement orders its whole output, as
@@ -25,6 +29,34 @@ from .dataset import Dataset, canonical_rows
 from .generator import Statement
 
 
+# Connection settings the statements are spread over, with their weights.
+CONNECTIONS: tuple[tuple[dict[str, Any], int], ...] = (
+    ({}, 6),
+    ({"PageSize": 7}, 2),
+    ({"PageSize": 33, "MaxConcurrency": 2}, 1),
+    ({"TrustListOrder": True}, 1),
+    ({"CacheTTL": 600}, 1),
+)
+
+
+class Connections:
+    """One open connection per setting of ``CONNECTIONS``, picked at random per statement."""
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        import random
+
+        self.rng = random.Random(seed)
+        self.open = [(dataset.connect(**props), weight) for props, weight in CONNECTIONS]
+
+    def pick(self) -> apidriver.Connection:
+        conns = [c for c, _ in self.open]
+        return self.rng.choices(conns, [w for _, w in self.open])[0]
+
+    def close(self) -> None:
+        for conn, _ in self.open:
+            conn.close()
+
+
 @dataclass
 class Outcome:
     statement: Statement
@@ -42,8 +74,9 @@ def _oracle(dataset: Dataset, sql: str, params: list[Any]) -> list[tuple[Any, ..
     return [tuple(r) for r in dataset.oracle.execute(sql, params)]
 
 
-def request_bound(dataset: Dataset, statement: Statement) -> int:
-    return 2 * sum(dataset.scan_requests[t] for t in statement.tables) + 2
+def request_bound(dataset: Dataset, statement: Statement, page_size: int = 100) -> int:
+    costs = dataset.scan_costs(page_size) if page_size != 100 else dataset.scan_requests
+    return 2 * sum(costs[t] for t in statement.tables) + 2
 
 
 def run(dataset: Dataset, conn: apidriver.Connection, statement: Statement) -> Outcome:
@@ -67,8 +100,17 @@ def run(dataset: Dataset, conn: apidriver.Connection, statement: Statement) -> O
         return Outcome(statement, f"the oracle failed ({oracle_error}) but the driver returned {len(got)} rows")
     problem = compare(dataset, statement, got, expected)
     if problem is None:
-        problem = check_requests(dataset, statement, requests)
+        problem = check_requests(dataset, statement, requests, conn.settings["PageSize"])
+    if problem is not None:
+        problem += f" [on {describe(conn)}]"
     return Outcome(statement, problem, len(requests), len(got))
+
+
+def describe(conn: apidriver.Connection) -> str:
+    """The settings of ``conn`` that differ from the defaults."""
+    names = {props_name for props, _ in CONNECTIONS for props_name in props}
+    shown = {n: conn.settings[n] for n in sorted(names)}
+    return ", ".join(f"{k}={v}" for k, v in shown.items())
 
 
 def compare(dataset: Dataset, statement: Statement, got: list[tuple[Any, ...]], expected: list[tuple[Any, ...]]) -> str | None:
@@ -108,12 +150,12 @@ def _difference(got: list[tuple[Any, ...]], expected: list[tuple[Any, ...]], how
     return text
 
 
-def check_requests(dataset: Dataset, statement: Statement, requests: list[Any]) -> str | None:
+def check_requests(dataset: Dataset, statement: Statement, requests: list[Any], page_size: int = 100) -> str | None:
     sent = [(r.method, r.url) for r in requests if not r.cached and r.attempt == 1]
     repeats = [k for k, n in Counter(sent).items() if n > 1]
     if repeats:
         return f"{len(repeats)} requests sent more than once, e.g. {repeats[0][0]} {repeats[0][1]}"
-    bound = request_bound(dataset, statement)
+    bound = request_bound(dataset, statement, page_size)
     if len(sent) > bound:
-        return f"{len(sent)} requests, more than the bound of {bound} (twice full scans of {sorted(statement.tables)}, plus two)"
+        return f"{len(sent)} requests, more than the bound of {bound} (twice full scans of {sorted(statement.tables)}, plus two; PageSize {page_size})"
     return None

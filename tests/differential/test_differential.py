@@ -10,11 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-import apidriver
-
 from . import dataset as datasets
 from .generator import Generator
-from .harness import run
+from .harness import Connections, run
 
 STATEMENTS_PER_SEED = 120
 
@@ -26,11 +24,6 @@ def data() -> Iterator[datasets.Dataset]:
     built.emulator.stop()
 
 
-@pytest.fixture
-def conn(data: datasets.Dataset) -> Iterator[apidriver.Connection]:
-    connection = data.connect()
-    yield connection
-    connection.close()
 
 
 def test_the_copy_is_what_the_driver_reads(data: datasets.Dataset) -> None:
@@ -43,12 +36,16 @@ def test_the_copy_is_what_the_driver_reads(data: datasets.Dataset) -> None:
 
 
 @pytest.mark.parametrize("seed", [101, 102, 103])
-def test_generated_statements_agree_with_plain_sqlite(data: datasets.Dataset, conn: apidriver.Connection, seed: int) -> None:
+def test_generated_statements_agree_with_plain_sqlite(data: datasets.Dataset, seed: int) -> None:
     generator = Generator(data.tables, data.values, seed)
+    conns = Connections(data, seed)
     problems = []
-    for i in range(STATEMENTS_PER_SEED):
-        statement = generator.statement()
-        outcome = run(data, conn, statement)
-        if not outcome.ok:
-            problems.append(f"#{i}: {outcome.problem}\n  {statement}\n  oracle: {statement.oracle_sql} {statement.oracle_params!r}")
+    try:
+        for i in range(STATEMENTS_PER_SEED):
+            statement = generator.statement()
+            outcome = run(data, conns.pick(), statement)
+            if not outcome.ok:
+                problems.append(f"#{i}: {outcome.problem}\n  {statement}\n  oracle: {statement.oracle_sql} {statement.oracle_params!r}")
+    finally:
+        conns.close()
     assert not problems, f"{len(problems)} of {STATEMENTS_PER_SEED} statements disagree:\n" + "\n".join(problems[:10])

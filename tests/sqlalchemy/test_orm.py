@@ -75,10 +75,17 @@ def test_selectinload_of_50_jobs_is_one_concurrent_batch(orm_engine: Engine, emu
     for job in jobs:
         assert {t.id for t in job.tasks} == {t["id"] for t in api_tasks[job.id]}
     task_requests = [r for r in requests if r["path"] == "/v2/tasks"]
-    # One IN (...) statement whose 50 values go to the API as 50 concurrent filtered lists.
-    assert len(requests) == 1 + 50 and len(task_requests) == 50
-    assert {dict(r["params"])["filter[job_id]"] for r in task_requests} == {j.id for j in jobs}
-    assert overlap(task_requests) >= 4
+    assert len(requests) == 1 + len(task_requests)
+    filtered = [r for r in task_requests if "filter[job_id]" in dict(r["params"])]
+    if filtered:
+        # One IN (...) statement whose 50 values go to the API as 50 concurrent filtered lists...
+        assert len(task_requests) == len(filtered) == 50
+        assert {dict(r["params"])["filter[job_id]"] for r in task_requests} == {j.id for j in jobs}
+        assert overlap(task_requests) >= 4
+    else:
+        # ...unless reading Tasks whole is known to cost fewer requests than 50 lists.
+        pages = sorted(int(dict(r["params"])["page"]) for r in task_requests)
+        assert pages == list(range(1, len(pages) + 1)) and len(pages) < 50
 
 
 def test_selectinload_two_levels(orm_engine: Engine, emu: Emulator, api_tasks: dict[str | None, list[dict[str, Any]]]) -> None:

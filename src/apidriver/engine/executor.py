@@ -38,7 +38,7 @@ from .lookahead import look_ahead
 from .planner import Arg, Plan
 from .schema import Column, Endpoint, Pagination, Table
 from .statement import FullTable, Obj, StatementContext
-from .streams import KeyScan, ListStream, ReadyStream, page_params
+from .streams import KeyScan, ListStream, LookupStream, ReadyStream, page_params
 
 __all__ = ["Engine", "StatementContext"]
 
@@ -239,21 +239,37 @@ class Engine:
     def known_pages(self, key: Any) -> int | None:
         return PAGE_HINTS.get((self.hint_owner, key))
 
-    def scan_cost(self, source: Table) -> int:
-        """Requests a full read of ``source`` takes: as last seen, else estimated from its size."""
-        if source.list is None:
+    def scan_cost(self, source: Table) -> int | None:
+        """Requests a full read of ``source`` takes, from its size when last read (None: not known)."""
+        if source.list is None or not source.list.paginated:
             return 1
-        if not source.list.paginated:
-            return 1
-        known = self.known_pages(("scan", source.name))
+        rows = self.known_pages(("rows", source.name))
+        if rows is None:
+            return None
+        return max(1, -(-rows // self.list_page_size()))  # the last page's links say it is the last
+
+    def lookup_budget(self, source: Table, batch: bool = False) -> int:
+        """Lookups into ``source`` a statement may send before reading it whole instead.
+
+        With the table's size known (from its last full read in this process),
+        as many as a full read costs, so lookups and the read together cost at
+        most twice a full read. Unknown: for one-by-one lookups (a join's
+        inner loop), four, since four lookups and a full read never cost more
+        than twice a full read plus two, however small the table; for a batch
+        whose size is known up front (an IN list), the table's estimated size.
+        """
+        known = self.scan_cost(source)
         if known is not None:
             return known
-        return max(1, source.estimated_rows // self.list_page_size())
+        return max(1, source.estimated_rows // self.list_page_size()) if batch else 4
 
     # -- rows ------------------------------------------------------------------------------------
 
-    def objects(self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]) -> Iterator[Obj]:
+    def objects(self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any], repeat: bool = False) -> Iterator[Obj]:
         """Row objects of ``table`` for ``plan`` with SQLite's argument ``values``.
+
+        ``repeat``: SQLite filters this cursor again (the inner loop of a join looking
+        values up): such lookups count towards reading the table whole instead.
 
         Rows that cannot satisfy the plan's constraints are left out; SQLite
         checks the others itself. With a LIMIT, fetching stops once that many
@@ -292,7 +308,7 @@ class Engine:
         source = self.source_of(table)
         derived = table.derived
         counted = 0
-        for obj in self._source_objects(ctx, table, source, plan, conditions, wanted, offset if plan.offset_consumed else 0):
+        for obj in self._source_objects(ctx, table, source, plan, conditions, wanted, offset if plan.offset_consumed else 0, repeat):
             for row in derived.rows(obj) if derived is not None else (obj,):
                 verdict = CERTAIN
                 for condition in conditions:
@@ -345,13 +361,14 @@ class Engine:
         conditions: list[Condition],
         wanted: int | None,
         offset: int,
+        repeat: bool,
     ) -> Iterator[Obj]:
         includes = plan.includes
         keys = next((c for c in conditions if c.arg.role == "key"), None)
         if keys is not None:
             texts = keys.api_values(for_key=True)
             if texts is not None:
-                yield from self._by_key(ctx, source, texts, includes, single=not keys.arg.multi)
+                yield from self._by_key(ctx, source, texts, includes, not keys.arg.multi, repeat)
                 return
         filters: list[tuple[Condition, list[str]]] = []
         for c in conditions:
@@ -366,7 +383,7 @@ class Engine:
             yield from self._scan(ctx, source, includes, wanted if not conditions else None, offset)
             return
         combos = [dict(c) for c in itertools.product(*[[(cond.arg.source, t) for t in texts] for cond, texts in filters])]
-        if len(combos) > 1 and len(combos) > self.scan_cost(source) and source.list is not None:
+        if len(combos) > 1 and len(combos) > self.lookup_budget(source, batch=True) and source.list is not None:
             yield from self._scan(ctx, source, includes, None, 0)  # one read beats a request per combination
             return
         single = len(combos) == 1 and len(filters) == 1 and not filters[0][0].arg.multi
@@ -377,7 +394,8 @@ class Engine:
                 yield from hit
                 return
         seen: set[Any] | None = set() if len(combos) > 1 else None
-        streams = [self._list(ctx, source, combo, includes, wanted if exact else None, offset, single) for combo in combos]
+        batch = len(combos) > 1
+        streams = [self._list(ctx, source, combo, includes, wanted if exact else None, offset, single, batch, repeat) for combo in combos]
         try:
             for stream in streams:
                 for obj in stream:
@@ -398,11 +416,13 @@ class Engine:
         path = source.get.path.replace("{key}", quote(key, safe=""))
         return ctx.get(self, path, self._params(source.get, includes), source.get.scope, allow_404=True)
 
-    def _by_key(self, ctx: StatementContext, source: Table, keys: list[str], includes: frozenset[str], single: bool) -> Iterator[Obj]:
+    def _by_key(
+        self, ctx: StatementContext, source: Table, keys: list[str], includes: frozenset[str], single: bool, repeat: bool = False
+    ) -> Iterator[Obj]:
         """The objects with these keys (texts as the API names them)."""
         key_col = source.column(source.get_key)
         stored = [key_col.value({key_col.path or key_col.name: k}) for k in keys]
-        if not single and len(keys) > self.scan_cost(source) and source.list is not None:
+        if not single and len(keys) > self.lookup_budget(source, batch=True) and source.list is not None:
             full = self._full(ctx, source, includes)  # one read beats a GET per value
             if full is not None:
                 objs = [o for k in stored if (o := full.by_key.get(k)) is not None]
@@ -415,21 +435,21 @@ class Engine:
             if hit is not None:
                 found[key] = hit
         missing = [(t, k) for t, k in zip(keys, stored) if k not in found]
-        if missing and single and self._lookups_exhausted(ctx, source, len(missing)):
+        if missing and single and repeat and self._lookups_exhausted(ctx, source, len(missing), includes):
             full = self._full(ctx, source, includes)
             if full is not None:
                 hit = full.by_key.get(stored[0])
                 yield from [hit] if hit is not None else []
                 return
         for text, key in missing:
-            if not ctx.sent(*self._get_identity(source, text, includes)):
+            if single and not ctx.sent(*self._get_identity(source, text, includes)):
                 self._count_lookup(ctx, source)
             pending[key] = self._get_request(ctx, source, text, includes)
         if single and pending:
 
             def prefetch(value: Any) -> None:
                 text = api_value(key_col, value, 0, True)
-                if not isinstance(text, str) or self._lookups_exhausted(ctx, source, 1):
+                if not isinstance(text, str) or self._lookups_exhausted(ctx, source, 1, includes):
                     return
                 key = key_col.value({key_col.path or key_col.name: text})
                 if ctx.store.get_object(source.name, key, includes) is None and not ctx.sent(*self._get_identity(source, text, includes)):
@@ -461,11 +481,24 @@ class Engine:
     def _count_lookup(self, ctx: StatementContext, source: Table) -> None:
         ctx.lookups[source.name] = ctx.lookups.get(source.name, 0) + 1
 
-    def _lookups_exhausted(self, ctx: StatementContext, source: Table, more: int) -> bool:
-        """Whether ``more`` lookups in ``source`` would cost more than reading it whole."""
+    def _lookups_exhausted(self, ctx: StatementContext, source: Table, more: int, includes: frozenset[str]) -> bool:
+        """Whether ``more`` lookups in ``source`` would cost more than what reading it whole still costs.
+
+        Pages of the whole list that this statement already sent (the outer
+        scan of a self-join, say) cost nothing more, so a join of a table
+        with itself reads it once.
+        """
         if source.list is None or source.name in ctx.store.too_big:
             return False
-        return ctx.lookups.get(source.name, 0) + more > self.scan_cost(source)
+        spent = ctx.lookups.get(source.name, 0) + more
+        known = self.scan_cost(source)
+        if known is None:
+            return spent > self.lookup_budget(source)
+        endpoint = source.list
+        params = self._params(endpoint, includes)
+        size = self.list_page_size()
+        shared = sum(1 for p in range(1, known + 1) if ctx.sent(endpoint.path, page_params(self, endpoint, params, p, size), page=True))
+        return spent > known - shared
 
     def _full(self, ctx: StatementContext, source: Table, includes: frozenset[str]) -> FullTable | None:
         """Every object of ``source`` (read once per statement and includes), or None if too many."""
@@ -523,8 +556,14 @@ class Engine:
         wanted: int | None,
         offset: int,
         single: bool = False,
-    ) -> ListStream | ReadyStream:
-        """The objects of one list request (``combo``: source column → filter text)."""
+        batch: bool = False,
+        repeat: bool = False,
+    ) -> ListStream | ReadyStream | LookupStream:
+        """The objects of one list request (``combo``: source column → filter text).
+
+        ``batch``: one of several lists an IN needs, decided on as a whole; else
+        a lookup that may find the table is cheaper to read whole by now.
+        """
         assert source.list is not None
         endpoint = source.list
         filters = {source.column(col).filter or col: value for col, value in combo.items()}
@@ -537,13 +576,17 @@ class Engine:
             return ReadyStream(cached)
         params = self._params(endpoint, includes, filters)
         first = page_params(self, endpoint, params, 1, self.list_page_size())
-        if combo and not ctx.sent(endpoint.path, first, page=True):
-            if wanted is None and not offset and self._lookups_exhausted(ctx, source, 1):
-                full = self._full(ctx, source, includes)
-                if full is not None:  # the other filters of the combination are checked by the caller
-                    column, text = next(iter(combo.items()))
-                    return ReadyStream(full.where(column.lower(), text))
-            self._count_lookup(ctx, source)
+        lookup = bool(combo) and not batch and wanted is None and not offset
+        column, text = next(iter(combo.items())) if combo else ("", "")
+
+        def from_full() -> list[Obj] | None:
+            full = self._full(ctx, source, includes)  # the other filters of the combination are checked by the caller
+            return full.where(column.lower(), text) if full is not None else None
+
+        if lookup and repeat and self._lookups_exhausted(ctx, source, 0 if ctx.sent(endpoint.path, first, page=True) else 1, includes):
+            objs = from_full()
+            if objs is not None:
+                return ReadyStream(objs)
         if single and wanted is None and not offset:
             (column, _), = combo.items()
             column_spec = source.column(column)
@@ -554,7 +597,7 @@ class Engine:
                     return
                 params = self._params(endpoint, includes, {column_spec.filter or column: text})
                 first = page_params(self, endpoint, params, 1, self.list_page_size())
-                if ctx.sent(endpoint.path, first, page=True) or self._lookups_exhausted(ctx, source, 1):
+                if ctx.sent(endpoint.path, first, page=True) or self._lookups_exhausted(ctx, source, 1, includes):
                     return
                 self._count_lookup(ctx, source)
                 ctx.get(self, endpoint.path, first, endpoint.scope, page=True, cacheable=False)
@@ -562,15 +605,23 @@ class Engine:
             look_ahead(self, ctx, source.name, column, next(iter(combo.values())), prefetch)
         only = next(iter(combo.items())) if len(combo) == 1 else None
 
-        def complete(objs: list[Obj] | None, pages: int) -> None:
+        def complete(objs: list[Obj] | None, rows: int) -> None:
             if objs is not None:
                 ctx.store.put_result(key, objs)
                 if only is not None:
                     ctx.store.put_set(source.name, only[0].lower(), only[1], objs, includes)
             if not combo and endpoint.paginated:
-                self.remember_pages(("scan", source.name), pages)
+                self.remember_pages(("rows", source.name), rows)
 
-        return ListStream(self, ctx, source, endpoint, params, includes, wanted, offset, None if offset else complete)
+        expected = self.scan_cost(source) if not combo else None
+        stream = ListStream(
+            self, ctx, source, endpoint, params, includes, wanted, offset, None if offset else complete, lookup=lookup,
+            expected_pages=expected,
+        )
+        if not (lookup and repeat):
+            return stream
+        # A long list looked up may itself use up the budget: the rest then comes from the whole table.
+        return LookupStream(stream, lambda: self._lookups_exhausted(ctx, source, 0, includes), from_full, lambda o: source.key_of(o))
 
     def register(self, ctx: StatementContext, table: Table, objs: Iterable[Obj], includes: frozenset[str]) -> None:
         """Remember fetched objects, and the complete child sets they embed."""

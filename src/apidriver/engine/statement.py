@@ -146,8 +146,10 @@ class StatementContext:
     ``lookups`` counts the requests sent per table to look single values up,
     so that the engine can switch to reading the table once when that costs
     less. A request's future is kept until a reader has taken its answer
-    (prefetched ones included), then among the last ``max_pages`` pages or
-    ``max_responses`` single answers, so the same GET is sent once.
+    (prefetched ones included), then among the pages holding the last
+    ``max_page_rows`` rows or the last ``max_responses`` single answers, so
+    the same GET is sent once (beyond those bounds, a scan runs in constant
+    memory and a repeated read of it is sent again).
     """
 
     store: StatementStore = field(default_factory=StatementStore)
@@ -166,10 +168,11 @@ class StatementContext:
     scans: dict[str, Any] = field(default_factory=dict)
     links: dict[tuple[str, str], Link | None] = field(default_factory=dict)
     lookups: dict[str, int] = field(default_factory=dict)
-    max_pages: int = 32
+    max_page_rows: int = 5000
     max_responses: int = 512
     _pending: dict[Any, Future[ApiResponse | None]] = field(default_factory=dict)
-    _pages: OrderedDict[Any, Future[ApiResponse | None]] = field(default_factory=OrderedDict)
+    _pages: OrderedDict[Any, tuple[Future[ApiResponse | None], int]] = field(default_factory=OrderedDict)
+    _page_rows: int = 0
     _responses: OrderedDict[Any, Future[ApiResponse | None]] = field(default_factory=OrderedDict)
 
     def observe(self, record: RequestRecord) -> None:
@@ -178,18 +181,28 @@ class StatementContext:
     def result(self, future: Future[ApiResponse | None]) -> ApiResponse | None:
         """Wait for a request of this statement: every wait of the engine passes here."""
         response = future.result()
-        self._taken(future)
+        self._taken(future, response)
         return response
 
-    def _taken(self, future: Future[ApiResponse | None]) -> None:
+    def _taken(self, future: Future[ApiResponse | None], response: ApiResponse | None) -> None:
+        """A reader has the answer: keep it for other readers, within the memory bounds."""
         key = getattr(future, "apidriver_key", None)
         if key is None or self._pending.get(key) is not future:
             return
         del self._pending[key]
-        kept, limit = (self._pages, self.max_pages) if key[0] == "page" else (self._responses, self.max_responses)
-        kept[key] = future
-        while len(kept) > limit:
-            kept.popitem(last=False)
+        if key[0] == "page":
+            body = response.body if response is not None else None
+            data = body.get("data") if isinstance(body, Mapping) else None
+            rows = len(data) if isinstance(data, list) else 1
+            self._pages[key] = (future, rows)
+            self._page_rows += rows
+            while self._page_rows > self.max_page_rows and len(self._pages) > 1:
+                _, (_, dropped) = self._pages.popitem(last=False)
+                self._page_rows -= dropped
+        else:
+            self._responses[key] = future
+            while len(self._responses) > self.max_responses:
+                self._responses.popitem(last=False)
 
     def get(
         self,
@@ -203,13 +216,10 @@ class StatementContext:
     ) -> Future[ApiResponse | None]:
         """A GET on the worker pool; the same GET twice in a statement shares one answer."""
         key = ("page" if page else "one", path, tuple(params))
-        for kept in (self._pending, self._pages, self._responses):
-            future = kept.get(key)
-            if future is not None and not future.cancelled():
-                if kept is not self._pending:
-                    kept.move_to_end(key)  # type: ignore[attr-defined]
-                future.apidriver_refs += 1  # type: ignore[attr-defined]
-                return future
+        future = self._shared(key)
+        if future is not None:
+            future.apidriver_refs += 1  # type: ignore[attr-defined]
+            return future
         future = engine.submit(
             engine.client.request,
             "GET",
@@ -232,10 +242,19 @@ class StatementContext:
         if refs <= 0:
             future.cancel()
 
+    def _shared(self, key: Any) -> Future[ApiResponse | None] | None:
+        future = self._pending.get(key)
+        if future is None and key in self._pages:
+            self._pages.move_to_end(key)
+            future = self._pages[key][0]
+        if future is None and key in self._responses:
+            self._responses.move_to_end(key)
+            future = self._responses[key]
+        return future if future is not None and not future.cancelled() else None
+
     def sent(self, path: str, params: list[tuple[str, str]], page: bool = False) -> bool:
         """Whether this GET was already sent in this statement (and its answer is still shared)."""
-        key = ("page" if page else "one", path, tuple(params))
-        return any(key in kept for kept in (self._pending, self._pages, self._responses))
+        return self._shared(("page" if page else "one", path, tuple(params))) is not None
 
     def page_arrived(self, table: str, objs: list[Obj]) -> None:
         """A scan of ``table`` got a new page: prefetch the lookups learned to follow it."""

@@ -64,7 +64,12 @@ class ListStream:
         wanted: int | None,
         offset: int,
         on_complete: Callable[[list[Obj] | None, int], None] | None = None,
+        lookup: bool = False,
+        expected_pages: int | None = None,
     ) -> None:
+        """``on_complete(objects or None if too many, rows)`` runs when the whole list was read;
+        ``lookup``: the list looks values up (its requests count in ``ctx.lookups``);
+        ``expected_pages``: how many pages the list should have, when its own hint is unknown."""
         self.engine = engine
         self.ctx = ctx
         self.table = table
@@ -72,6 +77,8 @@ class ListStream:
         self.params = params
         self.includes = includes
         self.on_complete = on_complete
+        self.lookup = lookup
+        self.rows = 0
         self._futures: dict[int, Future[ApiResponse | None]] = {}
         self.data: list[Obj] = []
         self.position = -1
@@ -88,6 +95,8 @@ class ListStream:
         self.last_needed = None if wanted is None else (offset + wanted - 1) // size + 1
         self.hint_key = (endpoint.path, tuple(params), size) if wanted is None and not offset else None
         self.predicted = engine.known_pages(self.hint_key) if self.hint_key else None
+        if self.predicted is None and self.hint_key is not None:
+            self.predicted = expected_pages  # the same list with other include= values, say
         self.ahead = engine.max_concurrency
         # Without a hint the look-ahead grows, 2, 4, 8... pages up to MaxConcurrency,
         # as pages keep coming back full: a short list wastes one or two requests.
@@ -130,6 +139,8 @@ class ListStream:
             return
         # Pages of a paginated list are cached as one snapshot (see the module docstring).
         cacheable = not self.endpoint.paginated
+        if self.lookup and not self.ctx.sent(self.endpoint.path, params, page=True):
+            self.ctx.lookups[self.table.name] = self.ctx.lookups.get(self.table.name, 0) + 1
         self._futures[page] = self.ctx.get(self.engine, self.endpoint.path, params, self.endpoint.scope, page=True, cacheable=cacheable)
 
     def close(self) -> None:
@@ -196,6 +207,7 @@ class ListStream:
                     if self.hint_key is not None:
                         self.engine.remember_pages(self.hint_key, page)
                 self.engine.register(ctx, table, data, self.includes)
+                self.rows += len(data)
                 if collected is not None:
                     if len(collected) + len(data) > ctx.store.max_result_rows:
                         collected = None
@@ -212,7 +224,7 @@ class ListStream:
                     break
                 page += 1
             if self.on_complete is not None and self.last_needed is None:
-                self.on_complete(collected, page)
+                self.on_complete(collected, self.rows)
         finally:
             self.close()
             if ctx.scans.get(table.name) is self:
@@ -241,6 +253,41 @@ class ReadyStream:
 
     def close(self) -> None:
         pass
+
+
+class LookupStream:
+    """A list that looks a value up, until the statement's lookups cost more than reading the table.
+
+    Then the objects not yet handed out come from the whole table (``fallback``),
+    and the list's further pages are not fetched.
+    """
+
+    def __init__(
+        self,
+        stream: ListStream,
+        exhausted: Callable[[], bool],
+        fallback: Callable[[], list[Obj] | None],
+        key: Callable[[Obj], Any],
+    ) -> None:
+        self.stream = stream
+        self.exhausted = exhausted
+        self.fallback = fallback
+        self.key = key
+
+    def __iter__(self) -> Iterator[Obj]:
+        given: set[Any] = set()
+        for obj in self.stream:
+            yield obj
+            given.add(self.key(obj))
+            if self.stream.position == len(self.stream.data) - 1 and self.exhausted():
+                rest = self.fallback()
+                if rest is not None:
+                    self.stream.close()
+                    yield from (o for o in rest if self.key(o) not in given)
+                    return
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 class KeyScan:

@@ -121,12 +121,15 @@ class Cursor:
         self._rows: Iterator[Mapping[str, Any]] | None = None
         self.row: Mapping[str, Any] | None = None
         self._values: dict[int, Any] = {}
+        self._filtered = 0
 
     def Filter(self, indexnum: int, indexname: str, constraintargs: tuple[Any, ...]) -> None:  # noqa: N802
         self.Close()
         module = self.table.module
         chosen = self.table.plans[indexnum]
-        self._rows = module.engine.objects(module.context(), self.spec, chosen, constraintargs)
+        repeat = self._filtered > 0  # an inner loop filtering again: a lookup
+        self._filtered += 1
+        self._rows = module.engine.objects(module.context(), self.spec, chosen, constraintargs, repeat)
         self.Next()
 
     def Eof(self) -> bool:  # noqa: N802
