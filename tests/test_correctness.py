@@ -302,3 +302,15 @@ def test_pandas_to_sql_cannot_replace_an_api_table(data: datasets.Dataset) -> No
         assert len(jobs) == next(data.oracle.execute("SELECT count(*) FROM Jobs"))[0]
     finally:
         engine.dispose()
+
+
+def test_the_sql_in_the_querying_guide_runs(data: datasets.Dataset, conn: apidriver.Connection) -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "querying.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```sql\n")[1:]]
+    lines = [line.split("--")[0].strip().rstrip(";") for b in blocks for line in b.splitlines()]
+    statements = [line for line in lines if line]
+    assert len(statements) >= 4
+    counts = [conn.cursor().execute(s).fetchone()[0] for s in statements]
+    assert counts[0] == counts[1] == counts[2] > 0  # the same instant, written three ways
