@@ -132,7 +132,7 @@ class APIDialect(SQLiteDialect):
 
     if SQLALCHEMY_1:
         # SQLAlchemy 1.4 calls dbapi() where 2.x calls import_dbapi(); 2.x warns if dbapi() exists.
-        dbapi = classmethod(lambda cls: cls.import_dbapi())  # type: ignore[assignment]
+        dbapi = classmethod(lambda cls: cls.import_dbapi())  # type: ignore[assignment,unused-ignore]
         _isolation_lookup: Any = {**_SQLite._isolation_lookup, "AUTOCOMMIT": None}
 
     @property
