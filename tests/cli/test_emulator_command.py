@@ -53,4 +53,4 @@ def test_emulator_takes_the_emulators_own_options() -> None:
         assert option in result.stdout
     wrong = apidriver("emulator", "--jobs", "many")
     assert wrong.returncode == 2
-    assert "--jobs: invalid int value: 'many'" in wrong.stderr
+    assert "Invalid value for '--jobs': 'many' is not a valid integer." in wrong.stderr

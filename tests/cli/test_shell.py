@@ -54,7 +54,7 @@ def test_shell_runs_piped_statements(shared_emulator: Emulator, tmp_path: Path) 
     assert "s\nx;y\n" in out  # two statements on one line, a ';' inside a string
     assert "after_quit" not in out  # .quit
     assert result.stderr.splitlines() == [
-        "apidriver: no such column: nope. See the columns with SELECT table_name, column_name FROM sys_tablecolumns."
+        "apidriver: line 8: no such column: nope. See the columns with SELECT table_name, column_name FROM sys_tablecolumns."
     ]
     assert not (tmp_path / "history").exists()  # no history without a terminal
 
