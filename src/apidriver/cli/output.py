@@ -203,14 +203,18 @@ def column_widths(result: Result, available: int, options: Options | None = None
     Each column first gets its natural width (the widest of its header and
     values; JSON at most ``JSON_CELL_WIDTH``); if that is too wide, every column
     keeps at least ``max(header, MIN_CELL_WIDTH)`` (less if its values are
-    narrower) and the room left makes the narrowest wants whole first.
+    narrower), folded onto as few lines as fit.
     """
     options = options or Options()
     null = "NULL" if options.null is None else options.null
     natural: list[int] = []
     least: list[int] = []
+    widest: list[str] = []
+    kinds = list(result.types)
     for i, (name, kind) in enumerate(zip(result.columns, result.types)):
-        longest = max((max(map(len, _cell_text(row[i], null).splitlines() or [""])) for row in result.rows), default=0)
+        texts = [line for row in result.rows for line in _cell_text(row[i], null).splitlines()]
+        widest.append(max(texts, key=len, default=""))
+        longest = len(widest[-1])
         header = len(name) if options.headers else 0
         want = max(header, longest, 1)
         if kind == "JSON":
@@ -222,14 +226,52 @@ def column_widths(result: Result, available: int, options: Options | None = None
         return natural
     if sum(least) > room:
         return None
-    # The room left goes first to the columns that need least to be whole, so
-    # that as many columns as possible show whole values and the widest fold.
-    widths, spare = list(least), room - sum(least)
-    for i in sorted(range(len(widths)), key=lambda i: natural[i] - least[i]):
-        extra = min(natural[i] - least[i], spare)
+    # As few lines per row as possible: the smallest fold L at which every column
+    # fits in 1/L of its natural width (or its least); the room left then makes
+    # the narrowest wants whole first.
+    def fold(i: int, lines: int) -> int:
+        if kinds[i] == "JSON":  # one line, cut: any width from its least will do
+            return max(least[i], -(-natural[i] // lines))
+        return max(least[i], _wrapped_width(widest[i], lines))
+
+    lines = 1
+    while sum(fold(i, lines) for i in range(len(natural))) > room:
+        lines += 1
+    widths = [fold(i, lines) for i in range(len(natural))]
+    spare = room - sum(widths)
+    for i in sorted(range(len(widths)), key=lambda i: natural[i] - widths[i]):
+        extra = min(natural[i] - widths[i], spare)
         widths[i] += extra
         spare -= extra
     return widths
+
+
+def _wrapped_width(text: str, lines: int) -> int:
+    """The narrowest width at which ``text`` wraps (at spaces, folding longer words) onto ``lines`` lines."""
+    if lines <= 1 or len(text) <= 1:
+        return len(text)
+
+    def count(width: int) -> int:
+        used, current = 1, 0
+        for word in text.split(" "):
+            size = len(word)
+            if current and current + 1 + size <= width:
+                current += 1 + size
+                continue
+            if current:
+                used += 1
+            used += (size - 1) // width if size else 0
+            current = size % width or (width if size else 0)
+        return used
+
+    low, high = -(-len(text) // lines), len(text)
+    while low < high:
+        middle = (low + high) // 2
+        if count(middle) <= lines:
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def print_table(console: Console, result: Result, options: Options | None = None) -> None:
