@@ -5,11 +5,22 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import JSON, Column, DateTime, FetchedValue, MetaData, String, Table, create_engine, delete, insert, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    FetchedValue,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    insert,
+    select,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.automap import automap_base

@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, TIMESTAMP, Boolean, Integer, MetaData, String, inspect, select
+from sqlalchemy import (
+    JSON,
+    TIMESTAMP,
+    Boolean,
+    Integer,
+    MetaData,
+    String,
+    inspect,
+    select,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.automap import automap_base
 from sqlalchemy.orm import Session, configure_mappers

@@ -59,7 +59,7 @@ def test_time_grains_group_api_timestamps(engine: Engine, created: list[dt.datet
     with engine.connect() as conn:
         rows = conn.execute(text(f"SELECT {expression} AS t, count(*) AS n FROM Jobs GROUP BY 1 ORDER BY 1")).all()
     expected = Counter(truncate(c, grain).strftime("%Y-%m-%d %H:%M:%S") for c in created)
-    assert dict((t, n) for t, n in rows) == dict(expected)
+    assert {t: n for t, n in rows} == dict(expected)
 
 
 def test_datetime_literals_and_limits_as_superset_writes_them(engine: Engine, created: list[dt.datetime]) -> None:

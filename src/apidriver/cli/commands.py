@@ -17,7 +17,6 @@ from .connecting import connection_option, open_connection, profile_of
 from .errors import Group
 from .statement import ParameterError, check_parameters, run, split_statements
 
-
 HOW_TO_PASS = 'pass values after the SQL for ? (apidriver query "... WHERE id = ?" VALUE) and -p NAME VALUE for :NAME'
 
 

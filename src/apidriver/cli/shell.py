@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path

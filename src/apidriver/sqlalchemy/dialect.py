@@ -23,7 +23,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import exc, pool
 from sqlalchemy import types as sqltypes
-from sqlalchemy.dialects.sqlite.base import SQLiteCompiler, SQLiteDialect, SQLiteExecutionContext
+from sqlalchemy.dialects.sqlite.base import (
+    SQLiteCompiler,
+    SQLiteDialect,
+    SQLiteExecutionContext,
+)
 from sqlalchemy.engine import URL, Engine
 
 from .compat import SQLALCHEMY_1, reflection_cache
@@ -31,7 +35,10 @@ from .types import UTCDateTime
 from .urls import parse
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine.interfaces import ReflectedColumn, ReflectedForeignKeyConstraint
+    from sqlalchemy.engine.interfaces import (
+        ReflectedColumn,
+        ReflectedForeignKeyConstraint,
+    )
 
 __all__ = ["APIDialect", "CloudConvertDialect"]
 
