@@ -4,6 +4,7 @@ the README (relative ones are dead on PyPI), and docs/ and the fixtures that the
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -18,9 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sdist and wheel, built from a copy of the tree: a build in place rewrites
+    src/apidriver.egg-info, which the editable install's path exposes to other tests."""
+    tree = tmp_path_factory.mktemp("tree") / "apidriver"
+    shutil.copytree(
+        ROOT, tree, ignore=shutil.ignore_patterns(".venv*", "build", "dist", "*.egg-info", ".git", "__pycache__", ".*_cache")
+    )
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(tree)],
         check=True, capture_output=True, timeout=300,
     )
     return out
