@@ -116,7 +116,7 @@ def test_ctrl_r_searches_the_history_without_crashing(writable_terminal: tuple[T
     terminal.send("\x12")  # Ctrl-R
     terminal.expect("reverse-i-search")
     terminal.send("jobs_count")
-    terminal.expect(r"jobs_count(\x1b\[[0-9;]*m)*ed")
+    terminal.expect_drawn("jobs_counted")
     terminal.send("\r")  # accept the found line ...
     terminal.send("\r")  # ... and run it
     shown = terminal.expect(r"1 row · \d+ requests?")

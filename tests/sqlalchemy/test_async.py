@@ -160,7 +160,7 @@ def test_concurrent_statements_overlap_and_never_block_the_loop(make_emulator: C
     elapsed, worst_gap, counts = run(main())
     jobs = raw_list(emu, "/jobs")
     assert counts == [sum(1 for j in jobs if j["status"] == s) for s in statuses]
-    assert elapsed < 0.4 * len(statuses) / 2  # one at a time would take 8 x 400 ms
+    assert elapsed < 0.4 * len(statuses) * 0.75  # one at a time takes 8 x 400 ms; overlapped ~0.4 s (slack for a loaded machine)
     assert worst_gap < 0.3  # the loop kept running: a blocked loop would stall for a whole 400 ms request
 
 
