@@ -13,6 +13,38 @@ apilevel = "2.0"
 threadsafety = 1  # threads may share the module, not connections
 paramstyle = "qmark"  # ":name" with a mapping works too
 
+
+def _defer_httpx_cli() -> None:
+    """Keep httpx's command line (click, rich, pygments: ~40 ms) out of ``import apidriver``.
+
+    ``import httpx`` imports ``httpx._main`` for its ``httpx`` console script
+    whenever click and rich are installed, as they are with apidriver. A
+    stand-in module is put in its place before httpx is first imported; its
+    ``main`` loads the real one on first call, so ``httpx.main()`` still works.
+    Nothing is done if httpx was imported already.
+    """
+    import sys
+
+    if "httpx" in sys.modules or "httpx._main" in sys.modules:
+        return
+    import types
+
+    stand_in = types.ModuleType("httpx._main", "Stand-in: the real module is loaded by main() (see apidriver).")
+
+    def main(*args: object, **kwargs: object) -> object:
+        import importlib
+
+        if sys.modules.get("httpx._main") is stand_in:
+            del sys.modules["httpx._main"]
+        real = importlib.import_module("httpx._main")
+        return real.main(*args, **kwargs)
+
+    stand_in.main = main  # type: ignore[attr-defined]
+    sys.modules["httpx._main"] = stand_in
+
+
+_defer_httpx_cli()
+
 import apsw as _apsw  # noqa: E402
 
 # The SQL engine is SQLite; SQLAlchemy's SQLite dialect reads these.

@@ -265,6 +265,26 @@ class Connection:
     def closed(self) -> bool:
         return self._closed
 
+    def ping(self) -> None:
+        """Check that the API answers and accepts the credentials: one small GET, or an error.
+
+        Connecting sends nothing, so a wrong key or an unreachable host shows
+        only at the first query; tools that "test the connection" (SQLAlchemy's
+        ``do_ping``, Superset) call this. The request is the first page, one
+        item long, of the first table that needs the key. A 403 (the key lacks
+        that table's scope) still proves the key valid, so it passes.
+        """
+        self._check_open()
+        table = next((t for t in self.profile.tables if t.list is not None and t.list.scope), None)
+        if table is None or table.list is None:
+            return
+        pagination = self.profile.pagination
+        params = list(table.list.params.items()) + ([(pagination.size_param, "1")] if table.list.paginated else [])
+        try:
+            self.client.request("GET", table.list.path, params=params, scope=table.list.scope)
+        except exc.PermissionDeniedError:
+            pass
+
     def clear_cache(self) -> None:
         """Drop the cached GET answers of this connection's credentials (see ``CacheTTL``)."""
         CACHE.clear(self.client.cache_owner)

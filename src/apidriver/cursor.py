@@ -17,6 +17,7 @@ import apsw
 from . import exceptions as exc
 from .client import RequestRecord
 from .engine.executor import StatementContext
+from .typeobjects import type_code
 from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql
 
 if TYPE_CHECKING:
@@ -207,9 +208,7 @@ class Cursor:
             self.description = None
             self._convert = []
             return
-        self.description = tuple(
-            (name, (decl or "").upper() or None, None, None, None, None, None) for name, decl in description
-        )
+        self.description = tuple((name, type_code(decl), None, None, None, None, None) for name, decl in description)
         self._convert = [
             (i, (decl or "").upper()) for i, (_, decl) in enumerate(description) if (decl or "").upper() in _CONVERTED
         ]

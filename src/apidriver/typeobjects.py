@@ -1,9 +1,12 @@
 """PEP 249 type objects and constructors.
 
 ``Cursor.description`` reports a column's declared SQL type as its type code
-(``"TEXT"``, ``"INTEGER"``, ``"REAL"``, ``"BOOLEAN"``, ``"TIMESTAMP"``,
-``"JSON"``, ``"BLOB"``), and each type object compares equal to the codes it
-covers, so ``description[i][1] == apidriver.DATETIME`` works as PEP 249 says.
+(``"TEXT"``, ``"INTEGER"``, ``"REAL"``, ``"BOOLEAN"``, ``"JSON"``, ``"BLOB"``),
+except that timestamp columns say ``"TIMESTAMP WITH TIME ZONE"``: their values
+are aware UTC datetimes, and tools that choose a column type from the type
+code (polars, which reads plain ``TIMESTAMP`` as naive) then keep the zone.
+Each type object compares equal to the codes it covers, so
+``description[i][1] == apidriver.DATETIME`` works as PEP 249 says.
 """
 
 from __future__ import annotations
@@ -33,7 +36,16 @@ class DBAPITypeObject:
 STRING = DBAPITypeObject("STRING", "TEXT", "JSON", "VARCHAR", "CHAR")
 BINARY = DBAPITypeObject("BINARY", "BLOB")
 NUMBER = DBAPITypeObject("NUMBER", "INTEGER", "REAL", "BOOLEAN", "NUMERIC")
-DATETIME = DBAPITypeObject("DATETIME", "TIMESTAMP", "DATETIME", "DATE")
+DATETIME = DBAPITypeObject("DATETIME", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "DATETIME", "DATE")
+
+TIMESTAMP_TZ = "TIMESTAMP WITH TIME ZONE"
+"""The type code of timestamp columns (their values are aware UTC datetimes)."""
+
+
+def type_code(declared: str | None) -> str | None:
+    """The ``description`` type code of a column declared ``declared`` (None: an expression)."""
+    code = (declared or "").upper() or None
+    return TIMESTAMP_TZ if code == "TIMESTAMP" else code
 ROWID = DBAPITypeObject("ROWID", "ROWID")
 
 Date = dt.date
@@ -63,6 +75,7 @@ __all__ = [
     "NUMBER",
     "ROWID",
     "STRING",
+    "TIMESTAMP_TZ",
     "Binary",
     "DBAPITypeObject",
     "Date",
@@ -71,4 +84,5 @@ __all__ = [
     "TimeFromTicks",
     "Timestamp",
     "TimestampFromTicks",
+    "type_code",
 ]

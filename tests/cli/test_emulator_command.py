@@ -53,4 +53,24 @@ def test_emulator_takes_the_emulators_own_options() -> None:
         assert option in result.stdout
     wrong = apidriver("emulator", "--jobs", "many")
     assert wrong.returncode == 2
-    assert "--jobs: invalid int value: 'many'" in wrong.stderr
+    assert "Invalid value for '--jobs': 'many' is not a valid integer." in wrong.stderr
+
+
+def test_emulator_command_declares_every_option_of_the_emulator_with_its_default() -> None:
+    """The click command mirrors python -m apidriver.emulator's parser, so --help is click's and nothing drifts."""
+    import click
+
+    from apidriver.cli import cli
+    from apidriver.emulator.server import parser
+
+    command = cli.commands["emulator"]
+    ours = {opt: p for p in command.params if isinstance(p, click.Option) for opt in p.opts}
+    theirs = [a for a in parser()._actions if a.option_strings and a.dest != "help"]
+    assert theirs
+    for action in theirs:
+        option = ours[action.option_strings[0]]
+        if option.multiple:
+            assert action.default == [], action.option_strings[0]
+        else:
+            assert option.default == action.default, action.option_strings[0]
+    assert {o for o in ours if o.startswith("--")} - {"--help"} == {a.option_strings[0] for a in theirs}

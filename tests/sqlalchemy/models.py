@@ -1,83 +1,82 @@
-"""ORM classes for the CloudConvert tables, written as a user would (2.x declarative)."""
+"""ORM classes for the CloudConvert tables, in the declarative style that SQLAlchemy 1.4 and 2.x share.
+
+(The 2.x-only ``DeclarativeBase``/``Mapped`` style is covered by test_article.py
+and docs/sqlalchemy.md, which run on 2.x.)
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
+from sqlalchemy import JSON, Boolean, Column, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import declarative_base, relationship
 
-from sqlalchemy import JSON, ForeignKey
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-
-
-class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+Base = declarative_base()
 
 
-class Job(Base):
+class Job(Base):  # type: ignore[valid-type,misc]
     __tablename__ = "Jobs"
 
-    id: Mapped[str] = mapped_column(primary_key=True)
-    tag: Mapped[str | None]
-    status: Mapped[str]
-    created_at: Mapped[dt.datetime]
-    started_at: Mapped[dt.datetime | None]
-    ended_at: Mapped[dt.datetime | None]
+    id = Column(String, primary_key=True)
+    tag = Column(String)
+    status = Column(String, nullable=False)
+    created_at = Column(DateTime, nullable=False)
+    started_at = Column(DateTime)
+    ended_at = Column(DateTime)
 
-    tasks: Mapped[list[Task]] = relationship(back_populates="job")
+    tasks = relationship("Task", back_populates="job")
 
 
-class Task(Base):
+class Task(Base):  # type: ignore[valid-type,misc]
     __tablename__ = "Tasks"
 
-    id: Mapped[str] = mapped_column(primary_key=True)
-    job_id: Mapped[str | None] = mapped_column(ForeignKey("Jobs.id"))
-    name: Mapped[str | None]
-    operation: Mapped[str]
-    status: Mapped[str]
-    code: Mapped[str | None]
-    message: Mapped[str | None]
-    credits: Mapped[int | None]
-    result: Mapped[dict[str, Any] | None]
-    depends_on_task_ids: Mapped[list[Any] | None]
-    created_at: Mapped[dt.datetime]
-    ended_at: Mapped[dt.datetime | None]
+    id = Column(String, primary_key=True)
+    job_id = Column(String, ForeignKey("Jobs.id"))
+    name = Column(String)
+    operation = Column(String, nullable=False)
+    status = Column(String, nullable=False)
+    code = Column(String)
+    message = Column(String)
+    credits = Column(Integer)
+    result = Column(JSON)
+    depends_on_task_ids = Column(JSON)
+    created_at = Column(DateTime, nullable=False)
+    ended_at = Column(DateTime)
 
-    job: Mapped[Job | None] = relationship(back_populates="tasks")
-    files: Mapped[list[TaskFile]] = relationship(back_populates="task")
+    job = relationship("Job", back_populates="tasks")
+    files = relationship("TaskFile", back_populates="task")
 
 
-class TaskFile(Base):
+class TaskFile(Base):  # type: ignore[valid-type,misc]
     __tablename__ = "TaskFiles"
 
-    task_id: Mapped[str] = mapped_column(ForeignKey("Tasks.id"), primary_key=True)
-    idx: Mapped[int] = mapped_column(primary_key=True)
-    job_id: Mapped[str | None] = mapped_column(ForeignKey("Jobs.id"))
-    operation: Mapped[str]
-    filename: Mapped[str | None]
-    size: Mapped[int | None]
-    url: Mapped[str | None]
+    task_id = Column(String, ForeignKey("Tasks.id"), primary_key=True)
+    idx = Column(Integer, primary_key=True)
+    job_id = Column(String, ForeignKey("Jobs.id"))
+    operation = Column(String, nullable=False)
+    filename = Column(String)
+    size = Column(Integer)
+    url = Column(String)
 
-    task: Mapped[Task] = relationship(back_populates="files")
+    task = relationship("Task", back_populates="files")
 
 
-class Webhook(Base):
+class Webhook(Base):  # type: ignore[valid-type,misc]
     __tablename__ = "Webhooks"
 
-    id: Mapped[str] = mapped_column(primary_key=True)
-    url: Mapped[str]
-    events: Mapped[list[Any]]
-    disabled: Mapped[bool]
-    failing: Mapped[bool]
-    created_at: Mapped[dt.datetime]
+    id = Column(String, primary_key=True)
+    url = Column(String, nullable=False)
+    events = Column(JSON, nullable=False)
+    disabled = Column(Boolean, nullable=False)
+    failing = Column(Boolean, nullable=False)
+    created_at = Column(DateTime, nullable=False)
 
 
-class Operation(Base):
+class Operation(Base):  # type: ignore[valid-type,misc]
     __tablename__ = "Operations"
 
-    operation: Mapped[str] = mapped_column(primary_key=True)
-    input_format: Mapped[str | None] = mapped_column(primary_key=True)
-    output_format: Mapped[str | None] = mapped_column(primary_key=True)
-    engine: Mapped[str] = mapped_column(primary_key=True)
-    credits: Mapped[int | None]
-    experimental: Mapped[bool | None]
-    deprecated: Mapped[bool | None]
+    operation = Column(String, primary_key=True)
+    input_format = Column(String, primary_key=True)
+    output_format = Column(String, primary_key=True)
+    engine = Column(String, primary_key=True)
+    credits = Column(Integer)
+    experimental = Column(Boolean)
+    deprecated = Column(Boolean)

@@ -1,5 +1,5 @@
-"""The article our users come from, verbatim apart from real column names and values,
-and the same reads in SQLAlchemy 2.x style."""
+"""The article our users come from, verbatim apart from real column names and values
+(SQLAlchemy 1.4-era code), and the same reads in the select() style 1.4 and 2.x share."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from apidriver.emulator import Emulator
 
 from ..conftest import raw_list
+from .models import Job
 
 
 @pytest.fixture(scope="module")
@@ -66,20 +68,6 @@ def test_the_articles_code(shared_emulator: Emulator, api_jobs: list[dict[str, A
         assert printed.count(f"id:  {job['id']}\n") == 2
     assert printed.count("status:  error\n") == 2 * len(failed)
     assert printed.count("---------") == 2 * len(failed)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Job(Base):
-    __tablename__ = "Jobs"
-
-    id: Mapped[str] = mapped_column(primary_key=True)
-    tag: Mapped[str | None]
-    status: Mapped[str]
-    created_at: Mapped[dt.datetime]
-    ended_at: Mapped[dt.datetime | None]
 
 
 def test_select_where_with_scalars(engine: Engine, api_jobs: list[dict[str, Any]]) -> None:

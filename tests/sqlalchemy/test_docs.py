@@ -36,7 +36,7 @@ def pointed_at(code: str, emulator: Emulator) -> str:
         url = match.group(1).replace("YOUR_API_KEY", emulator.api_key)
         return f'"{url}{"&" if "?" in url else "?"}BaseURL={quote(emulator.base_url, safe="")}"'
 
-    return re.sub(r'"((?:cloudconvert|api):/[^"]*YOUR_API_KEY[^"]*)"', replace, code)
+    return re.sub(r'"((?:cloudconvert|api)(?:\+async)?:/[^"]*YOUR_API_KEY[^"]*)"', replace, code)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +124,8 @@ def test_other_recipes_results(doc: dict[str, Any], shared_emulator: Emulator) -
     assert len(seconds) == 5 and seconds == sorted(seconds, reverse=True)
     assert doc["remaining"] == raw_list_user(shared_emulator)["credits"]
     assert str(doc["jobs_frame"]["created_at"].dt.tz) == "UTC"
+    assert str(doc["jobs_pl"].schema["created_at"]) == "Datetime(time_unit='us', time_zone='UTC')"
+    assert set(doc["async_failed"]) == {j["id"] for j in jobs if j["status"] == "error"}
     assert {r.id for r in doc["rows"]} == {j["id"] for j in jobs if j["status"] == "error"}
 
 

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy import DateTime, Engine, and_, func, select, text
+from sqlalchemy import DateTime, and_, func, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from apidriver.emulator import Emulator

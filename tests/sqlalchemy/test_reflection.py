@@ -10,14 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, TIMESTAMP, Boolean, Engine, Integer, MetaData, String, inspect, select
+from sqlalchemy import (
+    JSON,
+    TIMESTAMP,
+    Boolean,
+    Integer,
+    MetaData,
+    String,
+    inspect,
+    select,
+)
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.automap import automap_base
 from sqlalchemy.orm import Session, configure_mappers
 
 from apidriver.emulator import Emulator
 
 from ..conftest import raw_list
-from .conftest import url_for
+from .conftest import SQLALCHEMY_1, url_for
 
 API_TABLES = {"Jobs", "Tasks", "TaskFiles", "TaskDependencies", "Users", "Webhooks", "Operations"}
 
@@ -111,6 +121,7 @@ def test_automap_builds_working_classes(engine: Engine, shared_emulator: Emulato
     assert job.created_at.tzinfo is not None
 
 
+@pytest.mark.skipif(SQLALCHEMY_1, reason="sqlacodegen 3 needs SQLAlchemy 2")
 def test_sqlacodegen_generates_importable_models(shared_emulator: Emulator, tmp_path: Path, engine: Engine) -> None:
     url = url_for(shared_emulator)
     generated = subprocess.run(

@@ -9,7 +9,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import URL, create_engine, exc, select, text
+from sqlalchemy import create_engine, exc, select, text
+from sqlalchemy.engine import URL
 from sqlalchemy.pool import QueuePool
 
 from apidriver.emulator import Emulator

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -14,7 +15,9 @@ from . import describe as reference
 from . import output
 from .connecting import connection_option, open_connection, profile_of
 from .errors import Group
-from .statement import run, split_statements
+from .statement import ParameterError, check_parameters, run, split_statements
+
+HOW_TO_PASS = 'pass values after the SQL for ? (apidriver query "... WHERE id = ?" VALUE) and -p NAME VALUE for :NAME'
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,19 +57,25 @@ def demo(jobs: int, seed: int) -> None:
 
 @cli.command(short_help="Run one SQL statement.")
 @click.argument("sql")
+@click.argument("values", nargs=-1, metavar="[VALUE]...")
 @connection_option
 @click.option("-f", "--format", "fmt", type=click.Choice(output.FORMATS), default="table", show_default=True, help="Output format.")
 @click.option("-p", "--param", "params", nargs=2, multiple=True, metavar="NAME VALUE", help="A value for :NAME in the SQL (repeatable).")
+@click.option("--no-header", is_flag=True, help="Leave out the header (table, csv, tsv).")
 @click.option("--requests", "show_requests", is_flag=True, help="Print the HTTP requests the statement made to stderr.")
-def query(sql: str, connection: str | None, fmt: str, params: tuple[tuple[str, str], ...], show_requests: bool) -> None:
+def query(
+    sql: str, values: tuple[str, ...], connection: str | None, fmt: str, params: tuple[tuple[str, str], ...], no_header: bool, show_requests: bool
+) -> None:
     """Run one SQL statement and print its result (SQL '-' reads it from stdin).
 
-    A statement without a result set (INSERT, DELETE) prints how many rows it
-    changed. Timestamps are ISO 8601; JSON columns are nested in json/jsonl.
+    VALUEs after the SQL fill its ? parameters in order; -p NAME VALUE fills
+    :NAME. A statement without a result set (INSERT, DELETE) prints how many
+    rows it changed. Timestamps are ISO 8601; JSON columns are nested in
+    json/jsonl. On a terminal, a table too wide for it is shown vertically.
 
     \b
     Example:
-        apidriver query "SELECT id, tag, created_at FROM Jobs WHERE status = 'error'" --format csv --requests
+        apidriver query "SELECT id, tag, created_at FROM Jobs WHERE status = ?" error --format csv
     """
     text = sys.stdin.read() if sql == "-" else sql
     statements = split_statements(text)
@@ -74,15 +83,22 @@ def query(sql: str, connection: str | None, fmt: str, params: tuple[tuple[str, s
         raise click.UsageError(
             f"query runs one statement ({len(statements)} given); to run a script, pipe it into: apidriver shell"
         )
+    named = dict(params)
+    try:
+        check_parameters(statements[0], values, named, HOW_TO_PASS)
+    except ParameterError as error:
+        raise click.UsageError(str(error)) from None
+    parameters: tuple[str, ...] | dict[str, str] | None = values or named or None
     with open_connection(connection) as conn:
         cursor = conn.cursor()
         try:
-            result = run(cursor, statements[0], dict(params) if params else None)
+            result = run(cursor, statements[0], parameters)
         finally:
             if show_requests:
                 for record in cursor.requests:
                     click.echo(str(record), err=True)
-        output.write(result, fmt, sys.stdout)
+        output.write(result, fmt, sys.stdout, options=output.Options(headers=not no_header))
+        sys.stdout.flush()
 
 
 @cli.command(short_help="An interactive SQL shell.")
@@ -95,12 +111,16 @@ def query(sql: str, connection: str | None, fmt: str, params: tuple[tuple[str, s
     show_default=True,
     help="History file of the interactive shell.",
 )
+@click.option("--no-confirm", is_flag=True, help="Run DELETE statements without asking first (as .confirm off).")
+@click.option("--bail", is_flag=True, help="Stop a script at its first error (as .bail on).")
 @click.pass_context
-def shell(ctx: click.Context, connection: str | None, fmt: str, history: Path) -> None:
+def shell(ctx: click.Context, connection: str | None, fmt: str, history: Path, no_confirm: bool, bail: bool) -> None:
     """An interactive SQL shell; with piped stdin, runs the statements it reads.
 
     Statements end with ';' and may span lines. Tab completes table and column
-    names. Commands: .tables, .schema TABLE, .requests, .format FORMAT, .help, .quit.
+    names; Ctrl-R searches the history. A DELETE asks before it runs. Commands:
+    .tables, .schema, .read, .output, .once, .format (.mode), .headers,
+    .nullvalue, .timer, .bail, .confirm, .requests, .help, .quit (see .help).
 
     \b
     Example:
@@ -110,7 +130,8 @@ def shell(ctx: click.Context, connection: str | None, fmt: str, history: Path) -
     from .shell import Shell
 
     with open_connection(connection) as conn:
-        status = Shell(conn, fmt=fmt, debug=debugging(ctx)).run(history.expanduser())
+        shell = Shell(conn, fmt=fmt, debug=debugging(ctx), confirm=not no_confirm, bail=bail)
+        status = shell.run(history.expanduser())
     ctx.exit(status)
 
 
@@ -157,17 +178,40 @@ def describe(name: str, connection: str | None, markdown: bool) -> None:
         Console(highlight=False).print(reference.rendered(text))
 
 
-@cli.command(
-    short_help="Run the local CloudConvert API emulator.",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+def _scoped_keys(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Each ``--scoped-key`` checked as the emulator checks it (known scopes, ``KEY=scope,scope``)."""
+    import argparse
+
+    from ..emulator.server import _scoped
+
+    for value in values:
+        try:
+            _scoped(value)
+        except argparse.ArgumentTypeError as error:
+            raise click.BadParameter(f"{value!r}: {error}") from None
+    return values
+
+
+@cli.command(short_help="Run the local CloudConvert API emulator.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=0, show_default=True, help="Port to listen on; 0 picks a free one.")
+@click.option("--api-key", default="emulator-key", show_default=True, help="A key with every scope.")
+@click.option(
+    "--scoped-key", "scoped_keys", multiple=True, metavar="KEY=SCOPE,...", callback=_scoped_keys, help="A key with only these scopes (repeatable)."
 )
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--jobs", type=int, default=0, show_default=True, help="Sample jobs in the account.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the sample data.")
+@click.option("--latency-ms", type=float, default=0, show_default=True, help="Delay added to every request.")
+@click.option("--rate-limit", type=int, default=0, show_default=True, help="API requests per window per account; 0 = unlimited.")
+@click.option("--rate-window", type=float, default=60.0, show_default=True, help="Length of the rate-limit window in seconds.")
+@click.option("--task-seconds", type=float, default=1.0, show_default=True, help="How long each task processes.")
+@click.option("--credits", type=int, default=2500, show_default=True, help="Conversion credits of the account.")
 @click.pass_context
-def emulator(ctx: click.Context, args: tuple[str, ...]) -> None:
+def emulator(ctx: click.Context, /, scoped_keys: tuple[str, ...], **options: Any) -> None:
     """Run the local CloudConvert API emulator (the same as python -m apidriver.emulator).
 
-    Takes the emulator's own options (see apidriver emulator --help); prints
-    its root URL on the first line of stdout.
+    Prints its root URL on the first line of stdout (the API is under /v2)
+    and serves until interrupted.
 
     \b
     Example:
@@ -175,4 +219,6 @@ def emulator(ctx: click.Context, args: tuple[str, ...]) -> None:
     """
     from ..emulator.server import main as emulator_main
 
-    ctx.exit(emulator_main(list(args)))
+    argv = [f"--{name.replace('_', '-')}={value}" for name, value in options.items()]
+    argv += [f"--scoped-key={key}" for key in scoped_keys]
+    ctx.exit(emulator_main(argv))

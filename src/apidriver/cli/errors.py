@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import sys
 from typing import IO, Any
 
 import click
@@ -50,9 +53,31 @@ class Group(click.Group):
             if debugging(ctx):
                 raise
             raise Failure(describe_error(error)) from error
+        except OSError as error:
+            if debugging(ctx) or not writing_failed(error):
+                raise
+            silence_stdout()
+            if error.errno == errno.EPIPE:  # the reader left (| head): nothing to say
+                ctx.exit(1)
+            raise Failure(f"cannot write the output: {error.strerror or error}") from error
 
 
 def debugging(ctx: click.Context | None) -> bool:
     """Whether the group's ``--debug`` option is on."""
     root = ctx.find_root() if ctx is not None else None
     return bool(root is not None and isinstance(root.obj, dict) and root.obj.get("debug"))
+
+
+def writing_failed(error: OSError) -> bool:
+    """Whether ``error`` is a failure to write stdout (a full disk, a closed pipe, ``> /dev/full``)."""
+    return error.errno in (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EFBIG, errno.EDQUOT) or isinstance(error, BrokenPipeError)
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the exit's flush of what is left cannot fail again (a traceback)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

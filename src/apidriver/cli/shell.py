@@ -2,8 +2,11 @@
 
 A statement runs when the input so far is complete SQL (ends with ';', as
 SQLite's ``sqlite3_complete`` decides), so statements may span lines. Lines
-starting with '.' are shell commands. Tab completes keywords, tables,
-procedures and columns (``alias.`` completes that table's columns).
+starting with '.' are shell commands (sqlite3's names where they exist:
+``.read``, ``.output``, ``.once``, ``.mode``, ``.headers``, ``.nullvalue``,
+``.timer``, ``.bail``, ``.schema``). Tab completes keywords, tables,
+procedures and columns (``alias.`` completes that table's columns). Errors in
+a script name their line; a DELETE typed at the prompt asks first.
 """
 
 from __future__ import annotations
@@ -11,13 +14,12 @@ from __future__ import annotations
 import re
 import sys
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
 import apsw
 from prompt_toolkit import PromptSession
-from prompt_toolkit.application import get_app
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.filters import Condition
@@ -30,7 +32,7 @@ from ..client import RequestRecord
 from . import describe as reference
 from . import output
 from .errors import describe_error
-from .statement import run, split_statements
+from .statement import ParameterError, check_parameters, deletes, run, split_statements
 
 PROMPT = "apidriver> "
 CONTINUATION = "      ...> "
@@ -41,13 +43,30 @@ KEYWORDS = (
     "VALUES", "RETURNING", "DELETE", "COUNT", "SUM", "AVG", "MIN", "MAX", "JSON_EXTRACT",
 )
 HELP = """\
-Statements end with ';' and may span lines. Tab completes names.
-.tables            the tables and procedures
-.schema TABLE      columns, types, descriptions and push-down of TABLE (or a procedure)
-.requests          the HTTP requests of the last statement
-.format [FORMAT]   show or set the output format: table, csv, json, jsonl
-.help              this text
-.quit, .exit       leave (or Ctrl-D)"""
+Statements end with ';' and may span lines. Tab completes names; Ctrl-R searches the history.
+.tables              the tables and procedures
+.schema [TABLE]      columns, types, descriptions and push-down of TABLE (or a procedure); of every table without one
+.read FILE           run the statements and commands of FILE
+.output [FILE]       send results to FILE (no FILE: back to the terminal)
+.once FILE           send the next result to FILE
+.format [FORMAT]     show or set the output format: {formats} (.mode too)
+.headers on|off      show the header row (table, csv, tsv)
+.nullvalue [TEXT]    how NULL is shown (no TEXT: each format's own)
+.timer on|off        print how long each statement took
+.bail on|off         stop a script at its first error
+.confirm on|off      ask before running a DELETE (on by default at the prompt)
+.requests            the HTTP requests of the last statement
+.help                this text
+.quit, .exit         leave (or Ctrl-D)""".format(formats=", ".join(output.FORMATS))
+COMMANDS = (
+    ".tables", ".schema", ".read", ".output", ".once", ".format", ".mode", ".headers", ".nullvalue", ".timer", ".bail",
+    ".confirm", ".requests", ".help", ".quit", ".exit",
+)
+SWITCHES = {"on": True, "off": False, "yes": True, "no": False, "1": True, "0": False, "true": True, "false": False}
+
+
+class Stop(Exception):
+    """Leave the script being run (``.bail on`` and an error)."""
 
 
 def complete_sql(text: str) -> bool:
@@ -100,11 +119,13 @@ class SqlCompleter(Completer):
     def _command(self, text: str) -> Iterator[Completion]:
         command, space, argument = text.partition(" ")
         if not space:
-            yield from self._matches(command, [".tables", ".schema", ".requests", ".format", ".help", ".quit", ".exit"])
+            yield from self._matches(command, list(COMMANDS))
         elif command == ".schema":
             yield from self._matches(argument.strip(), [*self.columns, *self.procedures])
-        elif command == ".format":
+        elif command in (".format", ".mode"):
             yield from self._matches(argument.strip(), list(output.FORMATS))
+        elif command in (".headers", ".timer", ".bail", ".confirm"):
+            yield from self._matches(argument.strip(), ["on", "off"])
 
     @staticmethod
     def _matches(prefix: str, candidates: Iterable[str]) -> Iterator[Completion]:
@@ -117,29 +138,45 @@ class SqlCompleter(Completer):
 
 
 class Shell:
-    """Runs statements and shell commands on one connection, printing results to stdout."""
+    """Runs statements and shell commands on one connection, printing results to stdout (or ``.output``)."""
 
-    def __init__(self, connection: Connection, fmt: str = "table", debug: bool = False) -> None:
+    def __init__(self, connection: Connection, fmt: str = "table", debug: bool = False, confirm: bool = True, bail: bool = False) -> None:
         self.connection = connection
         self.cursor = connection.cursor()
         self.fmt = fmt
         self.debug = debug
+        self.confirm = confirm
+        self.bail = bail
+        self.timer = False
+        self.options = output.Options()
         self.out = Console(highlight=False)
         self.err = Console(stderr=True, highlight=False)
         self.last_requests: list[RequestRecord] = []
         self.failed = False
+        self.interactive_session = False
+        self.location = ""  # "FILE:LINE: " or "line N: " while a script runs
+        self._output: IO[str] | None = None  # .output FILE
+        self._once: IO[str] | None = None  # .once FILE
+        self._ask: Callable[[str], str] = input  # the prompt's own, in an interactive session
 
     # -- the two modes -------------------------------------------------------------------------
 
     def run(self, history: Path) -> int:
         """Interactive on a terminal, else statements from stdin; the exit status."""
-        if sys.stdin.isatty():
-            self.interactive(history)
-            return 0
-        self.script(sys.stdin)
-        return 1 if self.failed else 0
+        try:
+            if sys.stdin.isatty():
+                self.interactive(history)
+                return 0
+            try:
+                self.script(sys.stdin)
+            except Stop:
+                pass
+            return 1 if self.failed else 0
+        finally:
+            self.redirect(None)
 
     def interactive(self, history: Path) -> None:
+        self.interactive_session = True
         self.err.print(
             f"apidriver {self.connection.profile.name} shell on {self.connection.root_url}. "
             "End statements with ';'. .help for commands, Ctrl-D to leave.",
@@ -149,10 +186,13 @@ class Shell:
             history=FileHistory(str(history)),
             completer=self.completer(),
             lexer=PygmentsLexer.from_filename("statement.sql"),
-            multiline=Condition(lambda: not complete_sql(get_app().current_buffer.text)),
+            # The statement being typed is in the default buffer; while Ctrl-R searches,
+            # the app's current buffer is the search field.
+            multiline=Condition(lambda: not complete_sql(session.default_buffer.text)),
             prompt_continuation=lambda width, line, soft: CONTINUATION,
             complete_while_typing=False,
         )
+        self._ask = lambda question: str(session.prompt(question, multiline=False, completer=None))
         while True:
             try:
                 text = session.prompt(PROMPT)
@@ -160,23 +200,40 @@ class Shell:
                 continue
             except EOFError:
                 return
-            if not self.handle(text):
-                return
-
-    def script(self, stream: TextIO) -> None:
-        """Run what ``stream`` holds: shell commands on their own lines, statements ending with ';'."""
-        pending = ""
-        for line in stream:
-            if not pending.strip() and line.strip().startswith("."):
-                if not self.handle(line):
+            try:
+                if not self.handle(text):
                     return
+            except Stop:
                 continue
-            pending += line
-            if complete_sql(pending):
+
+    def script(self, stream: TextIO, name: str | None = None) -> bool:
+        """Run what ``stream`` holds: shell commands on their own lines, statements ending with ';'.
+
+        Errors name the line (``FILE:LINE:`` when ``name`` is given). False when
+        ``.quit`` was read; :class:`Stop` when ``.bail`` is on and something failed.
+        """
+        outer = self.location
+        pending, start = "", 0
+        try:
+            for number, line in enumerate(stream, 1):
+                if not pending.strip():
+                    start = number
+                    if line.strip().startswith("."):
+                        self.location = f"{name}:{number}: " if name else f"line {number}: "
+                        if not self.handle(line):
+                            return False
+                        continue
+                pending += line
+                if complete_sql(pending):
+                    self.location = f"{name}:{start}: " if name else f"line {start}: "
+                    self.handle(pending)
+                    pending = ""
+            if pending.strip():
+                self.location = f"{name}:{start}: " if name else f"line {start}: "
                 self.handle(pending)
-                pending = ""
-        if pending.strip():
-            self.handle(pending)
+            return True
+        finally:
+            self.location = outer
 
     # -- one input -----------------------------------------------------------------------------
 
@@ -193,6 +250,14 @@ class Shell:
 
     def statement(self, text: str) -> None:
         try:
+            check_parameters(text, (), {}, "the shell takes no parameter values: write the values in the statement")
+        except ParameterError as error:
+            self.complain(str(error))
+            return
+        if self.confirm and self.interactive_session and deletes(text) and not self.ask_to_delete():
+            self.err.print("Not run.", style="yellow")
+            return
+        try:
             result = run(self.cursor, text)
         except KeyboardInterrupt:
             self.last_requests = self.cursor.requests
@@ -203,7 +268,34 @@ class Shell:
             self.fail(error)
             return
         self.last_requests = result.requests
-        output.write(result, self.fmt, sys.stdout, self.out)
+        self.show(result)
+        if self.timer:
+            self.err.print(f"Run time: {result.seconds:.3f} s", style="dim", highlight=False)
+
+    def show(self, result: output.Result) -> None:
+        """Print a result to stdout, the ``.output`` file or the ``.once`` file."""
+        target = self._once or self._output
+        try:
+            if target is None:
+                output.write(result, self.fmt, sys.stdout, self.out, self.options)
+                sys.stdout.flush()
+            else:
+                output.write(result, self.fmt, target, Console(file=target, highlight=False, color_system=None), self.options)
+                target.flush()
+        except OSError as error:
+            self.complain(f"cannot write the result: {error.strerror or error}")
+        finally:
+            if self._once is not None:
+                self._once.close()
+                self._once = None
+
+    def ask_to_delete(self) -> bool:
+        """Ask before a DELETE: it is sent to the API and cannot be undone."""
+        try:
+            answer = self._ask("This DELETE removes objects from the API for good. Run it? [y/N] ")
+        except (EOFError, KeyboardInterrupt):
+            return False
+        return answer.strip().lower() in ("y", "yes")
 
     def command(self, text: str) -> bool:
         name, _, argument = text.partition(" ")
@@ -212,14 +304,17 @@ class Shell:
         if name in (".quit", ".exit", ".q"):
             return False
         if name == ".help":
-            self.out.print(HELP, markup=False)
+            self.out.print(HELP, markup=False, highlight=False)
         elif name == ".tables":
             self.out.print(reference.overview(profile))
         elif name == ".schema":
-            item = reference.find(profile, argument) if argument else None
+            if not argument:
+                for table in profile.tables:
+                    self.out.print(reference.rendered(reference.markdown(profile, table)))
+                return True
+            item = reference.find(profile, argument)
             if item is None:
-                known = ", ".join(reference.names(profile))
-                self.complain(f"no table or procedure {argument!r}; known: {known}" if argument else f"usage: .schema TABLE (one of {known})")
+                self.complain(f"no table or procedure {argument!r}; known: {', '.join(reference.names(profile))}")
             else:
                 self.out.print(reference.rendered(reference.markdown(profile, item)))
         elif name == ".requests":
@@ -227,16 +322,70 @@ class Shell:
                 self.out.print("No HTTP requests.", style="dim")
             for record in self.last_requests:
                 self.out.print(str(record), markup=False, soft_wrap=True)
-        elif name == ".format":
+        elif name in (".format", ".mode"):
             if argument in output.FORMATS:
                 self.fmt = argument
             elif argument:
                 self.complain(f"unknown format {argument!r}; use one of {', '.join(output.FORMATS)}")
             else:
                 self.out.print(self.fmt)
+        elif name == ".read":
+            self.read(argument)
+        elif name in (".output", ".once"):
+            self.redirect(argument or None, once=name == ".once")
+        elif name == ".nullvalue":
+            self.options.null = argument or None
+        elif name in (".headers", ".timer", ".bail", ".confirm"):
+            self.switch(name, argument)
         else:
             self.complain(f"unknown command {name}; .help lists the commands")
         return True
+
+    def switch(self, name: str, argument: str) -> None:
+        """``.headers``, ``.timer``, ``.bail``, ``.confirm``: on or off (no argument: show it)."""
+        attribute = {".headers": "headers", ".timer": "timer", ".bail": "bail", ".confirm": "confirm"}[name]
+        owner: object = self.options if attribute == "headers" else self
+        if not argument:
+            self.out.print(f"{name[1:]}: {'on' if getattr(owner, attribute) else 'off'}")
+        elif argument.lower() in SWITCHES:
+            setattr(owner, attribute, SWITCHES[argument.lower()])
+        else:
+            self.complain(f"usage: {name} on|off")
+
+    def read(self, argument: str) -> None:
+        if not argument:
+            self.complain("usage: .read FILE")
+            return
+        path = Path(argument.strip("'\"")).expanduser()
+        try:
+            stream = path.open(encoding="utf-8")
+        except OSError as error:
+            self.complain(f"cannot read {path}: {error.strerror or error}")
+            return
+        with stream:
+            self.script(stream, str(path))
+
+    def redirect(self, argument: str | None, once: bool = False) -> None:
+        """``.output FILE``/``.once FILE``; ``.output`` alone goes back to stdout."""
+        if self._output is not None and not once:
+            self._output.close()
+            self._output = None
+        if argument is None:
+            if once:
+                self.complain("usage: .once FILE")
+            return
+        path = Path(argument.strip("'\"")).expanduser()
+        try:
+            stream = path.open("w", encoding="utf-8")
+        except OSError as error:
+            self.complain(f"cannot write {path}: {error.strerror or error}")
+            return
+        if once:
+            if self._once is not None:
+                self._once.close()
+            self._once = stream
+        else:
+            self._output = stream
 
     def fail(self, error: BaseException) -> None:
         if self.debug:
@@ -245,7 +394,9 @@ class Shell:
 
     def complain(self, message: str) -> None:
         self.failed = True
-        self.err.print(f"apidriver: {message}", style="red", markup=False, highlight=False, soft_wrap=True)
+        self.err.print(f"apidriver: {self.location}{message}", style="red", markup=False, highlight=False, soft_wrap=True)
+        if self.bail and self.location:  # in a script (stdin or .read)
+            raise Stop(message)
 
     def completer(self) -> SqlCompleter:
         """Names from the system tables (no HTTP request)."""

@@ -19,17 +19,26 @@ The dialect knows nothing of HTTP.
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import exc, pool
 from sqlalchemy import types as sqltypes
-from sqlalchemy.dialects.sqlite.base import SQLiteDialect, SQLiteExecutionContext
-from sqlalchemy.engine import URL, Engine, reflection
-from sqlalchemy.engine.interfaces import ReflectedColumn, ReflectedForeignKeyConstraint
-from sqlalchemy.util import immutabledict
+from sqlalchemy.dialects.sqlite.base import (
+    SQLiteCompiler,
+    SQLiteDialect,
+    SQLiteExecutionContext,
+)
+from sqlalchemy.engine import URL, Engine
 
+from .compat import SQLALCHEMY_1, reflection_cache
 from .types import UTCDateTime
 from .urls import parse
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import (
+        ReflectedColumn,
+        ReflectedForeignKeyConstraint,
+    )
 
 __all__ = ["APIDialect", "CloudConvertDialect"]
 
@@ -77,6 +86,26 @@ class APIExecutionContext(SQLiteExecutionContext):
         return filled
 
 
+class APICompiler(SQLiteCompiler):
+    """``RETURNING`` on SQLAlchemy 1.4, whose SQLite compiler lacks it (SQLite has it since 3.35).
+
+    The ORM needs it to get what the API assigned (ids, secrets, timestamps)
+    in the INSERT itself; 2.x's SQLite compiler already renders it.
+    """
+
+    if SQLALCHEMY_1:
+
+        def returning_clause(self, stmt: Any, returning_cols: Any, **kw: Any) -> str:
+            from sqlalchemy.sql import expression
+
+            untyped: Any = self  # 1.4's compiler is untyped
+            columns = [
+                untyped._label_returning_column(stmt, c, fallback_label_name=c._non_anon_label)
+                for c in getattr(expression, "_select_iterables")(returning_cols)
+            ]
+            return "RETURNING " + ", ".join(columns)
+
+
 class APIDialect(SQLiteDialect):
     """``api:///?Profile=...&ProfileSettings=...``: any profile, properties in the query string."""
 
@@ -94,7 +123,12 @@ class APIDialect(SQLiteDialect):
     profile: str | None = None
     """The profile a dialect name implies (None: the URL's ``Profile``)."""
 
-    colspecs = immutabledict({**SQLiteDialect.colspecs, sqltypes.DateTime: UTCDateTime})
+    statement_compiler = APICompiler
+    if SQLALCHEMY_1:
+        implicit_returning = True
+        full_returning = True
+
+    colspecs = {**SQLiteDialect.colspecs, sqltypes.DateTime: UTCDateTime}
     execution_ctx_cls = APIExecutionContext
 
     @classmethod
@@ -102,6 +136,16 @@ class APIDialect(SQLiteDialect):
         import apidriver
 
         return apidriver
+
+    if SQLALCHEMY_1:
+        # SQLAlchemy 1.4 calls dbapi() where 2.x calls import_dbapi(); 2.x warns if dbapi() exists.
+        dbapi = classmethod(lambda cls: cls.import_dbapi())  # type: ignore[assignment,unused-ignore]
+        _isolation_lookup: Any = {**_SQLite._isolation_lookup, "AUTOCOMMIT": None}
+
+    @property
+    def _dbapi(self) -> Any:
+        """The DB-API module (``loaded_dbapi`` on SQLAlchemy 2.x, ``dbapi`` on 1.4)."""
+        return self.dbapi
 
     @classmethod
     def get_pool_class(cls, url: URL) -> type[pool.Pool]:
@@ -122,7 +166,7 @@ class APIDialect(SQLiteDialect):
         parsed = parse(url, self.profile)
         try:
             settings_for(None, parsed.properties)
-        except self.loaded_dbapi.Error as error:
+        except self._dbapi.Error as error:
             raise exc.ArgumentError(f"Bad {url.drivername}:// URL: {error}") from None
         return [], parsed.properties
 
@@ -132,7 +176,7 @@ class APIDialect(SQLiteDialect):
         engine.url = parse(engine.url, cls.profile).url
 
     def _get_server_version_info(self, connection: Any) -> tuple[int, ...]:
-        return tuple(self.loaded_dbapi.sqlite_version_info)
+        return tuple(self._dbapi.sqlite_version_info)
 
     def on_connect(self) -> Any:
         def register(dbapi_connection: Any) -> None:
@@ -148,9 +192,24 @@ class APIDialect(SQLiteDialect):
         if level != "AUTOCOMMIT":
             super().set_isolation_level(dbapi_connection, level)
 
+    def do_ping(self, dbapi_connection: Any) -> bool:
+        """One small request (``Connection.ping``): a wrong key or an unreachable API fails here.
+
+        ``SELECT 1`` would send nothing, so "test connection" buttons (Superset)
+        and ``pool_pre_ping`` would pass with a bad key. A closed connection
+        answers False (the pool replaces it); API errors propagate.
+        """
+        try:
+            dbapi_connection.ping()
+        except self._dbapi.Error as error:
+            if self.is_disconnect(error, dbapi_connection, None):
+                return False
+            raise
+        return True
+
     def is_disconnect(self, e: Exception, connection: Any, cursor: Any) -> bool:
         """Only a closed DB-API connection is gone; API errors say nothing of the connection."""
-        return isinstance(e, self.loaded_dbapi.InterfaceError) and "connection is closed" in str(e)
+        return isinstance(e, self._dbapi.InterfaceError) and "connection is closed" in str(e)
 
     # -- reflection: what PRAGMAs cannot say about virtual tables ----------------------------------
 
@@ -161,7 +220,7 @@ class APIDialect(SQLiteDialect):
         )
         return {name: (type_, description, bool(assigned)) for name, type_, description, assigned in rows}
 
-    @reflection.cache
+    @reflection_cache
     def get_columns(self, connection: Any, table_name: str, schema: str | None = None, **kw: Any) -> list[ReflectedColumn]:
         """SQLite's columns, with the driver's descriptions as comments and precise types.
 
@@ -174,7 +233,7 @@ class APIDialect(SQLiteDialect):
         described = self._described_columns(connection, table_name)
         out: list[ReflectedColumn] = []
         for found in columns:
-            column = cast(ReflectedColumn, dict(found))  # a copy: SQLite's list may sit in the reflection cache
+            column = cast("ReflectedColumn", dict(found))  # a copy: SQLite's list may sit in the reflection cache
             declared, description, assigned = described.get(column["name"], (None, None, False))
             if description:
                 column["comment"] = description
@@ -191,7 +250,7 @@ class APIDialect(SQLiteDialect):
             out.append(column)
         return out
 
-    @reflection.cache
+    @reflection_cache
     def get_foreign_keys(
         self, connection: Any, table_name: str, schema: str | None = None, **kw: Any
     ) -> list[ReflectedForeignKeyConstraint]:
@@ -215,7 +274,7 @@ class APIDialect(SQLiteDialect):
             for column, table, referenced in rows
         ]
 
-    @reflection.cache
+    @reflection_cache
     def get_table_comment(self, connection: Any, table_name: str, schema: str | None = None, **kw: Any) -> Any:
         """The table's description from ``sys_tables``."""
         text = connection.exec_driver_sql(
@@ -227,14 +286,14 @@ class APIDialect(SQLiteDialect):
         sql = _SQLite._get_table_sql(self, connection, table_name, schema=schema, **kw)
         return bool(sql) and sql.lstrip().upper().startswith("CREATE VIRTUAL TABLE")
 
-    @reflection.cache
+    @reflection_cache
     def get_indexes(self, connection: Any, table_name: str, schema: str | None = None, **kw: Any) -> Any:
         """None for virtual tables (SQLite lists a phantom ``sqlite_butoindex`` for their key)."""
         if self._is_virtual(connection, table_name, schema, **kw):
             return []
         return _SQLite.get_indexes(self, connection, table_name, schema, **kw)
 
-    @reflection.cache
+    @reflection_cache
     def get_unique_constraints(self, connection: Any, table_name: str, schema: str | None = None, **kw: Any) -> Any:
         if self._is_virtual(connection, table_name, schema, **kw):
             return []

@@ -26,8 +26,9 @@ from sqlalchemy.engine import URL
 
 from ..exceptions import ProgrammingError
 from ..properties import parse_connection_string, profile_name
+from .compat import SQLALCHEMY_1
 
-__all__ = ["ParsedURL", "parse"]
+__all__ = ["MaskedURL", "ParsedURL", "parse"]
 
 FORMS = (
     "Valid forms:\n"
@@ -35,6 +36,18 @@ FORMS = (
     "  api:///?Profile=CloudConvert&AuthScheme=APIKey&ProfileSettings=APIKey%3DAPI_KEY\n"
     "Connection properties go in the query string; see README.md, 'Connection properties'."
 )
+
+
+class MaskedURL(URL):
+    """On SQLAlchemy 1.4, ``str(url)`` shows the password; this URL hides it, as 2.x does.
+
+    (``render_as_string(hide_password=False)`` still gives the key.)
+    """
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return self.render_as_string(hide_password=True)
 
 
 @dataclass(frozen=True)
@@ -128,7 +141,7 @@ def parse(url: URL, profile: str | None = None) -> ParsedURL:
             properties["Profile"] = profile
     if key is not None:
         properties["APIKey"] = key
-    shown = URL.create(
+    shown = (MaskedURL if SQLALCHEMY_1 else URL).create(
         url.drivername,
         username="" if key is not None else None,
         password=key,
