@@ -1,9 +1,10 @@
 """Column types of the dialect: timestamps as aware UTC datetimes.
 
-Every TIMESTAMP column holds UTC text ``YYYY-MM-DD HH:MM:SS[.ffffff]`` and
-SQLite compares it as text, so a bound datetime must be rendered in exactly
-that format (SQLite's own ``DATETIME`` type would render ``.000000`` and the
-local wall time of naive values). Results are always aware UTC datetimes:
+Every TIMESTAMP column holds UTC text ``YYYY-MM-DD HH:MM:SS[.ffffff]``, so a
+bound datetime is rendered in exactly that format (SQLite's own ``DATETIME``
+type would render ``.000000`` and the local wall time of naive values). Text
+is passed as written: the columns' ISO8601 collation compares any ISO 8601
+text as the instant it names. Results are always aware UTC datetimes:
 the DB-API already converts columns declared TIMESTAMP, and text that comes
 from an expression (``max(created_at)``, ``datetime('now')``) is parsed here.
 """
