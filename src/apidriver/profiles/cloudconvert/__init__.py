@@ -76,7 +76,12 @@ profile = Profile(
     api_prefix="/v2",
     pagination=Pagination(page_param="page", size_param="per_page", default_size=100),
     procedures=procedures,
-    extras={"sync_root_url": sync_root_url},
+    extras={
+        "sync_root_url": sync_root_url,
+        # For apidriver.replica: jobs and tasks change no more once ended_at is set (a retry
+        # shows as a new task); the account behind the key is the one Users row.
+        "replica": {"settled": {"Jobs": "ended_at", "Tasks": "ended_at"}, "account": "Users"},
+    },
 )
 
 __all__ = ["profile", "root_url", "sync_root_url", "verify_webhook_signature"]

@@ -1,0 +1,74 @@
+"""History beyond the API's 24 hours: a replica of the account in a real database.
+
+>>> import apidriver
+>>> report = apidriver.sync("APIKey=...", to="postgresql+psycopg://me@db/history")
+>>> report["Jobs"].inserted, report.requests
+
+The replica has one table per API table (same names, columns and keys, plus
+``_synced_at`` and ``_removed_at``) in any SQLAlchemy database; see
+:mod:`.schema`. A sync reads only what can have changed (:mod:`.sync`), can
+be interrupted at any moment, and never deletes a row. ``apidriver sync``
+is the command-line form; :mod:`.follow` keeps a replica current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .sync import Progress, Replicator, SyncReport, TableReport, replica_specs
+from .target import Target, default_url, shown_url, sqlite_url
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+
+__all__ = [
+    "Replicator",
+    "SyncReport",
+    "TableReport",
+    "Target",
+    "default_url",
+    "open_target",
+    "replica_specs",
+    "shown_url",
+    "sqlite_url",
+    "sync",
+]
+
+
+def open_target(connection: Connection, to: str | None) -> Target:
+    """The replica database ``to`` (a SQLAlchemy URL), or the default SQLite file of the profile."""
+    return Target(to or default_url(connection.profile.name), replica_specs(connection.profile.tables))
+
+
+def sync(
+    connection: Connection | str,
+    to: str | None = None,
+    tables: Iterable[str] | str | None = None,
+    *,
+    full: bool = False,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """Copy the account into the database ``to`` and keep what the API has since forgotten.
+
+    :param connection: an open :class:`apidriver.Connection`, or a connection string.
+    :param to: a SQLAlchemy URL (``sqlite:///history.sqlite``, ``postgresql+psycopg://...``);
+        by default ``<profile>.sqlite`` in the working directory.
+    :param tables: table names (a list or ``"Jobs,Tasks"``); by default the account's data
+        (every table but the operations catalogue). Derived tables come with their parent.
+    :param full: read every list whole instead of only what can have changed.
+    :returns: per table, rows inserted, updated and newly gone, requests and seconds.
+    """
+    from ..connection import Connection, connect
+
+    own = not isinstance(connection, Connection)
+    conn = connect(connection) if own else connection  # type: ignore[arg-type]
+    try:
+        target = open_target(conn, to)
+        try:
+            return Replicator(conn, target, progress=progress).run(tables, full)
+        finally:
+            target.close()
+    finally:
+        if own:
+            conn.close()
