@@ -16,6 +16,8 @@ import apsw
 import httpx
 
 from . import exceptions as exc
+from .cache import CACHE_PROPERTIES, Cache
+from .cache import install as install_cache
 from .client import CACHE, ApiClient
 from .engine.executor import Engine, StatementContext
 from .engine.procedures import ProcedureModule, ProcedureRunner
@@ -40,7 +42,7 @@ def settings_for(connection_string: str | None, properties: Mapping[str, Any]) -
         raw[name] = value
     profile_value = next((v for k, v in raw.items() if k.lower() == "profile" and v), "CloudConvert")
     profile = load(str(profile_value))
-    specs = list(CORE_PROPERTIES) + list(profile.properties)
+    specs = list(CORE_PROPERTIES) + list(CACHE_PROPERTIES) + list(profile.properties)
     specs = [replace(p, env=profile.api_key_env) if p.name == "APIKey" else p for p in specs]
     settings = resolve(raw, specs)
     scheme = str(settings["AuthScheme"])
@@ -55,7 +57,7 @@ class Connection:
     """A DB-API 2.0 connection. Writes are autocommit: an HTTP call cannot be rolled back."""
 
     def __init__(self, profile: Profile, settings: Settings) -> None:
-        if not settings["APIKey"]:
+        if not settings["APIKey"] and not settings["Offline"]:  # Offline sends nothing: no key needed
             where = f" or the {profile.api_key_env} environment variable" if profile.api_key_env else ""
             raise exc.ProgrammingError(f"No API key: set APIKey in the connection string{where}.")
         self.profile = profile
@@ -105,6 +107,13 @@ class Connection:
         for procedure in profile.procedures:
             procedure_module: Any = ProcedureModule(procedure, self.runner)
             self._db.create_module(procedure.name, procedure_module, use_bestindex_object=True, eponymous_only=True)
+        # CacheLocation/CacheConnection/AutoCache/Offline: cache.<Table>, and the plain names over the cache.
+        self.cache: Cache | None = None
+        try:
+            self.cache = install_cache(self, MODULE_NAME)
+        except BaseException:
+            self.close()
+            raise
         self._db.authorizer = self._authorize
 
     def _authorize(self, action: int, name: str | None, column: str | None, database: str | None, trigger: str | None) -> int:
@@ -169,6 +178,8 @@ class Connection:
         self.client.close()
         self.storage.close()
         self._db.close()
+        if self.cache is not None:
+            self.cache.close()
 
     @property
     def closed(self) -> bool:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import apsw
 
 from . import exceptions as exc
+from .cache.statements import recognise as cache_statement
 from .client import RequestRecord
 from .engine.executor import StatementContext
 from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql
@@ -92,6 +93,12 @@ class Cursor:
         self._finish()
         self._context = StatementContext(in_sets=not _IN_SUBQUERY.search(operation))
         self.connection._activate(self._context)
+        special = cache_statement(operation)  # REPLICATE / CACHE (apidriver.cache.statements)
+        if special is not None:
+            try:
+                operation, parameters = special.run(self.connection, self._adapt(parameters))
+            except Exception as error:
+                raise translate(error, operation) from error
         cursor = self.connection.sqlite.cursor()
         captured: dict[str, Any] = {}
 

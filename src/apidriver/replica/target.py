@@ -182,11 +182,7 @@ class Target:
         row = conn.execute(sa.select(state).where(state.c.table_name == table_name)).mappings().first()
         if row is None:
             return {"watermark": None, "synced_at": None, "full_at": None}
-        return {
-            "watermark": row["watermark"],
-            "synced_at": self.from_target(TIMESTAMP, row["synced_at"]),
-            "full_at": self.from_target(TIMESTAMP, row["full_at"]),
-        }
+        return {"watermark": row["watermark"], "synced_at": _aware(row["synced_at"]), "full_at": _aware(row["full_at"])}
 
     def save_state(self, conn: Connection, table_name: str, watermark: str | None, synced_at: dt.datetime, full: bool) -> None:
         """Record a completed sync of ``table_name``; the watermark never goes back."""
@@ -240,6 +236,15 @@ class Target:
         if sql_type == BOOLEAN:
             return 1 if value else 0
         return value
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    """A stored time (our UTC text on SQLite, a datetime elsewhere) as an aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+    return parse_timestamp(str(value))
 
 
 def _quote(conn: Connection, name: str) -> str:
