@@ -15,6 +15,7 @@ from . import output
 from .connecting import connection_option, open_connection, profile_of
 from .errors import Group
 from .statement import run, split_statements
+from .sync import sync
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -155,6 +156,9 @@ def describe(name: str, connection: str | None, markdown: bool) -> None:
         click.echo(text, nl=False)
     else:
         Console(highlight=False).print(reference.rendered(text))
+
+
+cli.add_command(sync)  # apidriver sync: cli/sync.py
 
 
 @cli.command(
