@@ -43,6 +43,7 @@ from .exceptions import (  # noqa: E402
     RateLimitError,
     Warning,
 )
+from .replica import sync  # noqa: E402
 from .typeobjects import (  # noqa: E402
     BINARY,
     DATETIME,
@@ -99,5 +100,6 @@ __all__ = [
     "paramstyle",
     "sqlite_version",
     "sqlite_version_info",
+    "sync",
     "threadsafety",
 ]

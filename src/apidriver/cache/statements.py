@@ -125,9 +125,7 @@ class CacheStatement:
                 every = [tuple(r) for r in conn.execute(sa.select(*(table.c[k] for k in spec.key)))]
                 stale = [k for k in every if k not in keep]
                 for chunk in chunks(stale):
-                    key_columns = [table.c[k] for k in spec.key]
-                    condition = key_columns[0].in_([k[0] for k in chunk]) if len(key_columns) == 1 else sa.tuple_(*key_columns).in_(list(chunk))
-                    counts.removed += conn.execute(table.delete().where(condition)).rowcount
+                    counts.removed += conn.execute(table.delete().where(writer.key_clause(table, spec, chunk))).rowcount
         return (spec.name, len(full_rows), counts.inserted, counts.updated, counts.removed)
 
 

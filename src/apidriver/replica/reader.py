@@ -103,18 +103,24 @@ class ApiReader:
         includes: Iterable[str],
         first: int = 1,
         wanted: Callable[[Page], bool] = lambda page: True,
+        expected: int | None = None,
     ) -> Iterator[Page]:
         """Pages from ``first`` on, in order, until the last one or until ``wanted(page)`` is false.
 
         Pages after one that comes back full are requested ahead; those not
-        needed in the end are cancelled (or their answers dropped).
+        needed in the end are cancelled (or their answers dropped). With
+        ``expected`` (how many pages the list is thought to have), pages past
+        it are requested one at a time, so a good guess wastes nothing.
         """
         includes = tuple(includes)
         futures: dict[int, Future[Page]] = {}
         window, number = 1, first
         try:
             while True:
-                for ahead in range(number, number + window):
+                top = number + window
+                if expected is not None and number <= expected:
+                    top = min(top, expected + 1)
+                for ahead in range(number, max(top, number + 1)):
                     if ahead not in futures:
                         futures[ahead] = self._pool.submit(self.fetch_page, endpoint, includes, ahead)
                 page = futures.pop(number).result()

@@ -1,7 +1,8 @@
 """The replica's tables, made from the profile's table specs (never written out twice).
 
 One table per API table, with the same name, the same columns and the same
-primary key, plus ``_synced_at`` (when a sync last saw the row) and
+key (a primary key; a composite key is a unique index, as its parts may be
+NULL), plus ``_synced_at`` (when a sync last saw the row) and
 ``_removed_at`` (when a sync first found it gone from the API; NULL while it
 is live). Indexes cover the columns the API can filter on and ``created_at``.
 
@@ -97,8 +98,9 @@ def replica_metadata(specs: Iterable[Table], kind: str) -> sa.MetaData:
     timestamp = column_type(TIMESTAMP, kind)
     for spec in specs:
         indexed = set(indexed_columns(spec))
+        single = len(spec.key) == 1
         columns: list[Any] = [
-            sa.Column(c.name, column_type(c.type, kind, c.primary_key or c.name in indexed), primary_key=c.primary_key, nullable=not c.primary_key)
+            sa.Column(c.name, column_type(c.type, kind, c.primary_key or c.name in indexed), primary_key=c.primary_key and single)
             for c in spec.columns
         ]
         columns += [
@@ -106,6 +108,10 @@ def replica_metadata(specs: Iterable[Table], kind: str) -> sa.MetaData:
             sa.Column(REMOVED_AT, column_type(TIMESTAMP, kind), nullable=True),
         ]
         table = sa.Table(spec.name, metadata, *columns, comment=spec.description)
+        if not single:
+            # A composite key may have empty parts (catalogue entries without an output format),
+            # which a primary key cannot hold: a unique index (NULLs equal on PostgreSQL) instead.
+            sa.Index(f"pk_{spec.name}".lower(), *(table.c[k] for k in spec.key), unique=True, postgresql_nulls_not_distinct=True)
         for name in indexed_columns(spec):
             sa.Index(index_name(spec.name, name), table.c[name])
     sa.Table(

@@ -389,7 +389,11 @@ class _Run:
 
         complete = False
         last: Page | None = None
-        for page in reader.pages(spec.list, includes, wanted=wanted):
+        table = self.target.table(spec.name)
+        with self.target.read(f"counting {spec.name}") as conn:
+            live_count = conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c[REMOVED_AT].is_(None))).scalar() or 0
+        expected = math.ceil(live_count / reader.size) if live_count else None  # when the whole list is read
+        for page in reader.pages(spec.list, includes, wanted=wanted, expected=expected):
             order.check([created.value(o) for o in page.objects])
             self._write_page(spec, page, includes)
             last = page if page.objects else last
@@ -400,7 +404,6 @@ class _Run:
         now = _now()
 
         # 2. rows not settled yet, not seen above: read them by key.
-        table = self.target.table(spec.name)
         covered = self._covered_by_parent(spec)
         with self.target.read(f"reading {spec.name}") as conn:
             open_rows = conn.execute(

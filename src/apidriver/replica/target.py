@@ -155,7 +155,7 @@ class Target:
                         index.create(conn)
             meta = self.table(META_TABLE)
             values = {"schema_version": str(SCHEMA_VERSION), "profile": profile_name, "api_root": api_root}
-            stored = dict(conn.execute(sa.select(meta.c.name, meta.c.value)).tuples().all())
+            stored = {name: value for name, value in conn.execute(sa.select(meta.c.name, meta.c.value))}
             if stored.get("profile") not in (None, profile_name):
                 raise exc.ProgrammingError(
                     f"The replica {self.shown} holds data of the {stored['profile']} profile, not {profile_name}: use another database."

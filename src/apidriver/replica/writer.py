@@ -53,11 +53,23 @@ class ReplicaWriter:
     def __init__(self, target: Target) -> None:
         self.target = target
 
-    def _key_clause(self, table: sa.Table, spec: Table, keys: Sequence[Key]) -> Any:
+    def key_clause(self, table: sa.Table, spec: Table, keys: Sequence[Key]) -> Any:
+        """``key IN keys``; composite keys may have NULL parts, matched with IS NULL (indexes stay usable)."""
         columns = [table.c[k] for k in spec.key]
         if len(columns) == 1:
             return columns[0].in_([k[0] for k in keys])
-        return sa.tuple_(*columns).in_([tuple(k) for k in keys])
+        by_mask: dict[tuple[bool, ...], list[Key]] = {}
+        for key in keys:
+            by_mask.setdefault(tuple(v is None for v in key), []).append(key)
+        conditions = []
+        for mask, group in by_mask.items():
+            present = [c for c, null in zip(columns, mask) if not null]
+            parts = [c.is_(None) for c, null in zip(columns, mask) if null]
+            if present:
+                values = [tuple(v for v, null in zip(k, mask) if not null) for k in group]
+                parts.append(present[0].in_([v[0] for v in values]) if len(present) == 1 else sa.tuple_(*present).in_(values))
+            conditions.append(sa.and_(*parts))
+        return sa.or_(*conditions)
 
     def rows_of(self, spec: Table, objects: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """API objects as rows of driver values, in the spec's column order."""
@@ -97,7 +109,7 @@ class ReplicaWriter:
         existing: dict[Key, Sequence[Any]] = {}
         key_positions = [next(j for j, (_, c) in enumerate(known) if c.name == k) for k in spec.key]
         for chunk in chunks(keys):
-            for found in conn.execute(sa.select(*selected).where(self._key_clause(table, spec, chunk))):
+            for found in conn.execute(sa.select(*selected).where(self.key_clause(table, spec, chunk))):
                 existing[tuple(found[j] for j in key_positions)] = found
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
@@ -120,18 +132,16 @@ class ReplicaWriter:
         if inserts:
             conn.execute(table.insert(), inserts)
             counts.inserted = len(inserts)
-        if updates:
-            statement = (
-                table.update()
-                .where(sa.and_(*(table.c[name] == sa.bindparam(f"k_{name}") for name in spec.key)))
-                .values(
-                    {**{c.name: sa.bindparam(f"v_{c.name}") for _, c in known}, SYNCED_AT: sa.bindparam("v_" + SYNCED_AT), REMOVED_AT: None}
-                )
-            )
-            conn.execute(statement, updates)
-            counts.updated = len(updates)
+        by_mask: dict[tuple[bool, ...], list[dict[str, Any]]] = {}
+        for record in updates:
+            by_mask.setdefault(tuple(record[f"k_{name}"] is None for name in spec.key), []).append(record)
+        for mask, group in by_mask.items():
+            match = [table.c[name].is_(None) if null else table.c[name] == sa.bindparam(f"k_{name}") for name, null in zip(spec.key, mask)]
+            values = {**{c.name: sa.bindparam(f"v_{c.name}") for _, c in known}, SYNCED_AT: sa.bindparam("v_" + SYNCED_AT), REMOVED_AT: None}
+            conn.execute(table.update().where(sa.and_(*match)).values(values), group)
+        counts.updated = len(updates)
         for chunk in chunks(touched):
-            conn.execute(table.update().where(self._key_clause(table, spec, chunk)).values({SYNCED_AT: stamp}))
+            conn.execute(table.update().where(self.key_clause(table, spec, chunk)).values({SYNCED_AT: stamp}))
         return counts, inserted
 
     def mark_removed(self, conn: Connection, spec: Table, keys: Sequence[Key], now: dt.datetime) -> int:
@@ -141,7 +151,7 @@ class ReplicaWriter:
         count = 0
         for chunk in chunks(list(keys)):
             result = conn.execute(
-                table.update().where(self._key_clause(table, spec, chunk)).where(table.c[REMOVED_AT].is_(None)).values({REMOVED_AT: stamp})
+                table.update().where(self.key_clause(table, spec, chunk)).where(table.c[REMOVED_AT].is_(None)).values({REMOVED_AT: stamp})
             )
             count += result.rowcount
         return count
