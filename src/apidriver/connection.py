@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import apsw
 import httpx
 
 from . import exceptions as exc
-from .cache import CACHE_PROPERTIES, Cache
+from .cache import CACHE_PROPERTIES
 from .cache import install as install_cache
 from .client import CACHE, ApiClient
 from .engine.executor import Engine, StatementContext
@@ -27,6 +27,9 @@ from .engine.vtable import Module, RowIds
 from .engine.writes import Writer
 from .profiles import Profile, load
 from .properties import CORE_PROPERTIES, Settings, parse_connection_string, resolve
+
+if TYPE_CHECKING:
+    from .cache.attach import Cache
 
 MODULE_NAME = "apidriver"
 _WRITES = {apsw.SQLITE_INSERT: "INSERT", apsw.SQLITE_UPDATE: "UPDATE", apsw.SQLITE_DELETE: "DELETE"}

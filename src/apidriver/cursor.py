@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import apsw
 
 from . import exceptions as exc
-from .cache.statements import recognise as cache_statement
+from .cache.grammar import recognise as cache_statement
 from .client import RequestRecord
 from .engine.executor import StatementContext
 from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 import apidriver
 from apidriver.emulator import Emulator
-from apidriver.replica import Replicator, SyncReport, open_target
+from apidriver.replica import open_target
+from apidriver.replica.sync import Replicator, SyncReport
 
 from ..conftest import connect_to
 from ..emulator.support import client, create_job, wait_job
@@ -274,7 +275,8 @@ def test_one_replica_holds_one_account(history_emulator: Emulator, tmp_path: Pat
         run_sync(history_emulator, url)
 
 
-def test_a_list_out_of_order_is_read_whole(history_emulator: Emulator, tmp_path: Path) -> None:
+def test_a_list_out_of_order_is_read_whole(make_emulator: MakeEmulator, tmp_path: Path) -> None:
+    history_emulator = make_emulator(jobs=24, seed=5, rate_limit=0, task_seconds=600)  # nothing changes meanwhile
     url = f"sqlite:///{tmp_path / 'replica.sqlite'}"
     run_sync(history_emulator, url, properties={"PageSize": 5})
     with client(history_emulator) as api:

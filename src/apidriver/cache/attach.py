@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from .. import exceptions as exc
 from ..client import RequestRecord
 from ..engine.schema import Table
-from ..replica import Replicator, SyncReport, Target, default_url, replica_specs, sqlite_url
+from ..replica.sync import Replicator, SyncReport, replica_specs
+from ..replica.target import Target, default_url, sqlite_url
 from ..replica.schema import SQLITE
 from .source import CacheSource
 from .vtable import CacheModule

@@ -1,28 +1,19 @@
-"""The ``REPLICATE`` and ``CACHE`` statements, recognised before SQLite sees the SQL.
+"""Carrying out ``REPLICATE`` and ``CACHE`` (:mod:`.grammar` recognises them).
 
-Grammar (keywords in any case, after any blanks and comments)::
-
-    REPLICATE [table] [;]
-    CACHE [WITH TRUNCATE] select-statement
-
-No SQLite statement starts with either keyword, so recognising them by
-their first word cannot take other SQL for them. ``REPLICATE`` syncs the
-table (all the account's tables without a name) into the cache, as
-``apidriver sync`` does. ``CACHE`` runs the SELECT against the API and
-stores its rows in the cache table of the one table it reads, by primary
-key (which it must select); ``WITH TRUNCATE`` also deletes the cached rows
-of that table the result does not have. The SELECT is checked by SQLite
-itself (an authorizer that allows reading only) before anything runs.
-
-Both answer a small result set: one row per table with what was done.
+``REPLICATE`` syncs the table (all the account's tables without a name)
+into the cache, as ``apidriver sync`` does. ``CACHE`` runs the SELECT
+against the API and stores its rows in the cache table of the one table it
+reads, by primary key (which it must select); ``WITH TRUNCATE`` also
+deletes the cached rows of that table the result does not have. The SELECT
+is checked by SQLite itself (an authorizer that allows reading only) before
+anything runs. Both answer a small result set: one row per table with what
+was done.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import apsw
@@ -31,144 +22,63 @@ import sqlalchemy as sa
 from .. import exceptions as exc
 from ..replica.writer import ReplicaWriter, chunks
 from .attach import AUTO, OFFLINE, Cache
+from .grammar import CacheStatement
 
 if TYPE_CHECKING:
     from ..connection import Connection
 
-_BLANKS = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL)
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
-_QUOTED = {'"': '"', "[": "]", "`": "`"}
 _READING = {apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE}
 
 
-def _skip(text: str, at: int) -> int:
-    match = _BLANKS.match(text, at)
-    return match.end() if match else at
+def run(statement: CacheStatement, connection: Connection, parameters: Any) -> tuple[str, tuple[Any, ...]]:
+    """Carry ``statement`` out; returns a SELECT (and its parameters) that presents the outcome."""
+    cache: Cache | None = getattr(connection, "cache", None)
+    if cache is None:
+        raise exc.ProgrammingError(
+            f"{statement.kind} needs a cache database: set CacheLocation=path/to/file.sqlite or CacheConnection=<database URL> "
+            "in the connection string."
+        )
+    if cache.mode == OFFLINE:
+        raise exc.NotSupportedError(f"Offline=true: {statement.kind} needs the API. Nothing was sent.")
+    if statement.kind == "REPLICATE":
+        if parameters:
+            raise exc.ProgrammingError("REPLICATE takes no parameters.")
+        report = cache.refresh(None if statement.table is None else [statement.table])
+        rows = [(t.table, t.inserted, t.updated, t.removed, t.requests) for t in report]
+        return _outcome(("table_name", "inserted", "updated", "removed", "requests"), rows)
+    return _outcome(("table_name", "rows", "inserted", "updated", "removed"), [_cache(statement, connection, cache, parameters)])
 
 
-def _word(text: str, at: int) -> tuple[str, int]:
-    match = _WORD.match(text, at)
-    return (match.group(), match.end()) if match else ("", at)
-
-
-def _identifier(text: str, at: int) -> tuple[str | None, int]:
-    """A bare or quoted identifier at ``at`` ("..", [..], `..`), or None."""
-    if at < len(text) and text[at] in _QUOTED:
-        close = _QUOTED[text[at]]
-        out, i = [], at + 1
-        while i < len(text):
-            if text[i] == close:
-                if close != "]" and text[i + 1 : i + 2] == close:
-                    out.append(close)
-                    i += 2
-                    continue
-                return "".join(out), i + 1
-            out.append(text[i])
-            i += 1
-        raise exc.ProgrammingError(f"Unclosed {text[at]} in the table name of: {text.strip()}")
-    word, end = _word(text, at)
-    return (word or None), end
-
-
-@dataclass(frozen=True)
-class CacheStatement:
-    """A recognised ``REPLICATE`` or ``CACHE`` statement."""
-
-    kind: str  # "REPLICATE" or "CACHE"
-    table: str | None = None
-    truncate: bool = False
-    select: str = ""
-
-    def run(self, connection: Connection, parameters: Any) -> tuple[str, tuple[Any, ...]]:
-        """Carry the statement out; returns a SELECT (and its parameters) that presents the outcome."""
-        cache: Cache | None = getattr(connection, "cache", None)
-        if cache is None:
-            raise exc.ProgrammingError(
-                f"{self.kind} needs a cache database: set CacheLocation=path/to/file.sqlite or CacheConnection=<database URL> "
-                "in the connection string."
-            )
-        if cache.mode == OFFLINE:
-            raise exc.NotSupportedError(f"Offline=true: {self.kind} needs the API. Nothing was sent.")
-        if self.kind == "REPLICATE":
-            if parameters:
-                raise exc.ProgrammingError("REPLICATE takes no parameters.")
-            report = cache.refresh(None if self.table is None else [self.table])
-            rows = [(t.table, t.inserted, t.updated, t.removed, t.requests) for t in report]
-            return _outcome(("table_name", "inserted", "updated", "removed", "requests"), rows)
-        return _outcome(("table_name", "rows", "inserted", "updated", "removed"), [self._cache(connection, cache, parameters)])
-
-    def _cache(self, connection: Connection, cache: Cache, parameters: Any) -> tuple[Any, ...]:
-        rows, origins = _run_select(connection, self.select, parameters)
-        spec = _single_table(cache, origins, self.select)
-        positions = [spec.index(column) for _, column in origins]
-        missing = [k for k in spec.key if spec.index(k) not in positions]
-        if missing:
-            raise exc.ProgrammingError(
-                f"CACHE stores rows by primary key: select {', '.join(missing)} too (the key of {spec.name})."
-            )
-        width = len(spec.columns)
-        full_rows = []
-        for row in rows:
-            values: list[Any] = [None] * width
-            for position, value in zip(positions, row):
-                values[position] = value
-            full_rows.append(tuple(values))
-        unknown = frozenset(c.name for i, c in enumerate(spec.columns) if i not in positions)
-        cache.ready()
-        writer = ReplicaWriter(cache.target)
-        now = dt.datetime.now(dt.timezone.utc)
-        with cache.target.write(f"caching rows of {spec.name}") as conn:
-            counts, _ = writer.upsert(conn, spec, full_rows, now, unknown)
-            if self.truncate:
-                table = cache.target.table(spec.name)
-                keep = {writer.key_of(spec, [cache.target.to_target(c.type, v) for c, v in zip(spec.columns, r)]) for r in full_rows}
-                every = [tuple(r) for r in conn.execute(sa.select(*(table.c[k] for k in spec.key)))]
-                stale = [k for k in every if k not in keep]
-                for chunk in chunks(stale):
-                    counts.removed += conn.execute(table.delete().where(writer.key_clause(table, spec, chunk))).rowcount
-        return (spec.name, len(full_rows), counts.inserted, counts.updated, counts.removed)
-
-
-def recognise(sql: str) -> CacheStatement | None:
-    """The statement if ``sql`` is a ``REPLICATE`` or ``CACHE`` statement, else None (cheap: one word)."""
-    at = _skip(sql, 0)
-    word, end = _word(sql, at)
-    keyword = word.upper()
-    if keyword == "REPLICATE":
-        at = _skip(sql, end)
-        table, end = _identifier(sql, at)
-        if table is not None:
-            at = _skip(sql, end)
-        if at < len(sql) and sql[at] == ";":
-            at = _skip(sql, at + 1)
-        if at != len(sql):
-            raise exc.ProgrammingError(
-                f"Unexpected {sql[at:at + 30]!r} after REPLICATE: write REPLICATE for every table, or REPLICATE Jobs for one."
-            )
-        return CacheStatement("REPLICATE", table=table)
-    if keyword == "CACHE":
-        at = _skip(sql, end)
-        truncate = False
-        word, end = _word(sql, at)
-        if word.upper() == "WITH":
-            option, option_end = _word(sql, _skip(sql, end))
-            after = _skip(sql, option_end)
-            if option.upper() == "TRUNCATE" and _word(sql, after)[0].upper() != "AS" and sql[after : after + 1] != "(":
-                truncate, at = True, after
-            elif option.upper() in ("AUTOCOMMIT", "SCHEMA", "DROP", "ALTER"):
-                raise exc.ProgrammingError(f"CACHE WITH {option.upper()} is not supported; CACHE [WITH TRUNCATE] SELECT ... is.")
-            # else: a SELECT that starts with a common table expression (WITH x AS (...) SELECT ...)
-        select = sql[at:]
-        if not select.strip(" \t\r\n;"):
-            raise exc.ProgrammingError("CACHE needs a SELECT: CACHE [WITH TRUNCATE] SELECT ... FROM Jobs ...")
-        first, _ = _word(sql, at)
-        if first.upper() not in ("SELECT", "WITH", "VALUES"):
-            raise exc.ProgrammingError(
-                f"CACHE stores the rows of a SELECT into the cached table of the same name: write CACHE [WITH TRUNCATE] SELECT ... "
-                f"(got {sql[at:at + 30]!r})."
-            )
-        return CacheStatement("CACHE", truncate=truncate, select=select)
-    return None
+def _cache(statement: CacheStatement, connection: Connection, cache: Cache, parameters: Any) -> tuple[Any, ...]:
+    rows, origins = _run_select(connection, statement.select, parameters)
+    spec = _single_table(cache, origins, statement.select)
+    positions = [spec.index(column) for _, column in origins]
+    missing = [k for k in spec.key if spec.index(k) not in positions]
+    if missing:
+        raise exc.ProgrammingError(
+            f"CACHE stores rows by primary key: select {', '.join(missing)} too (the key of {spec.name})."
+        )
+    width = len(spec.columns)
+    full_rows = []
+    for row in rows:
+        values: list[Any] = [None] * width
+        for position, value in zip(positions, row):
+            values[position] = value
+        full_rows.append(tuple(values))
+    unknown = frozenset(c.name for i, c in enumerate(spec.columns) if i not in positions)
+    cache.ready()
+    writer = ReplicaWriter(cache.target)
+    now = dt.datetime.now(dt.timezone.utc)
+    with cache.target.write(f"caching rows of {spec.name}") as conn:
+        counts, _ = writer.upsert(conn, spec, full_rows, now, unknown)
+        if statement.truncate:
+            table = cache.target.table(spec.name)
+            keep = {writer.key_of(spec, [cache.target.to_target(c.type, v) for c, v in zip(spec.columns, r)]) for r in full_rows}
+            every = [tuple(r) for r in conn.execute(sa.select(*(table.c[k] for k in spec.key)))]
+            stale = [k for k in every if k not in keep]
+            for chunk in chunks(stale):
+                counts.removed += conn.execute(table.delete().where(writer.key_clause(table, spec, chunk))).rowcount
+    return (spec.name, len(full_rows), counts.inserted, counts.updated, counts.removed)
 
 
 def _run_select(connection: Connection, select: str, parameters: Any) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:

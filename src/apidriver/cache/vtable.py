@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import apsw
 
-from .. import exceptions as exc
 from ..engine.schema import Table
 from .source import HIDDEN, CacheSource
 
 if TYPE_CHECKING:
-    from . import Cache
+    from .attach import Cache
 
 EQ = apsw.SQLITE_INDEX_CONSTRAINT_EQ
 Plan = tuple[tuple[int, ...], tuple[int, ...]]  # (columns given by equality, in argv order; columns read)

@@ -16,7 +16,8 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from ..replica import Replicator, SyncReport, open_target
+from ..replica import open_target
+from ..replica.sync import Replicator, SyncReport
 from ..replica.follow import Delivery, Follower
 from .connecting import connection_option, open_connection
 from .output import plural

@@ -6,9 +6,10 @@
 
 The replica has one table per API table (same names, columns and keys, plus
 ``_synced_at`` and ``_removed_at``) in any SQLAlchemy database; see
-:mod:`.schema`. A sync reads only what can have changed (:mod:`.sync`), can
-be interrupted at any moment, and never deletes a row. ``apidriver sync``
-is the command-line form; :mod:`.follow` keeps a replica current.
+:mod:`.schema` and :mod:`.target`. A sync reads only what can have changed
+(:mod:`.sync`, reading with :mod:`.reader`, writing with :mod:`.writer`),
+can be interrupted at any moment, and never deletes a row. ``apidriver
+sync`` is the command-line form; :mod:`.follow` keeps a replica current.
 """
 
 from __future__ import annotations
@@ -16,28 +17,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .sync import Progress, Replicator, SyncReport, TableReport, replica_specs
-from .target import Target, default_url, shown_url, sqlite_url
-
 if TYPE_CHECKING:
     from ..connection import Connection
+    from .sync import Progress, SyncReport
+    from .target import Target
 
-__all__ = [
-    "Replicator",
-    "SyncReport",
-    "TableReport",
-    "Target",
-    "default_url",
-    "open_target",
-    "replica_specs",
-    "shown_url",
-    "sqlite_url",
-    "sync",
-]
+# SQLAlchemy is imported by the modules, not here: ``import apidriver`` stays light.
+__all__ = ["open_target", "sync"]
 
 
 def open_target(connection: Connection, to: str | None) -> Target:
     """The replica database ``to`` (a SQLAlchemy URL), or the default SQLite file of the profile."""
+    from .sync import replica_specs
+    from .target import Target, default_url
+
     return Target(to or default_url(connection.profile.name), replica_specs(connection.profile.tables))
 
 
@@ -60,9 +53,10 @@ def sync(
     :returns: per table, rows inserted, updated and newly gone, requests and seconds.
     """
     from ..connection import Connection, connect
+    from .sync import Replicator
 
     own = not isinstance(connection, Connection)
-    conn = connect(connection) if own else connection  # type: ignore[arg-type]
+    conn = connection if isinstance(connection, Connection) else connect(connection)
     try:
         target = open_target(conn, to)
         try:

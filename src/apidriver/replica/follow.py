@@ -175,8 +175,11 @@ class Follower:
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name="apidriver-follow", daemon=True).start()
 
-    def handle(self, body: bytes, headers: Mapping[str, str], received: float) -> tuple[int, Delivery | None]:
-        """One delivery: 401 without a valid signature, else its objects are written and 200 answered."""
+    def handle(self, body: bytes, headers: Any, received: float) -> tuple[int, Delivery | None]:
+        """One delivery: 401 without a valid signature, else its objects are written and 200 answered.
+
+        ``headers`` is the request's header mapping (any case of the names).
+        """
         hooks = self.webhooks
         assert hooks is not None
         signature = headers.get(hooks["signature_header"]) or ""

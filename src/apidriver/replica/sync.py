@@ -469,11 +469,11 @@ class _Run:
         Probed where the replica's count of live rows puts it, then searched
         backwards (bisection) if the API has fewer, read forward if it has more.
         """
-        assert spec.list is not None
+        assert spec.list is not None and spec.list.order is not None
         table = self.target.table(spec.name)
         with self.target.read(f"counting {spec.name}") as conn:
             live = conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c[REMOVED_AT].is_(None))).scalar() or 0
-        created = spec.column(spec.list.order[0])  # type: ignore[union-attr]
+        created = spec.column(spec.list.order[0])
         probe = max(1, math.ceil(live / reader.size))
         page = reader.fetch_page(spec.list, includes, probe)
         if not page.objects and probe > 1:

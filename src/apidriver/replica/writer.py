@@ -137,8 +137,9 @@ class ReplicaWriter:
             by_mask.setdefault(tuple(record[f"k_{name}"] is None for name in spec.key), []).append(record)
         for mask, group in by_mask.items():
             match = [table.c[name].is_(None) if null else table.c[name] == sa.bindparam(f"k_{name}") for name, null in zip(spec.key, mask)]
-            values = {**{c.name: sa.bindparam(f"v_{c.name}") for _, c in known}, SYNCED_AT: sa.bindparam("v_" + SYNCED_AT), REMOVED_AT: None}
-            conn.execute(table.update().where(sa.and_(*match)).values(values), group)
+            assignments: dict[str, Any] = {c.name: sa.bindparam(f"v_{c.name}") for _, c in known}
+            assignments.update({SYNCED_AT: sa.bindparam("v_" + SYNCED_AT), REMOVED_AT: None})
+            conn.execute(table.update().where(sa.and_(*match)).values(assignments), group)
         counts.updated = len(updates)
         for chunk in chunks(touched):
             conn.execute(table.update().where(self.key_clause(table, spec, chunk)).values({SYNCED_AT: stamp}))
