@@ -39,6 +39,9 @@ SAME_ANSWERS = [
     ("SELECT f.filename FROM Jobs j JOIN Tasks t ON t.job_id = j.id JOIN TaskFiles f ON f.task_id = t.id WHERE j.tag = 'reports' ORDER BY 1", ()),
     ("SELECT typeof(j.created_at), typeof(j.tasks), typeof(u.credits), typeof(u.paying) FROM Jobs j, Users u LIMIT 1", ()),
     ("SELECT id, status FROM Tasks WHERE id = (SELECT max(id) FROM Tasks)", ()),
+    # Many lookups by text into an INTEGER column (the inner loop of a join): SQLite's affinity rules.
+    ("WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x < 20) "
+     "SELECT n.x, count(t.id) FROM n LEFT JOIN Tasks t ON t.credits = CAST(n.x AS TEXT) GROUP BY n.x ORDER BY n.x", ()),
 ]
 
 

@@ -293,9 +293,9 @@ def test_a_list_out_of_order_is_read_whole(make_emulator: MakeEmulator, tmp_path
 
 
 def test_sync_paces_itself_under_the_rate_limit(make_emulator: MakeEmulator, tmp_path: Path) -> None:
-    emu = make_emulator(jobs=30, seed=2, rate_limit=8, rate_window=1.0)
-    report = run_sync(emu, f"sqlite:///{tmp_path / 'replica.sqlite'}", properties={"PageSize": 5, "RateLimitWindow": 1.0})
-    assert report["Jobs"].inserted == 30
+    emu = make_emulator(jobs=12, seed=2, rate_limit=8, rate_window=1.0)
+    report = run_sync(emu, f"sqlite:///{tmp_path / 'replica.sqlite'}", properties={"PageSize": 4, "RateLimitWindow": 1.0})
+    assert report["Jobs"].inserted == 12
     assert report.requests > 8  # more than one window's worth, without a RateLimitError
 
 

@@ -23,7 +23,7 @@ from ..engine.schema import Table
 from ..replica.sync import Replicator, SyncReport, replica_specs
 from ..replica.target import Target, default_url, sqlite_url
 from ..replica.schema import SQLITE
-from .source import CacheSource
+from .source import CacheSource, Lookups
 from .vtable import CacheModule
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ class Cache:
         self._fresh_until: dict[str, float] = {}
         self._statement: object | None = None
         self._refreshed: set[str] = set()
+        self._lookups = Lookups(self.source)
 
     @property
     def shown(self) -> str:
@@ -87,17 +88,26 @@ class Cache:
         table is older than ``CacheTolerance`` seconds.
         """
         self.ready()
+        self._this_statement()
         if self.mode != AUTO:
             return
-        context = self.connection._active
-        if context is not self._statement:
-            self._statement, self._refreshed = context, set()
         name = spec.derived.parent if spec.derived is not None else spec.name
         if name in self._refreshed:
             return
         self._refreshed.add(name)
         if not self._fresh(name):
             self.refresh([name])
+
+    def _this_statement(self) -> None:
+        """Per-statement state starts afresh with each statement."""
+        context = self.connection._active
+        if context is not self._statement:
+            self._statement, self._refreshed, self._lookups = context, set(), Lookups(self.source)
+
+    def lookups(self) -> Lookups:
+        """The repeated lookups of the statement being run (see :class:`~.source.Lookups`)."""
+        self._this_statement()
+        return self._lookups
 
     def _fresh(self, name: str) -> bool:
         if self._fresh_until.get(name, 0.0) > time.monotonic():

@@ -74,3 +74,61 @@ class CacheSource:
             result = conn.execute(statement)
             for row in result:
                 yield list(row) if plain else [convert(t, v) for t, v in zip(types, row)]
+
+
+class Lookups:
+    """The lookups of one statement: the inner loop of a join asks a cache table by the same columns again
+    and again. After a few such lookups the table is read once (the columns the statement uses) and
+    indexed in memory for the rest of the statement; a new statement starts afresh, so nothing goes stale.
+    """
+
+    THRESHOLD = 8  # lookups answered one query each before the table is read whole
+    MAX_ROWS = 500_000  # beyond this many rows, keep asking the replica database
+
+    def __init__(self, source: CacheSource) -> None:
+        self.source = source
+        self._counts: dict[Any, int] = {}
+        self._indexes: dict[Any, dict[tuple[Any, ...], list[list[Any]]] | None] = {}
+
+    def rows(self, spec: Table, wanted: Sequence[int], given: Sequence[int], values: Sequence[Any]) -> list[list[Any]] | None:
+        """The rows whose ``given`` columns equal ``values`` (as SQLite compares them), or None: ask the database."""
+        key = (spec.name, tuple(wanted), tuple(given))
+        if key not in self._indexes:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            if self._counts[key] <= self.THRESHOLD:
+                return None
+            self._indexes[key] = self._build(spec, wanted, given)
+        index = self._indexes[key]
+        if index is None:
+            return None
+        wanted_key = tuple(_comparable(spec.columns[c].type, v) for c, v in zip(given, values))
+        if any(part is _NEVER for part in wanted_key):
+            return []
+        return index.get(wanted_key, [])
+
+    def _build(self, spec: Table, wanted: Sequence[int], given: Sequence[int]) -> dict[tuple[Any, ...], list[list[Any]]] | None:
+        positions = [list(wanted).index(c) for c in given]
+        index: dict[tuple[Any, ...], list[list[Any]]] = {}
+        count = 0
+        for row in self.source.rows(spec, wanted, []):
+            count += 1
+            if count > self.MAX_ROWS:
+                return None
+            index.setdefault(tuple(_comparable(spec.columns[c].type, row[p]) for c, p in zip(given, positions)), []).append(row)
+        return index
+
+
+_NEVER = object()  # a value equal to nothing (NULL, or what SQLite would never find equal)
+
+
+def _comparable(sql_type: str, value: Any) -> Any:
+    """``value`` as SQLite compares it with a column of ``sql_type`` (so that dict equality is SQLite's)."""
+    if value is None:
+        return _NEVER
+    if sql_type == TEXT:
+        text = text_affinity(value)
+        return _NEVER if text is None else text
+    if sql_type == INTEGER:
+        number = integer_affinity(value)
+        return _NEVER if number is None else number
+    return value if isinstance(value, str) else _NEVER  # timestamps: text compared as text

@@ -67,7 +67,7 @@ class CacheTable:
             given.append(column)
             info.set_aConstraintUsage_argvIndex(i, len(given))
             info.set_aConstraintUsage_omit(i, False)  # SQLite checks again: what is sent only narrows
-        used = sorted({c for c in info.colUsed if c < self.width} | set(self.keys))
+        used = sorted({c for c in info.colUsed if c < self.width} | set(self.keys) | set(given))
         if any(c >= 63 for c in info.colUsed):
             used = list(range(self.width))
         plan: Plan = (tuple(given), tuple(used))
@@ -116,9 +116,14 @@ class CacheCursor:
         self.Close()
         table = self.table
         given, used = table.plans[indexnum]
-        table.cache.before_read(table.spec)
+        cache = table.cache
+        cache.before_read(table.spec)
         self._positions = {column: i for i, column in enumerate(used)}
-        self._rows = table.cache.source.rows(table.spec, used, list(zip(given, constraintargs)))
+        known = cache.lookups().rows(table.spec, used, given, constraintargs) if given else None
+        if known is not None:
+            self._rows = iter(known)
+        else:
+            self._rows = cache.source.rows(table.spec, used, list(zip(given, constraintargs)))
         self.Next()
 
     def Eof(self) -> bool:  # noqa: N802

@@ -70,8 +70,10 @@ class ApiReader:
 
     # -- lists -----------------------------------------------------------------------------------
 
-    def fetch_page(self, endpoint: Endpoint, includes: Iterable[str], number: int) -> Page:
-        extra = {self.pagination.page_param: str(number), self.pagination.size_param: str(self.size)} if endpoint.paginated else None
+    def fetch_page(self, endpoint: Endpoint, includes: Iterable[str], number: int, filters: Mapping[str, str] | None = None) -> Page:
+        extra = dict(filters or {})
+        if endpoint.paginated:
+            extra.update({self.pagination.page_param: str(number), self.pagination.size_param: str(self.size)})
         response = self.client.request(
             "GET", endpoint.path, params=self._params(endpoint, includes, extra), scope=endpoint.scope, observer=self._observe
         )
@@ -104,6 +106,7 @@ class ApiReader:
         first: int = 1,
         wanted: Callable[[Page], bool] = lambda page: True,
         expected: int | None = None,
+        filters: Mapping[str, str] | None = None,
     ) -> Iterator[Page]:
         """Pages from ``first`` on, in order, until the last one or until ``wanted(page)`` is false.
 
@@ -122,7 +125,7 @@ class ApiReader:
                     top = min(top, expected + 1)
                 for ahead in range(number, max(top, number + 1)):
                     if ahead not in futures:
-                        futures[ahead] = self._pool.submit(self.fetch_page, endpoint, includes, ahead)
+                        futures[ahead] = self._pool.submit(self.fetch_page, endpoint, includes, ahead, filters)
                 page = futures.pop(number).result()
                 yield page
                 if not page.more or not wanted(page):

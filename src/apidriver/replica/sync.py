@@ -8,8 +8,10 @@ by key and whose rows settle (``profile.extras["replica"]["settled"]``: once
    ``created_at`` the last complete sync saw (the watermark); on the first
    sync, every page. Embedded children (a job's tasks) and derived rows
    (task files, dependencies) are written with their parent.
-2. **refresh**: rows not yet settled and not seen in the head are read by key
-   (a 404 marks them gone, with their children).
+2. **refresh**: rows not yet settled and not seen in the head are listed by
+   the filter that finds open ones (``extras["replica"]["open"]``: status
+   waiting, then processing), and those still missing are read by key (a
+   404 marks them gone, with their children).
 3. **tail**: the last page of the list (found from the replica's count of
    live rows) says which is the oldest object the API still has; live rows
    older than it are gone. Rows the API has and the replica lacks turn up
@@ -120,6 +122,7 @@ class Replicator:
         self.specs = {t.name: t for t in replica_specs(self.profile.tables)}
         hints: Mapping[str, Any] = self.profile.extras.get("replica", {})
         self.settled: Mapping[str, str] = hints.get("settled", {})
+        self.open: Mapping[str, tuple[str, Sequence[str]]] = hints.get("open", {})
         self.account_table: str | None = hints.get("account")
         self._prepared = False
 
@@ -207,6 +210,7 @@ class _Run:
         self.report = report
         self.full = full
         self.seen: dict[str, set[Key]] = {}
+        self.settled_seen: dict[str, set[Key]] = {}  # seen in this run and settled: they cannot have changed since
         self.new_children: dict[str, set[Any]] = {}  # parent table → parent keys of children first seen outside it
 
     # -- writing -------------------------------------------------------------------------------------
@@ -243,13 +247,18 @@ class _Run:
             counts, inserted = self.writer.upsert(conn, spec, rows, now, unknown)
             note(spec.name, counts)
             self.seen.setdefault(spec.name, set()).update(self.writer.key_of(spec, r) for r in rows)
+            settled = self.r.settled.get(spec.name)
+            if settled is not None:
+                position = spec.index(settled)
+                self.settled_seen.setdefault(spec.name, set()).update(self.writer.key_of(spec, r) for r in rows if r[position] is not None)
             for derived, column in self._derived(spec):
                 parents = [self.writer.key_of(spec, r)[0] for r in rows]
                 cut = [row for obj in objects for row in derived.derived.rows(obj)]  # type: ignore[union-attr]
                 note(derived.name, self.writer.replace_children(conn, derived, column, parents, self.writer.rows_of(derived, cut), now))
             self._note_new_children(spec, rows, inserted)
         for embed, child in self._embeds(spec):
-            children = [c for obj in objects for c in (obj.get(embed.field) or []) if isinstance(c, dict)]
+            done = self.settled_seen.get(child.name, set())
+            children = [c for obj in objects for c in (obj.get(embed.field) or []) if isinstance(c, dict) and spec_key(child, c) not in done]
             if children:
                 for table, counts in self.write(conn, child, children, self._unknown(child, frozenset()), now).items():
                     out.setdefault(table, Counts()).add(counts)
@@ -412,6 +421,14 @@ class _Run:
                 .where(table.c[REMOVED_AT].is_(None))
             ).all()
         todo = [r[0] for r in open_rows if (r[0],) not in seen and not any(v is not None for v in r[1:])]
+        if todo and spec.name in self.r.open:
+            # A list of what is still open (e.g. status waiting, processing) answers most of them at once.
+            column, values = self.r.open[spec.name]
+            parameter = spec.column(column).filter or column
+            for value in values:
+                for page in reader.pages(spec.list, includes, filters={parameter: value}):
+                    self._write_page(spec, page, includes)
+            todo = [key for key in todo if (key,) not in seen]
         gone = self._read_by_key(spec, reader, todo, includes)
 
         # 3. what the API no longer has.

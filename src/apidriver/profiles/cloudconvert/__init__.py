@@ -85,10 +85,12 @@ profile = Profile(
     extras={
         "sync_root_url": sync_root_url,
         # For apidriver.replica: jobs and tasks change no more once ended_at is set (a retry
-        # shows as a new task); the account behind the key is the one Users row; a webhook
-        # delivery carries the job with its tasks, signed with the webhook's secret.
+        # shows as a new task), and those still open are listed by status; the account behind
+        # the key is the one Users row; a webhook delivery carries the job with its tasks,
+        # signed with the webhook's secret.
         "replica": {
             "settled": {"Jobs": "ended_at", "Tasks": "ended_at"},
+            "open": {"Jobs": ("status", ("waiting", "processing")), "Tasks": ("status", ("waiting", "processing"))},
             "account": "Users",
             "webhooks": {
                 "table": "Webhooks",
