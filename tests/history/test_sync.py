@@ -150,6 +150,22 @@ def live_json(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [tuple(json.loads(v) if i == 7 and v is not None else v for i, v in enumerate(r)) for r in rows]
 
 
+def test_jobs_gone_behind_open_ones_are_found_cheaply(history_emulator: Emulator, tmp_path: Path) -> None:
+    """Jobs that never end (waiting for an upload) stay in the API and pin the end of the list:
+    the jobs gone before them are found by counting, not by asking about each one."""
+    url = f"sqlite:///{tmp_path / 'replica.sqlite'}"
+    pages = {"PageSize": 3}
+    run_sync(history_emulator, url, properties=pages)
+    jobs = live_rows(history_emulator, "Jobs", "id, ended_at")
+    history_emulator.advance_clock(30 * HOUR)
+    history_emulator.clear_requests()
+    report = run_sync(history_emulator, url, properties=pages)
+    assert report["Jobs"].removed == sum(1 for _, ended in jobs if ended is not None)
+    assert replica_rows(url, "Jobs", "_removed_at IS NULL") == live_rows(history_emulator, "Jobs")
+    gets = [r for r in history_emulator.requests() if r["path"].startswith("/v2/jobs/")]
+    assert report["Jobs"].requests < 20 and len(gets) <= 1  # not one GET per job gone
+
+
 def test_a_retried_task_reopens_its_job(make_emulator: MakeEmulator, replica_url: str) -> None:
     history_emulator = make_emulator(jobs=24, seed=5, rate_limit=0, task_seconds=600)
     with client(history_emulator) as api:
@@ -179,16 +195,20 @@ def test_deleted_jobs_are_marked_gone_never_deleted(history_emulator: Emulator, 
     with client(history_emulator) as api:
         assert api.delete(f"/jobs/{waiting}").status_code == 204
         assert api.delete(f"/jobs/{middle}").status_code == 204
+    history_emulator.clear_requests()
     report = run_sync(history_emulator, url, properties=pages)
-    # The open job is read by key (404: gone). An ended job deleted from the middle of the list is not
-    # looked for by an incremental sync; a full one finds it (and asks the API before marking it).
-    assert report["Jobs"].removed == 1
+    # The open job is read by key (404: gone). The ended one from the middle of the list: the API has
+    # fewer jobs than the replica has live ones, so the list is read whole and the missing one asked about.
+    assert report["Jobs"].removed == 2
     assert scalar(url, f"""SELECT _removed_at IS NOT NULL FROM "Jobs" WHERE id = '{waiting}'""") == 1
-    assert scalar(url, f"""SELECT count(*) FROM "Tasks" WHERE job_id = '{waiting}' AND _removed_at IS NULL""") == 0
-    report = run_sync(history_emulator, url, full=True, properties=pages)
-    assert report["Jobs"].removed == 1
     assert scalar(url, f"""SELECT _removed_at IS NOT NULL FROM "Jobs" WHERE id = '{middle}'""") == 1
-    assert scalar(url, 'SELECT count(*) FROM "Jobs"') == len(jobs)
+    assert scalar(url, f"""SELECT count(*) FROM "Tasks" WHERE job_id IN ('{waiting}', '{middle}') AND _removed_at IS NULL""") == 0
+    assert f"/v2/jobs/{middle}" in {r["path"] for r in history_emulator.requests()}
+    assert scalar(url, 'SELECT count(*) FROM "Jobs"') == len(jobs)  # never deleted
+    report = run_sync(history_emulator, url, full=True, properties=pages)
+    assert counts(report)["Jobs"] == (0, 0, 0)
+    assert same_rows(history_emulator, url, "Jobs") is False  # the replica keeps the two the API forgot
+    assert replica_rows(url, "Jobs", "_removed_at IS NULL") == live_rows(history_emulator, "Jobs")
 
 
 def test_two_syncs_at_once_neither_corrupt_nor_duplicate(history_emulator: Emulator, replica_url: str) -> None:

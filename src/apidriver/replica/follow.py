@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from ..connection import Connection
 
 
+MAX_BODY = 16 * 2**20  # bytes of one delivery (a job with its tasks is a few KiB)
+
+
 @dataclass
 class Delivery:
     """One webhook delivery as the follower handled it."""
@@ -159,9 +162,15 @@ class Follower:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 received = time.time()
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                status, delivery = follower.handle(body, self.headers, received)
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                delivery: Delivery | None
+                if not 0 <= length <= MAX_BODY:
+                    status, delivery = 413, Delivery("", [], received, None, 413)
+                else:
+                    status, delivery = follower.handle(self.rfile.read(length), self.headers, received)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -117,7 +117,10 @@ class ApiReader:
         """
         includes = tuple(includes)
         futures: dict[int, Future[Page]] = {}
-        window, number = 1, first
+        # Page 1 alone; then the window doubles once per round (when the page at ``mark`` arrives),
+        # as the engine's list streams do: a short list wastes a request or two, a long one runs
+        # ``concurrency`` pages at a time.
+        window, mark, number = 1, first, first
         try:
             while True:
                 top = number + window
@@ -130,7 +133,9 @@ class ApiReader:
                 yield page
                 if not page.more or not wanted(page):
                     return
-                window = min(window * 2, self.concurrency)
+                if number >= mark:
+                    window = min(window * 2, self.concurrency)
+                    mark = number + window
                 number += 1
         finally:
             for future in futures.values():

@@ -432,27 +432,80 @@ class _Run:
         gone = self._read_by_key(spec, reader, todo, includes)
 
         # 3. what the API no longer has.
-        if not complete:
-            last = self._tail(spec, reader, includes, order)
-        oldest = created.value(last.objects[-1]) if last is not None and last.objects else None
-        with self.target.read(f"reading {spec.name}") as conn:
-            live = conn.execute(
-                sa.select(table.c[spec.key[0]], table.c[created.name]).where(table.c[REMOVED_AT].is_(None))
-            ).all()
-        known_gone = set(gone)
-        unseen = [(r[0], self.target.from_target(created.type, r[1])) for r in live if (r[0],) not in seen and (r[0],) not in known_gone]
-        if oldest is None:
-            gone += [(k,) for k, _ in unseen]  # the API's list is empty: nothing is left
-        elif not order.broken:
-            # Newest first: whatever is older than the oldest object the API lists is gone.
-            gone += [(k,) for k, c in unseen if c is not None and c < oldest]
-        if complete and oldest is not None:
-            # Listed pages shift when objects are deleted meanwhile: ask about the others rather than guess.
-            doubtful = [k for k, c in unseen if order.broken or c is None or c >= oldest]
-            gone += self._read_by_key(spec, reader, doubtful, includes)
+        gone += self._gone(spec, reader, includes, order, seen, set(gone), complete, last)
         with self.target.write(f"recording the sync of {spec.name}") as conn:
             self.cascade_removed(conn, spec, gone, now)
             self.target.save_state(conn, spec.name, newest, now, complete)
+
+    def _gone(
+        self,
+        spec: Table,
+        reader: ApiReader,
+        includes: frozenset[str],
+        order: _OrderCheck,
+        seen: set[Key],
+        known: set[Key],
+        complete: bool,
+        last_listed: Page | None,
+    ) -> list[Key]:
+        """The live rows the API no longer has (``complete``: the head read the whole list, ending at ``last_listed``)."""
+        assert spec.list is not None and spec.list.order is not None
+        created = spec.column(spec.list.order[0])
+        table = self.target.table(spec.name)
+        if complete:
+            unseen = self._unseen(spec, seen, known)
+            if last_listed is None or last_listed.number <= 1:
+                return [k for k, _ in unseen]  # empty, or one page: a snapshot of the whole list
+            return self._confirm_gone(spec, reader, includes, [k for k, _ in unseen], last_listed.number)
+        last, total = self._tail(spec, reader, includes, order)
+        unseen = self._unseen(spec, seen, known)
+        if last is None:
+            return [k for k, _ in unseen]  # the API's list is empty: nothing is left
+        if order.broken:
+            return []  # nothing can be inferred from a list out of order; the next sync reads it whole
+        # Newest first: whatever is older than the oldest object the API lists is gone.
+        oldest = created.value(last.objects[-1])
+        gone = [k for k, c in unseen if c is not None and oldest is not None and c < oldest]
+        with self.target.read(f"counting {spec.name}") as conn:
+            live = conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c[REMOVED_AT].is_(None))).scalar() or 0
+        if live - len(known) - len(gone) > total:
+            # More live rows than the API has, and not at the end of the list: deleted in the middle
+            # (by hand, or ended while older jobs still run). Read the list whole to find them.
+            listed_keys: set[Key] = set()
+            pages = 0
+            for page in reader.pages(spec.list, includes, expected=math.ceil(total / reader.size) or None):
+                self._write_page(spec, page, includes)
+                listed_keys.update(spec_key(spec, o) for o in page.objects)
+                pages = page.number
+            doubtful = [k for k, _ in unseen if k not in listed_keys and k not in set(gone)]
+            gone += self._confirm_gone(spec, reader, includes, doubtful, pages)
+        return gone
+
+    def _unseen(self, spec: Table, seen: set[Key], known: set[Key]) -> list[tuple[Key, Any]]:
+        """Live rows (key, created) this run has not seen and does not know to be gone."""
+        assert spec.list is not None and spec.list.order is not None
+        created = spec.column(spec.list.order[0])
+        table = self.target.table(spec.name)
+        with self.target.read(f"reading {spec.name}") as conn:
+            live = conn.execute(sa.select(table.c[spec.key[0]], table.c[created.name]).where(table.c[REMOVED_AT].is_(None))).all()
+        return [((r[0],), self.target.from_target(created.type, r[1])) for r in live if (r[0],) not in seen and (r[0],) not in known]
+
+    def _confirm_gone(self, spec: Table, reader: ApiReader, includes: frozenset[str], keys: Sequence[Key], pages: int) -> list[Key]:
+        """Rows missing from a listing of several pages: gone, or slipped between pages as others were deleted.
+
+        Asked about one by one when they are few; else the list is read once more, and what is
+        missing from both readings is gone (what turns up is written).
+        """
+        if not keys:
+            return []
+        if len(keys) <= max(pages, 20):
+            return self._read_by_key(spec, reader, [k[0] for k in keys], includes)
+        assert spec.list is not None
+        again: set[Key] = set()
+        for page in reader.pages(spec.list, includes, expected=pages):
+            self._write_page(spec, page, includes)
+            again.update(spec_key(spec, o) for o in page.objects)
+        return [k for k in keys if k not in again]
 
     def _read_by_key(self, spec: Table, reader: ApiReader, keys: Sequence[Any], includes: frozenset[str]) -> list[Key]:
         """Read ``keys`` one by one (concurrently) and write them; returns the keys the API no longer has."""
@@ -480,8 +533,8 @@ class _Run:
                     out.append(embed.key)
         return out
 
-    def _tail(self, spec: Table, reader: ApiReader, includes: frozenset[str], order: _OrderCheck) -> Page | None:
-        """The API's last non-empty page of ``spec``'s list (None if the list is empty).
+    def _tail(self, spec: Table, reader: ApiReader, includes: frozenset[str], order: _OrderCheck) -> tuple[Page | None, int]:
+        """The API's last non-empty page of ``spec``'s list (None if the list is empty), and how many rows the list has.
 
         Probed where the replica's count of live rows puts it, then searched
         backwards (bisection) if the API has fewer, read forward if it has more.
@@ -514,10 +567,11 @@ class _Run:
                 order.check([created.value(o) for o in page.objects], fresh=True)
                 self._write_page(spec, page, includes)
                 last = page
-        if last is not None:
-            order.check([created.value(o) for o in last.objects], fresh=True)
-            self._write_page(spec, last, includes)
-        return last
+        if last is None:
+            return None, 0
+        order.check([created.value(o) for o in last.objects], fresh=True)
+        self._write_page(spec, last, includes)
+        return last, (last.number - 1) * reader.size + len(last.objects)
 
     def refresh_parents(self) -> None:
         """Parents of children first seen on their own: a new task in an ended job re-opened it."""
