@@ -45,6 +45,7 @@ class Cache:
         self.target = Target(url, self.specs.values())
         self.source = CacheSource(self.target)
         self._ready = False
+        self._replicator: Replicator | None = None
         self._fresh_until: dict[str, float] = {}
         self._statement: object | None = None
         self._refreshed: set[str] = set()
@@ -76,8 +77,18 @@ class Cache:
                     f"fill it first, e.g. apidriver sync --to '{self.shown}'."
                 )
         else:
-            self.target.prepare(self.connection.profile.name, self.connection.root_url)
+            self.replicator().prepare()
         self._ready = True
+
+    def replicator(self) -> Replicator:
+        """The one Replicator of this cache; its requests count for the statement being run."""
+        if self._replicator is None:
+
+            def observe(record: RequestRecord) -> None:
+                self.connection._active.observe(record)
+
+            self._replicator = Replicator(self.connection, self.target, observer=observe)
+        return self._replicator
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -127,11 +138,7 @@ class Cache:
         if self.mode == OFFLINE:
             raise exc.NotSupportedError("Offline=true: the cache cannot be brought up to date (that needs the API). Nothing was sent.")
         self.ready()
-
-        def observe(record: RequestRecord) -> None:
-            self.connection._active.observe(record)
-
-        report = Replicator(self.connection, self.target, observer=observe).run(tables, full)
+        report = self.replicator().run(tables, full)
         deadline = time.monotonic() + self.tolerance
         for name in report.tables:
             self._fresh_until[name] = deadline

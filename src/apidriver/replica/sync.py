@@ -291,7 +291,8 @@ class _Run:
             return
         for derived, column in self._derived(spec):
             count = self.writer.mark_removed_where(conn, derived, column, singles, now)
-            self.report.tables[derived.name].removed += count
+            if derived.name in self.report.tables:
+                self.report.tables[derived.name].removed += count
         for embed, child in self._embeds(spec):
             table = self.target.table(child.name)
             child_keys: list[Key] = []

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..engine.schema import Table
-from .schema import REMOVED_AT, SYNCED_AT
+from .schema import REMOVED_AT, SQLITE, SYNCED_AT
 from .target import Target
 
 CHUNK = 400  # keys per IN (...) list
@@ -101,8 +101,9 @@ class ReplicaWriter:
         stamp = target.timestamp(now)
         known = [(i, c) for i, c in enumerate(spec.columns) if c.name not in unknown]
         by_key: dict[Key, list[Any]] = {}
+        native = target.kind == SQLITE  # stored exactly as the driver's values
         for row in rows:
-            values = [target.to_target(c.type, row[i]) for i, c in enumerate(spec.columns)]
+            values = list(row) if native else [target.to_target(c.type, row[i]) for i, c in enumerate(spec.columns)]
             by_key[self.key_of(spec, values)] = values
         keys = list(by_key)
         selected = [table.c[c.name] for _, c in known] + [table.c[REMOVED_AT]]
