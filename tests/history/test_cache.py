@@ -164,6 +164,11 @@ def test_writes_through_auto_cache_go_to_the_api(history_emulator: Emulator, tmp
         assert cursor.rowcount == 1 and [r.method for r in cursor.requests][-1] == "DELETE"
         with pytest.raises(apidriver.NotSupportedError):
             cursor.execute("UPDATE Jobs SET tag = 'x'")
+        requests = len(history_emulator.requests())
+        for statement in ("DELETE FROM cache.Jobs", "INSERT INTO cache.Jobs (tasks) VALUES ('{}')"):
+            with pytest.raises(apidriver.NotSupportedError, match="the cache is written by syncs"):
+                cursor.execute(statement)
+        assert len(history_emulator.requests()) == requests
     finally:
         conn.close()
     with client(history_emulator) as api:

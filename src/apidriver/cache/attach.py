@@ -146,7 +146,13 @@ class Cache:
 
     # -- writing through a cache table -------------------------------------------------------------
 
-    def writer(self, spec: Table, action: str) -> Writer:
+    def writer(self, spec: Table, action: str, schema: str) -> Writer:
+        """Where a write to a cache table goes: the API, for the plain names (not Offline)."""
+        if schema != "main":
+            raise exc.NotSupportedError(
+                f"{action} on {schema}.{spec.name} refused: the cache is written by syncs, REPLICATE and CACHE; "
+                f"{action} on {spec.name} changes the API. Nothing was sent."
+            )
         if self.mode == OFFLINE:
             raise exc.NotSupportedError(f"{action} on {spec.name} refused: Offline=true sends nothing to the API. Nothing was sent.")
         return self.connection.writer

@@ -4,8 +4,9 @@ Declared with the profile's own ``CREATE TABLE`` (same column names and
 types as the live tables), plus two hidden columns, ``_synced_at`` and
 ``_removed_at``: ``SELECT *`` shows the same columns as a live query, and
 ``WHERE _removed_at IS NOT NULL`` finds what the API has forgotten.
-Writes go to the API as on a live table (the cache is not changed by them),
-or are refused with ``Offline=true``.
+Writes to the plain names go to the API as on a live table (the cache is not
+changed by them), or are refused with ``Offline=true``; ``cache.<Table>`` is
+written only by syncs, ``REPLICATE`` and ``CACHE``.
 """
 
 from __future__ import annotations
@@ -37,15 +38,16 @@ class CacheModule:
             schema = schema.replace(", PRIMARY KEY", f", {hidden}, PRIMARY KEY", 1)
         else:
             schema = schema[: schema.rindex(")")] + f", {hidden})"
-        return schema, CacheTable(self.cache, spec)
+        return schema, CacheTable(self.cache, spec, databasename)
 
     Connect = Create
 
 
 class CacheTable:
-    def __init__(self, cache: Cache, spec: Table) -> None:
+    def __init__(self, cache: Cache, spec: Table, schema: str) -> None:
         self.cache = cache
         self.spec = spec
+        self.schema = schema  # "main": the plain name (AutoCache, Offline); "cache": cache.<Table>
         self.plans: list[Plan] = []
         self.width = len(spec.columns) + len(HIDDEN)
         self.keys = tuple(spec.index(k) for k in spec.key)
@@ -96,13 +98,13 @@ class CacheTable:
 
     # Writes go to the API (the connection's Writer), as on the live table.
     def UpdateInsertRow(self, rowid: int | None, fields: tuple[Any, ...]) -> int:  # noqa: N802
-        return int(self.cache.writer(self.spec, "INSERT").insert(self.spec, fields[: len(self.spec.columns)]))
+        return int(self.cache.writer(self.spec, "INSERT", self.schema).insert(self.spec, fields[: len(self.spec.columns)]))
 
     def UpdateDeleteRow(self, rowid: int) -> None:  # noqa: N802
-        self.cache.writer(self.spec, "DELETE").delete(self.spec, rowid)
+        self.cache.writer(self.spec, "DELETE", self.schema).delete(self.spec, rowid)
 
     def UpdateChangeRow(self, rowid: int, newrowid: int, fields: tuple[Any, ...]) -> None:  # noqa: N802
-        self.cache.writer(self.spec, "UPDATE").update(self.spec)
+        self.cache.writer(self.spec, "UPDATE", self.schema).update(self.spec)
 
 
 class CacheCursor:
