@@ -103,3 +103,14 @@ def scalar(url: str, sql: str) -> Any:
             return conn.execute(sa.text(sql)).scalar()
     finally:
         engine.dispose()
+
+
+def quiet(emulator: Emulator, timeout: float = 10.0) -> None:
+    """Wait until the emulator has no webhook delivery in flight (failed ones update their webhook)."""
+    from ..emulator.support import wait_until
+
+    wait_until(
+        lambda: not emulator.backend.outbox and not emulator.emulation.dispatcher._running,
+        timeout=timeout,
+        what="webhook deliveries to end",
+    )
