@@ -75,6 +75,7 @@ from .exceptions import (  # noqa: E402
     RateLimitError,
     Warning,
 )
+from .replica import sync  # noqa: E402
 from .typeobjects import (  # noqa: E402
     BINARY,
     DATETIME,
@@ -131,5 +132,6 @@ __all__ = [
     "paramstyle",
     "sqlite_version",
     "sqlite_version_info",
+    "sync",
     "threadsafety",
 ]

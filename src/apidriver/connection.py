@@ -11,12 +11,14 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import apsw
 import httpx
 
 from . import exceptions as exc
+from .cache import CACHE_PROPERTIES
+from .cache import install as install_cache
 from .client import CACHE, ApiClient
 from .engine.executor import Engine, StatementContext
 from .engine.procedures import ProcedureModule, ProcedureRunner
@@ -27,6 +29,9 @@ from .engine.writes import Writer
 from .profiles import Profile, load
 from .properties import CORE_PROPERTIES, Settings, parse_connection_string, resolve
 from .values import ISO8601, iso8601_collation
+
+if TYPE_CHECKING:
+    from .cache.attach import Cache
 
 MODULE_NAME = "apidriver"
 _WRITES = {apsw.SQLITE_INSERT: "INSERT", apsw.SQLITE_UPDATE: "UPDATE", apsw.SQLITE_DELETE: "DELETE"}
@@ -64,7 +69,7 @@ def settings_for(connection_string: str | None, properties: Mapping[str, Any]) -
         raw[name] = value
     profile_value = next((v for k, v in raw.items() if k.lower() == "profile" and v), "CloudConvert")
     profile = load(str(profile_value))
-    specs = list(CORE_PROPERTIES) + list(profile.properties)
+    specs = list(CORE_PROPERTIES) + list(CACHE_PROPERTIES) + list(profile.properties)
     specs = [replace(p, env=profile.api_key_env) if p.name == "APIKey" else p for p in specs]
     settings = resolve(raw, specs)
     scheme = str(settings["AuthScheme"])
@@ -79,7 +84,7 @@ class Connection:
     """A DB-API 2.0 connection. Writes are autocommit: an HTTP call cannot be rolled back."""
 
     def __init__(self, profile: Profile, settings: Settings) -> None:
-        if not settings["APIKey"]:
+        if not settings["APIKey"] and not settings["Offline"]:  # Offline sends nothing: no key needed
             where = f" or the {profile.api_key_env} environment variable" if profile.api_key_env else ""
             raise exc.ProgrammingError(f"No API key: set APIKey in the connection string{where}.")
         self.profile = profile
@@ -132,6 +137,13 @@ class Connection:
             self._db.create_module(procedure.name, procedure_module, use_bestindex_object=True, eponymous_only=True)
         self._reserved = {t.name.lower() for t in self.tables} | set(self.procedures)
         self._in_sets: OrderedDict[str, bool] = OrderedDict()
+        # CacheLocation/CacheConnection/AutoCache/Offline: cache.<Table>, and the plain names over the cache.
+        self.cache: Cache | None = None
+        try:
+            self.cache = install_cache(self, MODULE_NAME)
+        except BaseException:
+            self.close()
+            raise
         self._db.authorizer = self._authorize
 
     def _authorize(self, action: int, name: str | None, column: str | None, database: str | None, trigger: str | None) -> int:
@@ -260,6 +272,8 @@ class Connection:
         self.client.close()
         self.storage.close()
         self._db.close()
+        if self.cache is not None:
+            self.cache.close()
 
     @property
     def closed(self) -> bool:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import apsw
 
 from . import exceptions as exc
+from .cache.grammar import recognise as cache_statement
 from .client import RequestRecord
 from .engine.executor import StatementContext
 from .typeobjects import type_code
@@ -94,9 +95,16 @@ class Cursor:
         """Run one SQL statement; parameters use ``?`` (sequence) or ``:name`` (mapping)."""
         self._check_open()
         self._finish()
-        bindings = self._adapt(parameters)
-        self._context = StatementContext(in_sets=self.connection.in_sets(operation, bindings))
+        self._context = StatementContext()
         self.connection._activate(self._context)
+        special = cache_statement(operation)  # REPLICATE / CACHE (apidriver.cache.statements)
+        if special is not None:
+            try:
+                operation, parameters = special.run(self.connection, self._adapt(parameters))
+            except Exception as error:
+                raise translate(error, operation) from error
+        bindings = self._adapt(parameters)
+        self._context.in_sets = self.connection.in_sets(operation, bindings)
         cursor = self.connection.sqlite.cursor()
         captured: dict[str, Any] = {}
 

@@ -18,6 +18,7 @@ from .errors import Group
 from .statement import ParameterError, check_parameters, run, split_statements
 
 HOW_TO_PASS = 'pass values after the SQL for ? (apidriver query "... WHERE id = ?" VALUE) and -p NAME VALUE for :NAME'
+from .sync import sync
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -178,6 +179,9 @@ def describe(name: str, connection: str | None, markdown: bool) -> None:
         Console(highlight=False).print(reference.rendered(text))
 
 
+cli.add_command(sync)  # apidriver sync: cli/sync.py
+
+
 def _scoped_keys(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     """Each ``--scoped-key`` checked as the emulator checks it (known scopes, ``KEY=scope,scope``)."""
     import argparse
@@ -206,6 +210,7 @@ def _scoped_keys(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--rate-window", type=float, default=60.0, show_default=True, help="Length of the rate-limit window in seconds.")
 @click.option("--task-seconds", type=float, default=1.0, show_default=True, help="How long each task processes.")
 @click.option("--credits", type=int, default=2500, show_default=True, help="Conversion credits of the account.")
+@click.option("--retention-hours", type=float, default=24.0, show_default=True, help="Delete jobs and tasks this long after they end, as the API does.")
 @click.pass_context
 def emulator(ctx: click.Context, /, scoped_keys: tuple[str, ...], **options: Any) -> None:
     """Run the local CloudConvert API emulator (the same as python -m apidriver.emulator).

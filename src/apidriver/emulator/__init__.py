@@ -34,6 +34,13 @@ What it does (the reference is ``docs/cloudconvert-api.md`` of the project):
 - Webhooks are delivered, signed, retried; see :mod:`.webhooks`.
 - Latency, faults and the rate limit: see :mod:`.control`. The request log
   and faults are at ``/_emulator/requests`` and ``/_emulator/faults``.
+- Time: ``POST /_emulator/clock`` with ``{"advance": SECONDS}``
+  (:meth:`Emulator.advance_clock`) moves the emulator's clock forward: task
+  processing, timestamps of new objects, retention and the expiry of export
+  URLs follow it; ``GET /_emulator/clock`` says the time. Retention as the API
+  does it: a job (with its tasks) and a standalone task are deleted 24 hours
+  after they end (``retention_hours``, ``--retention-hours``); export URLs
+  expire 24 hours after they were made (403 ``AccessDenied``).
 
 Where the reference is unsure, the emulator picks (and these are choices, not
 facts about the real API):
@@ -65,6 +72,9 @@ facts about the real API):
 - 404 bodies are ``{"message": "... not found.", "code": "NOT_FOUND"}``; 403
   bodies use ``FORBIDDEN``; 429 bodies ``TOO_MANY_REQUESTS``.
 - Sync waits give up after 300 s and answer with the current state.
+- Jobs that never end (a task waiting for an upload that never comes) are
+  never deleted by retention. Seeded lists come in creation order, standalone
+  tasks among the jobs' tasks.
 - :meth:`Emulator.stop` gives requests still running (a ``stall`` fault, a
   sync wait) 1 s, then cuts them.
 """

@@ -9,6 +9,7 @@ hold no state of their own.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -185,6 +186,25 @@ async def _wait(emu: Emulation, done: Callable[[], bool], timeout: float = WAIT_
     emu.dispatcher.drain()
 
 
+def _expired(request: Request, now: float) -> bool:
+    """Whether a signed download URL's ``Expires`` (epoch seconds) has passed on the emulator's clock."""
+    try:
+        return int(request.query_params.get("Expires", "")) < now
+    except ValueError:
+        return False
+
+
+def clock_state(backend: Backend) -> dict[str, Any]:
+    """What ``GET /_emulator/clock`` answers."""
+    now = backend.now()
+    return {
+        "now": dt.datetime.fromtimestamp(now, dt.timezone.utc).isoformat(),
+        "timestamp": now,
+        "advanced_seconds": backend.clock_offset,
+        "retention_hours": backend.retention / 3600.0,
+    }
+
+
 def build_app(emu: Emulation) -> Any:
     b = emu.backend
 
@@ -342,6 +362,8 @@ def build_app(emu: Emulation) -> Any:
         filename = request.path_params["filename"]  # already percent-decoded by the server
         for ref in (task.files or []) if task is not None else []:
             if ref.filename == filename and ref.url_path is not None:
+                if _expired(request, b.now()):
+                    return _xml_error(403, "AccessDenied", "Request has expired")
                 return Response(
                     b.file_bytes(ref),
                     media_type=media_type(filename),
@@ -379,6 +401,18 @@ def build_app(emu: Emulation) -> Any:
         ]
         return Response(json.dumps(out), media_type="application/json")
 
+    async def control_clock(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                body = await request.json()
+                seconds = float(body["advance"]) if isinstance(body, dict) else float("nan")
+                b.advance_clock(seconds)
+            except (ValueError, TypeError, KeyError):
+                message = 'give {"advance": SECONDS}, a number of seconds, 0 or more (the clock only moves forward)'
+                return Response(json.dumps({"message": message}), 400, media_type="application/json")
+            emu.dispatcher.drain()
+        return Response(json.dumps(clock_state(b)), media_type="application/json")
+
     async def not_found_route(request: Request) -> Response:
         return json_response(request, 404, not_found("Route").body())
 
@@ -410,6 +444,7 @@ def build_app(emu: Emulation) -> Any:
         Route("/_emulator/requests", control_requests, methods=["GET", "DELETE"]),
         Route("/_emulator/faults", control_faults, methods=["GET", "POST", "DELETE"]),
         Route("/_emulator/deliveries", control_deliveries, methods=["GET"]),
+        Route("/_emulator/clock", control_clock, methods=["GET", "POST"]),
         Route("/{rest:path}", not_found_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
 

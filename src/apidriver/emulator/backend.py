@@ -2,14 +2,22 @@
 
 All methods run on the server's event-loop thread (handlers are ``async``),
 so the state needs no lock. ``advance`` moves tasks along their lifecycle by
-wall-clock time; the server calls it before each request and every 50 ms in
-the background, so webhooks fire even when nobody polls.
+the emulator's clock; the server calls it before each request and every
+50 ms in the background, so webhooks fire even when nobody polls.
+
+The clock is wall-clock time plus an offset that only grows
+(:meth:`Backend.advance_clock`, ``POST /_emulator/clock``): task
+processing, the timestamps of new objects, retention and the expiry of
+export URLs all follow it. Retention: a job (with its tasks) and a
+standalone task are deleted ``retention_hours`` after they end, as the API
+deletes them 24 hours after they end.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import re
 import secrets
 import time
@@ -73,8 +81,11 @@ class Backend:
         task_seconds: float = 1.0,
         credits: int = 2500,
         catalogue: Catalogue | None = None,
+        retention_hours: float = 24.0,
     ) -> None:
         self.task_seconds = task_seconds
+        self.retention = retention_hours * 3600.0
+        self.clock_offset = 0.0
         self.catalogue = catalogue or Catalogue()
         self.root_url = "http://127.0.0.1"
         self.user = User(
@@ -82,7 +93,7 @@ class Backend:
             username="emulator",
             email="emulator@example.com",
             credits=credits,
-            created_at=time.time() - 400 * 86400,
+            created_at=time.time() - 400 * 86400,  # (the clock starts at wall-clock time)
         )
         self.jobs: dict[str, Job] = {}
         self.job_order: list[Job] = []  # oldest first
@@ -97,6 +108,26 @@ class Backend:
         self._active: dict[str, Task] = {}
         self._seq = 0
         self._webhook_seq = 0
+        # (deletion time, tie-breaker, "job"|"task", id): checked lazily, see ``expire``.
+        self._expiries: list[tuple[float, int, str, str]] = []
+        self._expiry_of: dict[str, float] = {}
+
+    # -- the clock -------------------------------------------------------------
+
+    def now(self) -> float:
+        """The emulator's time: wall-clock time plus what ``advance_clock`` added."""
+        return time.time() + self.clock_offset
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the clock forward: tasks progress, retention deletes, export URLs expire.
+
+        Returns the new time. The clock never goes back.
+        """
+        if not seconds >= 0:
+            raise ValueError("the clock only moves forward: give a number of seconds, 0 or more")
+        self.clock_offset += float(seconds)
+        self.advance()
+        return self.now()
 
     # -- lookups -----------------------------------------------------------
 
@@ -226,7 +257,7 @@ class Backend:
                 task.held = True  # the server downloads it, then calls fetched()
 
     def upload_form(self, task_id: str) -> dict[str, Any]:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.now()))
         return {
             "url": f"{self.root_url}/_storage/upload/{task_id}",
             "parameters": {
@@ -248,6 +279,8 @@ class Backend:
             self.tasks_by_job.setdefault(task.job_id, []).append(task.id)
         if not task.terminal:
             self._active[task.id] = task
+        else:
+            self._schedule_task(task)
 
     def _register_job(self, job: Job) -> None:
         self.jobs[job.id] = job
@@ -290,7 +323,7 @@ class Backend:
         if errors:
             raise invalid(errors)
         self.check_credits()
-        now = time.time()
+        now = self.now()
         job = Job(id=str(uuid.uuid4()), tag=tag, created_at=now, seq=self.next_seq(), webhook_url=webhook_url)
         created: dict[str, Task] = {}
         for name, spec in specs.items():
@@ -320,7 +353,7 @@ class Backend:
         if errors:
             raise invalid(errors)
         self.check_credits()
-        now = time.time()
+        now = self.now()
         task = self._new_task(operation, payload, now, None, payload.get("name"))
         task.depends_on_task_ids = list(_inputs(payload))
         self._register_task(task)
@@ -333,7 +366,7 @@ class Backend:
         self.advance()
         if task.terminal:
             raise invalid({"status": ["Cannot change status: task already completed."]})
-        now = time.time()
+        now = self.now()
         task.status = "error"
         task.code = "CANCELLED"
         task.message = "Task has been cancelled"
@@ -341,6 +374,7 @@ class Backend:
         task.held = False
         task.form = None
         self._active.pop(task.id, None)
+        self._schedule_task(task)
         self._touch(task, now)
         return task
 
@@ -350,7 +384,7 @@ class Backend:
         if not old.terminal:
             raise invalid({"status": ["Cannot retry: the task is not completed yet."]})
         self.check_credits()
-        now = time.time()
+        now = self.now()
         job = self.jobs.get(old.job_id) if old.job_id else None
         new = self._new_task(old.operation, dict(old.payload), now, job, old.name)
         new.depends_on_task_ids = list(old.depends_on_task_ids)
@@ -392,7 +426,7 @@ class Backend:
         task = self.get_task(task_id)
         if task.form is None:
             raise ApiError(400, "INVALID_UPLOAD", "This task does not accept an upload.")
-        now = time.time()
+        now = self.now()
         task.held = False
         task.form = None
         task.message = None
@@ -401,6 +435,7 @@ class Backend:
         task.credits = 0
         task.started_at = task.ended_at = now
         self._active.pop(task.id, None)
+        self._schedule_task(task)
         self._touch(task, now)
         return task
 
@@ -414,7 +449,7 @@ class Backend:
         else:
             task.files = [self._file_from_bytes(import_filename(task.operation, task.payload), data or b"")]
         task.held = False
-        self._touch(task, time.time())
+        self._touch(task, self.now())
 
     # -- webhooks ----------------------------------------------------------------
 
@@ -432,7 +467,7 @@ class Backend:
             errors["events"] = [f"The events must be among: {', '.join(WEBHOOK_EVENTS)}."]
         if errors:
             raise invalid(errors)
-        now = time.time()
+        now = self.now()
         self._webhook_seq += 1
         hook = Webhook(
             id=self._webhook_seq,
@@ -473,7 +508,7 @@ class Backend:
 
     def advance(self, now: float | None = None) -> None:
         """Move every unfinished task along by the clock, then update jobs."""
-        now = time.time() if now is None else now
+        now = self.now() if now is None else now
         touched: set[str] = set()
         changed = True
         while changed and self._active:
@@ -485,10 +520,69 @@ class Backend:
                         touched.add(task.job_id)
                 if task.terminal:
                     self._active.pop(task.id, None)
+                    self._schedule_task(task)
         for job_id in touched:
             job = self.jobs.get(job_id)
             if job is not None:
                 self._update_job(job)
+        self.expire(now)
+
+    # -- retention ---------------------------------------------------------------
+
+    def _schedule(self, kind: str, key: str, ended_at: float | None) -> None:
+        if ended_at is None:
+            return
+        at = ended_at + self.retention
+        if self._expiry_of.get(key) != at:
+            self._expiry_of[key] = at
+            heapq.heappush(self._expiries, (at, self.next_seq(), kind, key))
+
+    def _schedule_task(self, task: Task) -> None:
+        """A standalone task is deleted ``retention`` after it ends (job tasks go with their job)."""
+        if task.job_id is None and task.terminal:
+            self._schedule("task", task.id, task.ended_at)
+
+    def expire(self, now: float | None = None) -> int:
+        """Delete what ended ``retention`` ago or earlier; returns how many jobs and tasks went.
+
+        Entries are checked when due: a job that was re-opened (a retried
+        task) or re-ended later is skipped here and scheduled again when it ends.
+        """
+        now = self.now() if now is None else now
+        jobs: list[Job] = []
+        tasks: list[Task] = []
+        while self._expiries and self._expiries[0][0] <= now:
+            at, _, kind, key = heapq.heappop(self._expiries)
+            if self._expiry_of.get(key) != at:
+                continue
+            del self._expiry_of[key]
+            if kind == "job":
+                job = self.jobs.get(key)
+                if job is not None and job.terminal and job.ended_at is not None and job.ended_at + self.retention == at:
+                    jobs.append(job)
+            else:
+                task = self.tasks.get(key)
+                if task is not None and task.terminal and task.ended_at is not None and task.ended_at + self.retention == at:
+                    tasks.append(task)
+        if not jobs and not tasks:
+            return 0
+        gone_tasks = {t.id for t in tasks}
+        for job in jobs:
+            gone_tasks.update(self.tasks_by_job.pop(job.id, []))
+            gone_tasks.update(job.task_ids)
+            del self.jobs[job.id]
+        for task_id in gone_tasks:
+            self.tasks.pop(task_id, None)
+            self._active.pop(task_id, None)
+            self._expiry_of.pop(task_id, None)
+        gone_jobs = {j.id for j in jobs}
+        # One pass over the ordered lists, however many expire at once (a clock jump).
+        self.job_order = [j for j in self.job_order if j.id not in gone_jobs]
+        self.task_order = [t for t in self.task_order if t.id not in gone_tasks]
+        for task in tasks:
+            if task.job_id and task.job_id in self.tasks_by_job:
+                self.tasks_by_job[task.job_id] = [i for i in self.tasks_by_job[task.job_id] if i != task.id]
+        return len(jobs) + len(tasks)
 
     def _step(self, task: Task, now: float) -> bool:
         """Advance one task; True when its state changed."""
@@ -555,7 +649,7 @@ class Backend:
                         filename=f.filename,
                         size=f.size,
                         content_key=f.content_key,
-                        url_path=export_url_path(task.id, f.filename),
+                        url_path=export_url_path(task.id, f.filename, task.ended_at or self.now()),
                     )
                     for f in inputs
                 ]
@@ -583,6 +677,7 @@ class Backend:
         if tasks and all(t.terminal for t in tasks):
             job.status = "error" if any(t.status == "error" for t in tasks) else "finished"
             job.ended_at = max(t.ended_at or 0.0 for t in tasks)
+            self._schedule("job", job.id, job.ended_at)
         else:
             job.status = "processing" if started or any(t.terminal for t in tasks) else "waiting"
             job.ended_at = None
@@ -590,10 +685,11 @@ class Backend:
             self._emit(job, "job.finished" if job.status == "finished" else "job.failed")
 
 
-def export_url_path(task_id: str, filename: str) -> str:
+def export_url_path(task_id: str, filename: str, now: float) -> str:
+    """The download path of an export/url file made at ``now``: valid 24 hours, like the API's."""
     from urllib.parse import quote
 
-    expires = int(time.time()) + 86400
+    expires = int(now) + 86400
     signature = hashlib.sha256(f"{task_id}/{filename}/{expires}".encode()).hexdigest()[:27]
     return f"/_storage/tasks/{task_id}/{quote(filename)}?Expires={expires}&Signature={signature}"
 

@@ -56,6 +56,8 @@ class Seeder:
             self.job(template, outcome, int(created))
         for created in sorted(self.now - self.rng.uniform(120, 86400) for _ in range(max(1, jobs // 20))):
             self.standalone(int(created))
+        # Lists come in creation order (newest first), standalone tasks among the jobs' tasks.
+        self.b.task_order.sort(key=lambda t: t.created_at)
         self.webhooks()
 
     # -- building blocks -------------------------------------------------------------
@@ -196,7 +198,7 @@ class Seeder:
             f.md5 = self.uuid().replace("-", "")
             return [f], 0, None
         if op == "export/url":
-            return [FileRef(f.filename, f.size, content_key=f.content_key, url_path=export_url_path(t.id, f.filename)) for f in inputs], 0, None
+            return [FileRef(f.filename, f.size, content_key=f.content_key, url_path=export_url_path(t.id, f.filename, self.now)) for f in inputs], 0, None
         if op.startswith("export/"):
             return [FileRef(f.filename, f.size, dir="exports/", content_key=f.content_key) for f in inputs], 0, None
         if op == "convert":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import socket
 import sys
 import threading
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
+import httpx
 import uvicorn
 
 from .app import SCOPES, Emulation, build_app
@@ -107,6 +109,7 @@ class Emulator:
         rate_window: float = 60.0,
         task_seconds: float = 1.0,
         credits: int = 2500,
+        retention_hours: float = 24.0,
         host: str = "127.0.0.1",
         port: int = 0,
         webhook_retry_delay: float = 0.2,
@@ -115,7 +118,7 @@ class Emulator:
         keys = {api_key: frozenset(SCOPES)}
         for key, scopes in (scoped_keys or {}).items():
             keys[key] = frozenset(scopes)
-        self.backend = Backend(task_seconds=task_seconds, credits=credits)
+        self.backend = Backend(task_seconds=task_seconds, credits=credits, retention_hours=retention_hours)
         self.control = Control(latency_ms=latency_ms, rate_limit=rate_limit, rate_window=rate_window, seed=seed)
         self.emulation = Emulation(self.backend, self.control, keys, webhook_retry_delay)
         self._host = host
@@ -150,7 +153,7 @@ class Emulator:
     def _prepare(self) -> _Server:
         self._socket = self._bind()
         if self._jobs:
-            seed_backend(self.backend, self._jobs, self._seed, time.time())
+            seed_backend(self.backend, self._jobs, self._seed, self.backend.now())
         # timeout_graceful_shutdown: a stalled request (the ``stall`` fault) or a
         # sync wait on a task that never ends must not hold stop() up.
         config = uvicorn.Config(
@@ -224,6 +227,21 @@ class Emulator:
     def clear_faults(self) -> None:
         self.control.clear_faults()
 
+    def advance_clock(self, seconds: float) -> dt.datetime:
+        """Move the emulator's clock forward (as ``POST /_emulator/clock``); returns the new time.
+
+        Tasks progress, new objects get later timestamps, jobs and tasks that
+        ended more than the retention ago are deleted, export URLs expire.
+        """
+        response = httpx.post(self.base_url + "/_emulator/clock", json={"advance": seconds}, timeout=30)
+        if response.status_code != 200:
+            raise ValueError(response.json()["message"])
+        return dt.datetime.fromisoformat(response.json()["now"])
+
+    def clock(self) -> dt.datetime:
+        """The emulator's current time (aware UTC), as ``GET /_emulator/clock``."""
+        return dt.datetime.fromtimestamp(self.backend.now(), dt.timezone.utc)
+
     def deliveries(self) -> list[dict[str, Any]]:
         """Webhook deliveries finished so far, with their attempts."""
         return [
@@ -259,6 +277,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-window", type=float, default=60.0, help="length of the rate-limit window in seconds (default 60)")
     p.add_argument("--task-seconds", type=float, default=1.0, help="how long each task processes (default 1)")
     p.add_argument("--credits", type=int, default=2500, help="conversion credits of the account")
+    p.add_argument("--retention-hours", type=float, default=24.0, help="delete jobs and tasks this long after they end (default 24, as the API)")
     return p
 
 
@@ -274,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_window=args.rate_window,
         task_seconds=args.task_seconds,
         credits=args.credits,
+        retention_hours=args.retention_hours,
         host=args.host,
         port=args.port,
     )

@@ -63,6 +63,12 @@ def sync_root_url(settings: Settings) -> str:
     return root + "/sync"
 
 
+def _webhook_objects(body: object) -> tuple[str, list[dict[str, object]]]:
+    """What a webhook delivery carries: ``{"event": ..., "job": {... "tasks": [...]}}``."""
+    job = body.get("job") if isinstance(body, dict) else None
+    return "Jobs", [job] if isinstance(job, dict) and job.get("id") else []
+
+
 profile = Profile(
     name="CloudConvert",
     description="CloudConvert API v2: jobs, tasks, task files, webhooks, the account and the operations catalogue.",
@@ -76,7 +82,25 @@ profile = Profile(
     api_prefix="/v2",
     pagination=Pagination(page_param="page", size_param="per_page", default_size=100),
     procedures=procedures,
-    extras={"sync_root_url": sync_root_url},
+    extras={
+        "sync_root_url": sync_root_url,
+        # For apidriver.replica: jobs and tasks change no more once ended_at is set (a retry
+        # shows as a new task), and those still open are listed by status; the account behind
+        # the key is the one Users row; a webhook delivery carries the job with its tasks,
+        # signed with the webhook's secret.
+        "replica": {
+            "settled": {"Jobs": "ended_at", "Tasks": "ended_at"},
+            "open": {"Jobs": ("status", ("waiting", "processing")), "Tasks": ("status", ("waiting", "processing"))},
+            "account": "Users",
+            "webhooks": {
+                "table": "Webhooks",
+                "events": ("job.created", "job.finished", "job.failed"),
+                "signature_header": "CloudConvert-Signature",
+                "verify": verify_webhook_signature,
+                "objects": _webhook_objects,
+            },
+        },
+    },
 )
 
 __all__ = ["profile", "root_url", "sync_root_url", "verify_webhook_signature"]

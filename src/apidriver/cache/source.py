@@ -1,0 +1,134 @@
+"""Rows of the cache for the cache tables: a SELECT on the replica database, values as a live query gives them.
+
+Equality constraints the cache table was given are sent along as ``WHERE
+column = value`` when the replica database compares the same way SQLite
+would (text and whole numbers, binary collation); SQLite checks every row
+again anyway, so what is sent only narrows the read. Values come back in the
+driver's form: on a SQLite replica they are stored that way, on other
+databases timestamps, JSON and booleans are converted back
+(:meth:`~apidriver.replica.Target.from_target`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..engine.schema import Table
+from ..replica.schema import REMOVED_AT, SQLITE, SYNCED_AT
+from ..replica.target import Target
+from ..values import INTEGER, TEXT, TIMESTAMP, integer_affinity, parse_timestamp, text_affinity
+
+HIDDEN = (SYNCED_AT, REMOVED_AT)
+
+
+class CacheSource:
+    """Reads one replica database."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+
+    def pushable(self, spec: Table, index: int) -> bool:
+        """Whether ``column = ?`` on column ``index`` may be sent to the replica database."""
+        return index < len(spec.columns) and spec.columns[index].type in (TEXT, INTEGER, TIMESTAMP)
+
+    def _condition(self, column: sa.Column[Any], sql_type: str, value: Any) -> Any:
+        """``column = value`` for the replica database, None to check nothing there (SQLite will)."""
+        if sql_type == TEXT:
+            text = text_affinity(value)
+            return False if text is None else column == text
+        if sql_type == INTEGER:
+            number = integer_affinity(value)
+            if number is None:
+                return False
+            return column == number if isinstance(number, int) else None
+        if sql_type == TIMESTAMP:
+            if not isinstance(value, str):
+                return False if value is None else None
+            if self.target.kind == SQLITE:
+                return column == value
+            try:
+                return column == parse_timestamp(value)
+            except ValueError:
+                return None
+        return None
+
+    def rows(self, spec: Table, wanted: Sequence[int], where: Sequence[tuple[int, Any]]) -> Iterator[list[Any]]:
+        """Rows of ``spec`` with the values of columns ``wanted`` (indexes; past the spec's columns:
+        ``_synced_at``, ``_removed_at``), in driver form, matching ``where`` as far as it was sent."""
+        table = self.target.table(spec.name)
+        names = [spec.columns[i].name if i < len(spec.columns) else HIDDEN[i - len(spec.columns)] for i in wanted]
+        types = [spec.columns[i].type if i < len(spec.columns) else TIMESTAMP for i in wanted]
+        statement = sa.select(*(table.c[n] for n in names))
+        for index, value in where:
+            condition = self._condition(table.c[spec.columns[index].name], spec.columns[index].type, value)
+            if condition is False:
+                return
+            if condition is not None:
+                statement = statement.where(condition)
+        convert = self.target.from_target
+        plain = self.target.kind == SQLITE
+        with self.target.read(f"reading the cached {spec.name}") as conn:
+            result = conn.execute(statement)
+            for row in result:
+                yield list(row) if plain else [convert(t, v) for t, v in zip(types, row)]
+
+
+class Lookups:
+    """The lookups of one statement: the inner loop of a join asks a cache table by the same columns again
+    and again. After a few such lookups the table is read once (the columns the statement uses) and
+    indexed in memory for the rest of the statement; a new statement starts afresh, so nothing goes stale.
+    """
+
+    THRESHOLD = 8  # lookups answered one query each before the table is read whole
+    MAX_ROWS = 500_000  # beyond this many rows, keep asking the replica database
+
+    def __init__(self, source: CacheSource) -> None:
+        self.source = source
+        self._counts: dict[Any, int] = {}
+        self._indexes: dict[Any, dict[tuple[Any, ...], list[list[Any]]] | None] = {}
+
+    def rows(self, spec: Table, wanted: Sequence[int], given: Sequence[int], values: Sequence[Any]) -> list[list[Any]] | None:
+        """The rows whose ``given`` columns equal ``values`` (as SQLite compares them), or None: ask the database."""
+        key = (spec.name, tuple(wanted), tuple(given))
+        if key not in self._indexes:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            if self._counts[key] <= self.THRESHOLD:
+                return None
+            self._indexes[key] = self._build(spec, wanted, given)
+        index = self._indexes[key]
+        if index is None:
+            return None
+        wanted_key = tuple(_comparable(spec.columns[c].type, v) for c, v in zip(given, values))
+        if any(part is _NEVER for part in wanted_key):
+            return []
+        return index.get(wanted_key, [])
+
+    def _build(self, spec: Table, wanted: Sequence[int], given: Sequence[int]) -> dict[tuple[Any, ...], list[list[Any]]] | None:
+        positions = [list(wanted).index(c) for c in given]
+        index: dict[tuple[Any, ...], list[list[Any]]] = {}
+        count = 0
+        for row in self.source.rows(spec, wanted, []):
+            count += 1
+            if count > self.MAX_ROWS:
+                return None
+            index.setdefault(tuple(_comparable(spec.columns[c].type, row[p]) for c, p in zip(given, positions)), []).append(row)
+        return index
+
+
+_NEVER = object()  # a value equal to nothing (NULL, or what SQLite would never find equal)
+
+
+def _comparable(sql_type: str, value: Any) -> Any:
+    """``value`` as SQLite compares it with a column of ``sql_type`` (so that dict equality is SQLite's)."""
+    if value is None:
+        return _NEVER
+    if sql_type == TEXT:
+        text = text_affinity(value)
+        return _NEVER if text is None else text
+    if sql_type == INTEGER:
+        number = integer_affinity(value)
+        return _NEVER if number is None else number
+    return value if isinstance(value, str) else _NEVER  # timestamps: text compared as text

@@ -1,0 +1,137 @@
+"""The replica's tables, made from the profile's table specs (never written out twice).
+
+One table per API table, with the same name, the same columns and the same
+key (a primary key; a composite key is a unique index, as its parts may be
+NULL), plus ``_synced_at`` (when a sync last saw the row) and
+``_removed_at`` (when a sync first found it gone from the API; NULL while it
+is live). Indexes cover the columns the API can filter on and ``created_at``.
+
+Column types follow the target:
+
+- SQLite: the driver's own declared types (``TEXT``, ``INTEGER``, ``REAL``,
+  ``BOOLEAN``, ``TIMESTAMP``, ``JSON``) holding exactly the values a live
+  query returns: timestamps as UTC text ``YYYY-MM-DD HH:MM:SS[.ffffff]``,
+  JSON as compact text. A query over the cache then compares, sorts and
+  groups exactly as the same query over the API.
+- PostgreSQL: native types: ``timestamptz``, ``jsonb``, ``boolean``,
+  ``bigint``, ``double precision``, ``text``.
+- Any other SQLAlchemy database: SQLAlchemy's generic types (``DateTime``
+  with time zone, ``JSON``, ...).
+
+Two bookkeeping tables: ``_apidriver_replica`` (what the database holds:
+schema version, profile, API root, account) and ``_apidriver_sync`` (per
+table: the newest ``created_at`` a complete sync saw, and when it ended).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.types import TypeEngine, UserDefinedType
+
+from ..engine.schema import Table
+from ..values import BOOLEAN, INTEGER, JSON, REAL, TEXT, TIMESTAMP
+
+SCHEMA_VERSION = 1
+SYNCED_AT = "_synced_at"
+REMOVED_AT = "_removed_at"
+META_TABLE = "_apidriver_replica"
+STATE_TABLE = "_apidriver_sync"
+
+# What a target database is, for the choice of column types and value conversions.
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+GENERIC = "generic"
+
+
+class Declared(UserDefinedType[Any]):
+    """A SQLite column declared with the driver's own type name; values pass through unchanged."""
+
+    cache_ok = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.name
+
+
+def column_type(sql_type: str, kind: str, indexed: bool = False) -> TypeEngine[Any]:
+    """The replica column type of a column declared ``sql_type`` on a target of ``kind``."""
+    if kind == SQLITE:
+        return Declared(sql_type)
+    if sql_type == TIMESTAMP:
+        return sa.DateTime(timezone=True)
+    if sql_type == JSON:
+        return postgresql.JSONB() if kind == POSTGRESQL else sa.JSON()
+    if sql_type == BOOLEAN:
+        return sa.Boolean()
+    if sql_type == INTEGER:
+        return sa.BigInteger()
+    if sql_type == REAL:
+        return sa.Double()
+    assert sql_type == TEXT, sql_type
+    # Keys and indexed text need a length on databases such as MySQL; PostgreSQL and SQLite do not care.
+    return sa.String(255) if indexed and kind == GENERIC else sa.Text()
+
+
+def indexed_columns(spec: Table) -> list[str]:
+    """Columns the replica indexes: API filters (also of the parent, for derived tables) and created_at."""
+    names = [c.name for c in spec.columns if c.filter]
+    if spec.derived is not None:
+        names += list(spec.derived.columns)
+    names += [c.name for c in spec.columns if c.name == "created_at"]
+    key = list(spec.key)
+    out: list[str] = []
+    for name in names:
+        if name not in out and [name] != key[:1]:  # the primary key's first column is indexed already
+            out.append(name)
+    return out
+
+
+def replica_metadata(specs: Iterable[Table], kind: str) -> sa.MetaData:
+    """The replica's tables (and the bookkeeping tables) for a target of ``kind``."""
+    metadata = sa.MetaData()
+    timestamp = column_type(TIMESTAMP, kind)
+    for spec in specs:
+        indexed = set(indexed_columns(spec))
+        single = len(spec.key) == 1
+        columns: list[Any] = [
+            sa.Column(c.name, column_type(c.type, kind, c.primary_key or c.name in indexed), primary_key=c.primary_key and single)
+            for c in spec.columns
+        ]
+        columns += [
+            sa.Column(SYNCED_AT, column_type(TIMESTAMP, kind), nullable=False),
+            sa.Column(REMOVED_AT, column_type(TIMESTAMP, kind), nullable=True),
+        ]
+        table = sa.Table(spec.name, metadata, *columns, comment=spec.description)
+        if not single:
+            # A composite key may have empty parts (catalogue entries without an output format),
+            # which a primary key cannot hold: a unique index (NULLs equal on PostgreSQL) instead.
+            sa.Index(f"pk_{spec.name}".lower(), *(table.c[k] for k in spec.key), unique=True, postgresql_nulls_not_distinct=True)
+        for name in indexed_columns(spec):
+            sa.Index(index_name(spec.name, name), table.c[name])
+    sa.Table(
+        META_TABLE,
+        metadata,
+        sa.Column("name", column_type(TEXT, kind, True), primary_key=True),
+        sa.Column("value", column_type(TEXT, kind)),
+        comment="What this replica holds: schema version, profile, API root and account.",
+    )
+    sa.Table(
+        STATE_TABLE,
+        metadata,
+        sa.Column("table_name", column_type(TEXT, kind, True), primary_key=True),
+        sa.Column("watermark", column_type(TEXT, kind)),
+        sa.Column("synced_at", timestamp),
+        sa.Column("full_at", timestamp),
+        comment="Per table: the newest created_at a complete sync saw (UTC text) and when syncs ended.",
+    )
+    return metadata
+
+
+def index_name(table: str, column: str) -> str:
+    return f"ix_{table}_{column}".lower()

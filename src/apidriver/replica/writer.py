@@ -1,0 +1,196 @@
+"""Writing API objects into the replica: insert what is new, update what changed, never delete.
+
+Rows are compared by primary key with what the replica holds (in the
+target's own types, so ``jsonb`` key order or ``timestamptz`` rendering make
+no difference): new keys are inserted, changed rows updated, unchanged rows
+only get ``_synced_at``. A row seen again after it was marked gone gets
+``_removed_at`` back to NULL. Rows found gone are marked (``_removed_at``),
+never deleted: the history is the point.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..engine.schema import Table
+from .schema import REMOVED_AT, SQLITE, SYNCED_AT
+from .target import Target
+
+CHUNK = 400  # keys per IN (...) list
+
+
+@dataclass
+class Counts:
+    """Rows of one table a sync inserted, updated (changed or back) and newly found gone."""
+
+    inserted: int = 0
+    updated: int = 0
+    removed: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.removed += other.removed
+
+
+Key = tuple[Any, ...]
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ReplicaWriter:
+    """Upserts and removal marks for the tables of one target."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+
+    def key_clause(self, table: sa.Table, spec: Table, keys: Sequence[Key]) -> Any:
+        """``key IN keys``; composite keys may have NULL parts, matched with IS NULL (indexes stay usable)."""
+        columns = [table.c[k] for k in spec.key]
+        if len(columns) == 1:
+            return columns[0].in_([k[0] for k in keys])
+        by_mask: dict[tuple[bool, ...], list[Key]] = {}
+        for key in keys:
+            by_mask.setdefault(tuple(v is None for v in key), []).append(key)
+        conditions = []
+        for mask, group in by_mask.items():
+            present = [c for c, null in zip(columns, mask) if not null]
+            parts = [c.is_(None) for c, null in zip(columns, mask) if null]
+            if present:
+                values = [tuple(v for v, null in zip(k, mask) if not null) for k in group]
+                parts.append(present[0].in_([v[0] for v in values]) if len(present) == 1 else sa.tuple_(*present).in_(values))
+            conditions.append(sa.and_(*parts))
+        return sa.or_(*conditions)
+
+    def rows_of(self, spec: Table, objects: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """API objects as rows of driver values, in the spec's column order."""
+        columns = spec.columns
+        return [tuple(c.value(obj) for c in columns) for obj in objects]
+
+    def key_of(self, spec: Table, row: Sequence[Any]) -> Key:
+        return tuple(row[spec.index(k)] for k in spec.key)
+
+    def upsert(
+        self,
+        conn: Connection,
+        spec: Table,
+        rows: Sequence[Sequence[Any]],
+        now: dt.datetime,
+        unknown: frozenset[str] = frozenset(),
+    ) -> tuple[Counts, set[Key]]:
+        """Write ``rows`` (driver values in column order); returns the counts and the inserted keys.
+
+        ``unknown`` columns were not sent by this source (an ``include=`` it
+        did not ask for): existing rows keep their values, new rows get NULL.
+        """
+        counts = Counts()
+        inserted: set[Key] = set()
+        if not rows:
+            return counts, inserted
+        target = self.target
+        table = target.table(spec.name)
+        stamp = target.timestamp(now)
+        known = [(i, c) for i, c in enumerate(spec.columns) if c.name not in unknown]
+        by_key: dict[Key, list[Any]] = {}
+        native = target.kind == SQLITE  # stored exactly as the driver's values
+        for row in rows:
+            values = list(row) if native else [target.to_target(c.type, row[i]) for i, c in enumerate(spec.columns)]
+            by_key[self.key_of(spec, values)] = values
+        keys = list(by_key)
+        selected = [table.c[c.name] for _, c in known] + [table.c[REMOVED_AT]]
+        existing: dict[Key, Sequence[Any]] = {}
+        key_positions = [next(j for j, (_, c) in enumerate(known) if c.name == k) for k in spec.key]
+        for chunk in chunks(keys):
+            for found in conn.execute(sa.select(*selected).where(self.key_clause(table, spec, chunk))):
+                existing[tuple(found[j] for j in key_positions)] = found
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        touched: list[Key] = []
+        for key, values in by_key.items():
+            old = existing.get(key)
+            if old is None:
+                record = {c.name: (None if c.name in unknown else values[i]) for i, c in enumerate(spec.columns)}
+                record[SYNCED_AT] = stamp
+                record[REMOVED_AT] = None
+                inserts.append(record)
+                inserted.add(key)
+            elif old[-1] is not None or any(old[j] != values[i] for j, (i, _) in enumerate(known)):
+                record = {f"v_{c.name}": values[i] for i, c in known}
+                record.update({f"k_{name}": key[n] for n, name in enumerate(spec.key)})
+                record["v_" + SYNCED_AT] = stamp
+                updates.append(record)
+            else:
+                touched.append(key)
+        if inserts:
+            conn.execute(table.insert(), inserts)
+            counts.inserted = len(inserts)
+        by_mask: dict[tuple[bool, ...], list[dict[str, Any]]] = {}
+        for record in updates:
+            by_mask.setdefault(tuple(record[f"k_{name}"] is None for name in spec.key), []).append(record)
+        for mask, group in by_mask.items():
+            match = [table.c[name].is_(None) if null else table.c[name] == sa.bindparam(f"k_{name}") for name, null in zip(spec.key, mask)]
+            assignments: dict[str, Any] = {c.name: sa.bindparam(f"v_{c.name}") for _, c in known}
+            assignments.update({SYNCED_AT: sa.bindparam("v_" + SYNCED_AT), REMOVED_AT: None})
+            conn.execute(table.update().where(sa.and_(*match)).values(assignments), group)
+        counts.updated = len(updates)
+        for chunk in chunks(touched):
+            conn.execute(table.update().where(self.key_clause(table, spec, chunk)).values({SYNCED_AT: stamp}))
+        return counts, inserted
+
+    def mark_removed(self, conn: Connection, spec: Table, keys: Sequence[Key], now: dt.datetime) -> int:
+        """Mark rows gone from the API (those not marked already); returns how many were."""
+        table = self.target.table(spec.name)
+        stamp = self.target.timestamp(now)
+        count = 0
+        for chunk in chunks(list(keys)):
+            result = conn.execute(
+                table.update().where(self.key_clause(table, spec, chunk)).where(table.c[REMOVED_AT].is_(None)).values({REMOVED_AT: stamp})
+            )
+            count += result.rowcount
+        return count
+
+    def mark_removed_where(self, conn: Connection, spec: Table, column: str, values: Sequence[Any], now: dt.datetime) -> int:
+        """Mark the live rows whose ``column`` is one of ``values`` gone (children of removed parents)."""
+        table = self.target.table(spec.name)
+        stamp = self.target.timestamp(now)
+        count = 0
+        for chunk in chunks(list(values)):
+            result = conn.execute(
+                table.update().where(table.c[column].in_(list(chunk))).where(table.c[REMOVED_AT].is_(None)).values({REMOVED_AT: stamp})
+            )
+            count += result.rowcount
+        return count
+
+    def live_keys(self, conn: Connection, spec: Table, where: Any = None) -> list[Key]:
+        """Keys of the rows not marked gone (optionally filtered)."""
+        table = self.target.table(spec.name)
+        statement = sa.select(*(table.c[k] for k in spec.key)).where(table.c[REMOVED_AT].is_(None))
+        if where is not None:
+            statement = statement.where(where)
+        return [tuple(r) for r in conn.execute(statement)]
+
+    def replace_children(
+        self, conn: Connection, spec: Table, parent_column: str, parents: Sequence[Any], rows: Sequence[Sequence[Any]], now: dt.datetime
+    ) -> Counts:
+        """The rows of a derived table cut from ``parents``: upsert them, mark the parents' other rows gone."""
+        counts, _ = self.upsert(conn, spec, rows, now)
+        if not parents:
+            return counts
+        table = self.target.table(spec.name)
+        current = {self.key_of(spec, r) for r in rows}
+        stale: list[Key] = []
+        for chunk in chunks(list(parents)):
+            for found in self.live_keys(conn, spec, table.c[parent_column].in_(list(chunk))):
+                if found not in current:
+                    stale.append(found)
+        counts.removed += self.mark_removed(conn, spec, stale, now)
+        return counts
