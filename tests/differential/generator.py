@@ -532,7 +532,7 @@ class Generator:
             elif spelling == 2:
                 cond = Q(f"{ref} {neg}IN ( /* in (select */ ", sub, " -- in\n)")
             elif spelling == 3:
-                cond = Q(f"{ref} {neg}IN ((", sub, " LIMIT 1))")
+                cond = Q(f"{ref} {neg}IN ((", sub, " ORDER BY 1 LIMIT 1))")  # ordered: one row, the same on both sides
             elif spelling == 4:
                 cond = Q(f"{ref} {neg}in(WITH w AS (", sub, ") SELECT * FROM w)")
             elif spelling == 5:

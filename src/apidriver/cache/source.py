@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from ..engine.schema import Table
 from ..replica.schema import REMOVED_AT, SQLITE, SYNCED_AT
 from ..replica.target import Target
-from ..values import INTEGER, TEXT, TIMESTAMP, integer_affinity, parse_timestamp, text_affinity
+from ..values import INTEGER, TEXT, TIMESTAMP, instant_key, integer_affinity, parse_timestamp
 
 HIDDEN = (SYNCED_AT, REMOVED_AT)
 
@@ -35,25 +35,22 @@ class CacheSource:
         return index < len(spec.columns) and spec.columns[index].type in (TEXT, INTEGER, TIMESTAMP)
 
     def _condition(self, column: sa.Column[Any], sql_type: str, value: Any) -> Any:
-        """``column = value`` for the replica database, None to check nothing there (SQLite will)."""
-        if sql_type == TEXT:
-            text = text_affinity(value)
-            return False if text is None else column == text
-        if sql_type == INTEGER:
-            number = integer_affinity(value)
-            if number is None:
-                return False
-            return column == number if isinstance(number, int) else None
-        if sql_type == TIMESTAMP:
-            if not isinstance(value, str):
-                return False if value is None else None
-            if self.target.kind == SQLITE:
-                return column == value
-            try:
-                return column == parse_timestamp(value)
-            except ValueError:
-                return None
-        return None
+        """``column = value`` for the replica database, None to check nothing there (SQLite will).
+
+        Only what the replica compares exactly as SQLite compares the cache
+        table is sent: text with text (a number against a TEXT column may mean
+        numeric affinity, as in a join on an INTEGER column), whole numbers
+        with numbers, and timestamps as the stored UTC text of the instant any
+        ISO 8601 text names (the columns' ISO8601 collation).
+        """
+        comparable = _comparable(sql_type, value)
+        if comparable is _NEVER:
+            return False
+        if comparable is _UNKNOWN:
+            return None
+        if sql_type == TIMESTAMP and self.target.kind != SQLITE:
+            return column == parse_timestamp(comparable)
+        return column == comparable
 
     def rows(self, spec: Table, wanted: Sequence[int], where: Sequence[tuple[int, Any]]) -> Iterator[list[Any]]:
         """Rows of ``spec`` with the values of columns ``wanted`` (indexes; past the spec's columns:
@@ -104,6 +101,8 @@ class Lookups:
         wanted_key = tuple(_comparable(spec.columns[c].type, v) for c, v in zip(given, values))
         if any(part is _NEVER for part in wanted_key):
             return []
+        if any(part is _UNKNOWN for part in wanted_key):
+            return None  # the database is asked without this condition, and SQLite decides
         return index.get(wanted_key, [])
 
     def _build(self, spec: Table, wanted: Sequence[int], given: Sequence[int]) -> dict[tuple[Any, ...], list[list[Any]]] | None:
@@ -119,16 +118,23 @@ class Lookups:
 
 
 _NEVER = object()  # a value equal to nothing (NULL, or what SQLite would never find equal)
+_UNKNOWN = object()  # a value whose matches only SQLite can decide (rules the value does not show)
 
 
 def _comparable(sql_type: str, value: Any) -> Any:
-    """``value`` as SQLite compares it with a column of ``sql_type`` (so that dict equality is SQLite's)."""
-    if value is None:
+    """``value`` as the stored values it equals compare (so that dict and SQL equality are SQLite's)."""
+    if value is None or isinstance(value, bytes):
         return _NEVER
     if sql_type == TEXT:
-        text = text_affinity(value)
-        return _NEVER if text is None else text
+        return value if isinstance(value, str) else _UNKNOWN
     if sql_type == INTEGER:
         number = integer_affinity(value)
-        return _NEVER if number is None else number
-    return value if isinstance(value, str) else _NEVER  # timestamps: text compared as text
+        if isinstance(number, float) and number.is_integer():
+            number = int(number)
+        return number if isinstance(number, int) else _UNKNOWN
+    if sql_type == TIMESTAMP:
+        if not isinstance(value, str):
+            return _UNKNOWN
+        kind, text = instant_key(value)
+        return text if kind == 0 else _UNKNOWN
+    return _UNKNOWN

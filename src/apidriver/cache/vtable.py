@@ -59,6 +59,7 @@ class CacheTable:
             column = info.get_aConstraint_iColumn(i)
             if (
                 info.get_aConstraint_op(i) != EQ
+                or info.get_aConstraintUsage_in(i)  # SQLite evaluates IN itself (see engine.planner.Arg.typed)
                 or not info.get_aConstraint_usable(i)
                 or column < 0
                 or column in given

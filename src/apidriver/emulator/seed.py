@@ -33,6 +33,9 @@ CONVERSION_ERRORS = [
 ]
 
 
+SEEDED_HOURS = 23  # how far back seeded jobs were created
+
+
 class Seeder:
     def __init__(self, backend: Backend, seed: int, now: float) -> None:
         self.b = backend
@@ -44,7 +47,9 @@ class Seeder:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def run(self, jobs: int) -> None:
-        times = sorted(self.now - self.rng.uniform(120, 86400) for _ in range(jobs))
+        # Within the last 23 hours: with 24-hour retention, nothing seeded expires in an
+        # emulator's first hour unless its clock is moved on (POST /_emulator/clock).
+        times = sorted(self.now - self.rng.uniform(120, SEEDED_HOURS * 3600) for _ in range(jobs))
         names = [t for t, _ in TEMPLATES]
         weights = [w for _, w in TEMPLATES]
         for created in times:
@@ -54,7 +59,7 @@ class Seeder:
             if outcome == "waiting":
                 template = "upload"
             self.job(template, outcome, int(created))
-        for created in sorted(self.now - self.rng.uniform(120, 86400) for _ in range(max(1, jobs // 20))):
+        for created in sorted(self.now - self.rng.uniform(120, SEEDED_HOURS * 3600) for _ in range(max(1, jobs // 20))):
             self.standalone(int(created))
         # Lists come in creation order (newest first), standalone tasks among the jobs' tasks.
         self.b.task_order.sort(key=lambda t: t.created_at)
