@@ -314,3 +314,19 @@ def test_the_sql_in_the_querying_guide_runs(data: datasets.Dataset, conn: apidri
     assert len(statements) >= 4
     counts = [conn.cursor().execute(s).fetchone()[0] for s in statements]
     assert counts[0] == counts[1] == counts[2] > 0  # the same instant, written three ways
+
+
+@pytest.mark.parametrize(
+    "sql, tables",
+    [
+        # Tasks.payload is not embedded in job lists: one task list per job, each once, then Tasks read whole.
+        ("SELECT count(j.id), count(t.payload) FROM Jobs j JOIN Tasks t ON t.job_id = j.id", ("Jobs", "Tasks")),
+        ("SELECT count(*) FROM Tasks t LEFT JOIN Jobs j ON j.id = t.job_id", ("Jobs", "Tasks")),
+        ("SELECT count(*) FROM Tasks t WHERE EXISTS (SELECT 1 FROM Jobs x WHERE x.id = t.job_id AND x.status = 'error')", ("Jobs", "Tasks")),
+        ("SELECT count(*) FROM Jobs WHERE id IN (SELECT job_id FROM Tasks WHERE operation = 'convert')", ("Jobs", "Tasks")),
+        ("SELECT count(*) FROM Jobs a JOIN Jobs b ON a.tag = b.tag", ("Jobs",)),
+        ("SELECT count(*) FROM TaskDependencies d JOIN Tasks t ON t.id = d.depends_on_task_id", ("Tasks", "TaskDependencies")),
+    ],
+)
+def test_requests_stay_within_twice_reading_the_tables(data: datasets.Dataset, conn: apidriver.Connection, sql: str, tables: tuple[str, ...]) -> None:
+    same(data, conn, sql, *tables)  # also: no request twice, at most 2 x full scans + 2
