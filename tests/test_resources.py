@@ -118,7 +118,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     import apidriver
-    conn = apidriver.connect(APIKey=sys.argv[1], BaseURL=sys.argv[2], PageSize=3, Timeout=30, MaxRetries=4)
+    conn = apidriver.connect(APIKey=sys.argv[1], BaseURL=sys.argv[2], PageSize=4, Timeout=30, MaxRetries=4)
     cur = conn.cursor()
     cur.execute("SELECT id FROM Jobs")
     cur.fetchone()  # page 1 is here, pages 2 and 3 were sent ahead and stall
@@ -129,8 +129,10 @@ CHILD = textwrap.dedent(
 
 
 def test_exit_is_prompt_with_a_stalled_look_ahead(emu: Emulator) -> None:
+    # (the query is "page=N&per_page=4": a fault on "page=4" would also match page 1)
     emu.add_fault("stall", path="/v2/jobs", method="GET", query="page=2", count=5, stall_seconds=20)
     emu.add_fault("stall", path="/v2/jobs", method="GET", query="page=3", count=5, stall_seconds=20)
+    launched = time.monotonic()
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, emu.api_key, emu.base_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -140,8 +142,9 @@ def test_exit_is_prompt_with_a_stalled_look_ahead(emu: Emulator) -> None:
         started = time.monotonic()
         child.wait(timeout=10)
         assert time.monotonic() - started < 2.0
+        assert time.monotonic() - launched < 8.0  # and it never waited for the stalled pages
         assert child.returncode == 0, child.stderr.read() if child.stderr else ""
-        assert any("page=2" in r["query"] for r in emu.requests())  # the look-ahead was really stalled
+        assert any("page=2" in r["query"] for r in emu.pending_requests())  # the look-ahead was really stalled
     finally:
         if child.poll() is None:
             child.kill()
@@ -179,8 +182,9 @@ def stall_page_two(emu: Emulator, seconds: float = 8.0) -> None:
 
 
 def wait_for_request(emu: Emulator, query: str) -> None:
-    wait_until(lambda: any(query in r["query"] for r in emu.requests()) or None, timeout=5, what=f"a request with {query}")
-    time.sleep(0.1)
+    """Until a request with ``query`` has reached the emulator and is stalled there."""
+    wait_until(lambda: any(query in r["query"] for r in emu.pending_requests()) or None, timeout=5, what=f"a request with {query}")
+    time.sleep(0.05)
 
 
 @pytest.mark.parametrize("how", ["connection", "cursor"])

@@ -40,6 +40,7 @@ from .exceptions import (  # noqa: E402
     OperationalError,
     PermissionDeniedError,
     ProgrammingError,
+    QueryCancelledError,
     RateLimitError,
     Warning,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "OperationalError",
     "PermissionDeniedError",
     "ProgrammingError",
+    "QueryCancelledError",
     "RateLimitError",
     "Time",
     "TimeFromTicks",

@@ -69,19 +69,30 @@ class Control:
         self.rate_window = rate_window
         self._lock = threading.Lock()
         self._log: list[dict[str, Any]] = []
+        self._pending: dict[int, dict[str, Any]] = {}  # arrived, not answered yet (id of the entry)
         self._faults: list[Fault] = []
         self._random = random.Random(seed)
         self._window_start = 0.0
         self._window_count = 0
 
     # request log
+    def arrived(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending[id(entry)] = entry
+
     def record(self, entry: dict[str, Any]) -> None:
         with self._lock:
+            self._pending.pop(id(entry), None)
             self._log.append(entry)
 
     def requests(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(e) for e in self._log]
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Requests under way: arrived and not answered yet (a stall, a sync wait)."""
+        with self._lock:
+            return [dict(e) for e in self._pending.values()]
 
     def clear_requests(self) -> None:
         with self._lock:
@@ -164,6 +175,7 @@ class ControlMiddleware:
         entry: dict[str, Any] = {
             "method": method,
             "path": path,
+            "raw_path": (scope.get("raw_path") or path.encode()).decode("latin-1"),  # as sent: percent-encoded
             "query": query,
             "params": parse_qsl(query, keep_blank_values=True),
             "status": None,
@@ -171,6 +183,7 @@ class ControlMiddleware:
             "time": time.time(),
         }
         recorded = False
+        self.control.arrived(entry)
 
         def finish() -> None:
             nonlocal recorded
@@ -193,6 +206,17 @@ class ControlMiddleware:
         logged_send.finish = finish  # type: ignore[attr-defined]
         try:
             await self._handle(scope, receive, logged_send, entry)
+        except asyncio.CancelledError:
+            # The emulator is stopping while this request waits (a stall, a sync wait):
+            # close the connection without an answer, quietly, as a server going away
+            # does (uvicorn's own cycle flag tells it no answer is due; nothing is awaited,
+            # as the loop is about to cancel everything again).
+            cycle = getattr(send, "__self__", None)
+            transport = getattr(cycle, "transport", None)
+            if transport is None or not hasattr(cycle, "disconnected"):
+                raise
+            transport.abort()
+            cycle.disconnected = True
         finally:
             finish()
 

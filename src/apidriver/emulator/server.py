@@ -200,8 +200,12 @@ class Emulator:
 
     # -- control API (the same as /_emulator/...) -------------------------------------------------
     def requests(self) -> list[dict[str, Any]]:
-        """The API requests served so far: method, path, query, params, status, fault."""
+        """The API requests served so far: method, path (decoded), raw_path (as sent), query, params, status, fault."""
         return self.control.requests()
+
+    def pending_requests(self) -> list[dict[str, Any]]:
+        """The API requests under way (arrived, not answered yet): a ``stall``, a sync wait."""
+        return self.control.pending()
 
     def clear_requests(self) -> None:
         self.control.clear_requests()

@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..cancel import Cancel
 from ..client import ApiResponse, RequestRecord
 
 if TYPE_CHECKING:
@@ -103,6 +104,9 @@ class StatementContext:
     deletes from. Writes record what they ``created`` and ``deleted``;
     ``refused`` is the error the authorizer stopped the statement with.
     ``scans`` and ``links`` serve the look-ahead (see ``engine.lookahead``).
+    ``cancel`` is set from another thread to cancel the statement (see
+    ``apidriver.cancel``); ``delete_failure`` and ``not_attempted`` record a
+    multi-row DELETE that failed part-way (see ``engine.writes``).
     """
 
     store: StatementStore = field(default_factory=StatementStore)
@@ -119,6 +123,9 @@ class StatementContext:
     links: dict[tuple[str, str], Link | None] = field(default_factory=dict)
     max_pages: int = 16
     max_responses: int = 512
+    cancel: Cancel = field(default_factory=Cancel)
+    delete_failure: tuple[str, Any, Exception] | None = None
+    not_attempted: list[tuple[str, Any]] = field(default_factory=list)
     _pages: OrderedDict[Any, Future[ApiResponse | None]] = field(default_factory=OrderedDict)
     _responses: OrderedDict[Any, Future[ApiResponse | None]] = field(default_factory=OrderedDict)
 
@@ -126,8 +133,9 @@ class StatementContext:
         self.requests.append(record)
 
     def result(self, future: Future[ApiResponse | None]) -> ApiResponse | None:
-        """Wait for a request of this statement: every wait of the engine passes here."""
-        return future.result()
+        """Wait for a request of this statement: every wait of the engine passes here,
+        and ends at once (QueryCancelledError) when the statement is cancelled."""
+        return self.cancel.result(future)
 
     def get(
         self, engine: Engine, path: str, params: list[tuple[str, str]], scope: str | None, allow_404: bool = False, page: bool = False
@@ -152,6 +160,7 @@ class StatementContext:
             observer=self.observe,
             allow_404=allow_404,
             cacheable=True,
+            cancel=self.cancel,
         )
         kept[key] = future
         while len(kept) > limit:
