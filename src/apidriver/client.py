@@ -439,8 +439,9 @@ class ApiClient:
                 if not idempotent:
                     raise self._give_up(self._error(
                         exc.AmbiguousWriteError,
-                        f"{method} {shown} answered {status} with a body that is not valid JSON; whether it took effect "
-                        "is unknown. Check the current state before trying again.",
+                        f"{method} {shown} answered {status}, so it took effect, but its body is not valid JSON: what it "
+                        "made is unknown. It was not retried, to avoid doing it twice; check the current state (e.g. "
+                        "SELECT the objects by tag).",
                         method, shown, status,
                     )) from error
                 attempt.unanswered = True
