@@ -16,12 +16,13 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 import apidriver
 from apidriver.emulator import Emulator
 
-from .conftest import connect_to
+from .conftest import CONVERSION_TASKS, connect_to
 from .emulator.support import wait_until
 
 
@@ -303,3 +304,25 @@ def test_close_from_another_thread_between_fetches(emu: Emulator) -> None:
     assert conn.closed
     with pytest.raises(apidriver.InterfaceError, match="closed"):
         cur.fetchone()
+
+
+def test_cancel_during_a_multi_row_delete_waits_for_the_write_and_reports(emu: Emulator) -> None:
+    with httpx.Client(base_url=emu.api_url, headers={"Authorization": f"Bearer {emu.api_key}"}) as api:
+        for _ in range(4):
+            api.post("/jobs", json={"tag": "batch", "tasks": CONVERSION_TASKS})
+    with connect_to(emu, Timeout=5) as conn:
+        order = [r[0] for r in conn.cursor().execute("SELECT id FROM Jobs WHERE tag = 'batch'").fetchall()]
+        emu.add_fault("stall", path=f"/v2/jobs/{order[1]}", method="DELETE", count=1, stall_seconds=1)
+        cur = conn.cursor()
+        running = Running(lambda: cur.execute("DELETE FROM Jobs WHERE tag = 'batch'"))
+        wait_until(lambda: emu.pending_requests() or None, timeout=5, what="the stalled DELETE")
+        conn.interrupt()
+        running.join()
+        error = running.error
+        assert isinstance(error, apidriver.QueryCancelledError), repr(error)
+        # the DELETE on the wire was waited for (it took effect), nothing was sent after the cancel
+        assert error.deleted == order[:2]  # type: ignore[attr-defined]
+        assert error.failed == order[2] and error.not_attempted == order[3:]  # type: ignore[attr-defined]
+        assert "not undone" in str(error) and "not attempted" in str(error)
+        left = [r[0] for r in conn.cursor().execute("SELECT id FROM Jobs WHERE tag = 'batch'").fetchall()]
+    assert sorted(left) == sorted(order[2:])

@@ -17,7 +17,7 @@ import apsw
 from . import exceptions as exc
 from .client import RequestRecord, sentence
 from .engine.executor import StatementContext
-from .engine.writes import delete_failure
+from .engine.writes import delete_failure, partial_failure
 from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql
 
 if TYPE_CHECKING:
@@ -125,7 +125,10 @@ class Cursor:
                 raise exc.ProgrammingError(
                     "execute() runs one statement at a time; run the statements one by one (or use the shell)."
                 ) from None
-            raise translate(error, operation, context) from error
+            failure = translate(error, operation, context)
+            if isinstance(failure, exc.Error) and (context.delete_failure or context.deleted or context.created):
+                failure = partial_failure(context, failure)  # e.g. cancelled between two rows
+            raise failure from error
         self._cursor = cursor
         if context.delete_failure is not None:
             self._finish()

@@ -25,7 +25,6 @@ from .executor import StatementContext
 from .planner import EQ
 from .schema import Procedure
 
-
 Submit = Callable[..., Future[Any]]
 
 

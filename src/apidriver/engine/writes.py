@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
+
 from .. import exceptions as exc
 from ..client import ApiClient, segment
 from ..values import JSON
@@ -55,6 +56,23 @@ def delete_failure(ctx: StatementContext) -> exc.Error:
     out.failed = failed  # type: ignore[attr-defined]
     out.not_attempted = skipped  # type: ignore[attr-defined]
     out.__cause__ = error if out is not error else error.__cause__
+    return out
+
+
+def partial_failure(ctx: StatementContext, error: exc.Error) -> exc.Error:
+    """``error`` (a statement stopped by it: SQL, a cancel, a failed page) saying what its writes already did."""
+    if ctx.delete_failure is not None:
+        return delete_failure(ctx)
+    note = ""
+    if ctx.created and "Already created by this statement" not in str(error):
+        note += describe_created(ctx)
+    if ctx.deleted:
+        note += f" Deleted by this statement before the failure (not undone): {', '.join(str(k) for _, k in ctx.deleted)}."
+    if not note:
+        return error
+    out = exc.with_message(error, f"{error}{note}")
+    out.deleted = [key for _, key in ctx.deleted]  # type: ignore[attr-defined]
+    out.created = [key for _, key, _ in ctx.created]  # type: ignore[attr-defined]
     return out
 
 
