@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+import traceback
 import warnings
 import weakref
 from collections.abc import Callable
@@ -43,7 +44,7 @@ class Baseline:
         self.threads = threading.active_count()
         self.fds = open_fds()
 
-    def restored(self, timeout: float = 5.0) -> None:
+    def restored(self, timeout: float = 5.0, emu: Any = None) -> None:
         def back() -> bool:
             gc.collect()
             return threading.active_count() <= self.threads and open_fds() <= self.fds
@@ -51,9 +52,16 @@ class Baseline:
         try:
             wait_until(back, timeout=timeout, what="threads and fds back to baseline")
         except AssertionError:
-            names = sorted(t.name for t in threading.enumerate())
+            frames = sys._current_frames()
+            stacks = "\n".join(
+                f"{t.name}:\n" + "".join(traceback.format_stack(frames[t.ident])[-6:])
+                for t in threading.enumerate()
+                if t.ident in frames and t.name.startswith("apidriver")
+            )
             raise AssertionError(
-                f"threads {threading.active_count()} (baseline {self.threads}): {names}; fds {open_fds()} (baseline {self.fds})"
+                f"threads {threading.active_count()} (baseline {self.threads}); fds {open_fds()} (baseline {self.fds}) "
+                f"{sorted(os.listdir('/proc/self/fd'))}\n{stacks}\nPENDING {emu.pending_requests() if emu else ''}"
+                f"\nLAST {[(r['query'], r['status']) for r in emu.requests()[-8:]] if emu else ''}"
             ) from None
 
 
@@ -79,7 +87,7 @@ def test_unclosed_connections_are_released(emu: Emulator) -> None:
         conn = connect_to(emu, PageSize=5)
         assert scan(conn) == 24
         del conn
-    baseline.restored()
+    baseline.restored(emu=emu)
 
 
 def test_a_dropped_connection_needs_no_garbage_collector(emu: Emulator) -> None:

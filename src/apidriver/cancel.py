@@ -54,6 +54,12 @@ class Cancel:
             wait([self._signal], timeout=seconds)
         self.check()
 
+    def wait(self, seconds: float, *others: Cancel) -> None:
+        """Sleep ``seconds``, or until this or one of ``others`` is set (raises nothing)."""
+        if seconds > 0:
+            signals: list[Future[Any]] = [self._signal, *(o._signal for o in others)]
+            wait(signals, timeout=seconds, return_when=FIRST_COMPLETED)
+
     def result(self, future: Future[T]) -> T:
         """``future.result()``, unless the statement is cancelled first (then the future is cancelled too)."""
         if not future.done():

@@ -252,10 +252,16 @@ class ApiClient:
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(headers=dict(headers), timeout=timeout, limits=limits, follow_redirects=False)
         self._closed = False
+        self._stopping = Cancel()  # set by stop(): ends every backoff and 429 wait at once
+
+    def stop(self) -> None:
+        """Send nothing more: requests under way end on their own, their retries and waits are not made."""
+        self._closed = True
+        self._stopping.set("The connection was closed.")
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
+        self.stop()
+        if not self._http.is_closed:
             self._http.close()
 
     @property
@@ -301,7 +307,7 @@ class ApiClient:
             if cached is not None:
                 self._note(RequestRecord(method, shown, cached.status, 0.0, cached=True), observer)
                 return cached if cached.status != 404 else None
-        attempt = _Attempt(method, shown, idempotent, cancel, deadline, self.max_retries, self.timeout)
+        attempt = _Attempt(method, shown, idempotent, cancel, deadline, self.max_retries, self.timeout, self._stopping)
         response_out = self._send(attempt, url, params, json, scope, observer, allow_404, timeout)
         if use_cache and (response_out is not None or allow_404):
             CACHE.put(self.cache_owner, shown, response_out if response_out is not None else ApiResponse(404, None))
@@ -574,6 +580,7 @@ class _Attempt:
         deadline: float | None,
         max_retries: int,
         default_timeout: float,
+        stopping: Cancel,
     ) -> None:
         self.method = method
         self.shown = shown
@@ -586,6 +593,7 @@ class _Attempt:
         self.server_error: int | None = None
         self.max_retries = max_retries
         self.default_timeout = default_timeout
+        self.stopping = stopping
 
     def next(self) -> None:
         self.number += 1
@@ -604,12 +612,14 @@ class _Attempt:
         return ""
 
     def sleep(self, seconds: float) -> None:
+        """Sleep (a backoff, a 429 wait, a pacing slot) unless cancelled or the client stops meanwhile."""
         if self.deadline is not None:
             seconds = min(seconds, max(0.0, self.deadline - time.monotonic()))
+        self.stopping.wait(seconds, *([self.cancel] if self.cancel is not None else []))
         if self.cancel is not None:
-            self.cancel.sleep(seconds)
-        elif seconds > 0:
-            time.sleep(seconds)
+            self.cancel.check(self._cancel_note())
+        if self.stopping.is_set:
+            raise exc.InterfaceError(f"{self.method} {self.shown}: not sent again, the connection was closed.")
 
     def timeout(self, timeout: float | None) -> Any:
         if self.deadline is None:

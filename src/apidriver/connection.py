@@ -66,9 +66,14 @@ def _weak(method: Callable[..., int]) -> Callable[..., int]:
 
 
 def _release(engine: Engine, client: ApiClient, storage: httpx.Client, db: apsw.Connection) -> None:
-    """Free what a connection holds: queued requests, workers, sockets, the database."""
-    engine.close()
-    client.close()
+    """Free what a connection holds: queued requests, workers, sockets, the database.
+
+    The API client's sockets are closed once no worker uses them any more
+    (a request under way ends within its Timeout, and is not retried): a
+    socket closed under a thread still reading from it is a race.
+    """
+    client.stop()
+    engine.pool.shutdown(on_idle=client.close)
     storage.close()
     try:
         db.close()

@@ -39,6 +39,7 @@ class Workers:
         self._idle = 0
         self._busy = 0
         self._shutdown = False
+        self._on_idle: Callable[[], None] | None = None
 
     @property
     def threads(self) -> int:
@@ -89,19 +90,39 @@ class Workers:
                 with self._cond:
                     self._busy -= 1
                     self._cond.notify_all()
+                    then = self._take_on_idle()
+                if then is not None:
+                    then()
+
+    def _take_on_idle(self) -> Callable[[], None] | None:
+        """The shutdown callback, once, when nothing runs any more (the lock is held)."""
+        if self._shutdown and not self._busy and not self._queue and self._on_idle is not None:
+            then, self._on_idle = self._on_idle, None
+            return then
+        return None
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no work is queued or running (at most ``timeout`` seconds); whether it is so."""
         with self._cond:
             return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
 
-    def shutdown(self) -> None:
-        """Cancel queued work and let the workers end (work under way finishes on its own)."""
+    def shutdown(self, on_idle: Callable[[], None] | None = None) -> None:
+        """Cancel queued work and let the workers end (work under way finishes on its own).
+
+        ``on_idle`` runs once nothing runs any more: at once, or in the last
+        worker to finish (the connection closes its sockets there, so no
+        socket is closed under a request still reading from it).
+        """
         with self._cond:
             self._shutdown = True
             while self._queue:
                 self._queue.popleft()[0].cancel()
+            if on_idle is not None and self._on_idle is None:
+                self._on_idle = on_idle
             self._cond.notify_all()
+            then = self._take_on_idle()
+        if then is not None:
+            then()
 
 
 __all__ = ["Workers"]
