@@ -29,6 +29,7 @@ same after every connection is closed or dropped (and collected).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import os
 import random
@@ -60,6 +61,15 @@ def rss_mib() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def trimmed_rss() -> float:
+    """RSS after glibc gives back the free memory it keeps (what is left is in use)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    return rss_mib()
 
 
 def fds() -> int:
@@ -334,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
 
     gc.collect()
     start = (rss_mib(), threading.active_count(), fds())
+    start_blocks = sys.getallocatedblocks()
     with emulator(args) as root:
         truth = Truth(root)
         faults(root, args.fault_rate, args.timeout)
@@ -343,8 +354,11 @@ def main(argv: list[str] | None = None) -> int:
             f"(500, 502, 503, 429, drop, malformed, stall {args.timeout / 3:.2g} s and {args.timeout * 1.5:.2g} s; Timeout "
             f"{args.timeout:g} s), {len(truth.ids)} seeded jobs, PageSize {args.page_size}"
         )
-        print(f"start: RSS {start[0]:.1f} MiB, threads {start[1]}, fds {start[2]}")
-        print(f"{'min':>4} {'statements':>10} {'explained':>9} {'unexplained':>11} {'wrong':>5} {'requests':>8} {'served':>7} {'faults':>6} {'RSS MiB':>8} {'threads':>7} {'fds':>4}")
+        print(f"start: RSS {start[0]:.1f} MiB, Python blocks {start_blocks}, threads {start[1]}, fds {start[2]}")
+        print(
+            f"{'min':>4} {'statements':>10} {'explained':>9} {'unexplained':>11} {'wrong':>5} {'requests':>8} {'served':>7} "
+            f"{'faults':>6} {'RSS MiB':>8} {'py blocks':>9} {'threads':>7} {'fds':>4}"
+        )
         tally = Tally()
         stop = threading.Event()
         workers = [Worker(n, root, truth, tally, args, stop) for n in range(args.threads)]
@@ -364,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{minute:>4} {tally.statements:>10} {sum(tally.explained.values()):>9} {sum(tally.unexplained.values()):>11} "
                     f"{tally.wrong:>5} {tally.requests:>8} {total_served:>7} {sum(total_faults.values()):>6} {rss_mib():>8.1f} "
-                    f"{threading.active_count():>7} {fds():>4}",
+                    f"{sys.getallocatedblocks():>9} {threading.active_count():>7} {fds():>4}",
                     flush=True,
                 )
         stop.set()
@@ -391,7 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     for example in tally.examples:
         print(f"  {example}")
     gc.collect()
-    print(f"after the emulator stopped: threads {threading.active_count()}, fds {fds()}")
+    print(
+        f"after the emulator stopped: threads {threading.active_count()}, fds {fds()}, RSS {rss_mib():.1f} MiB, "
+        f"Python blocks {sys.getallocatedblocks()}, RSS after returning the C allocator's free memory {trimmed_rss():.1f} MiB"
+    )
     ok = tally.wrong == 0 and not tally.unexplained and threading.active_count() <= start[1] and fds() <= start[2]
     print("OK" if ok else "NOT OK")
     return 0 if ok else 1

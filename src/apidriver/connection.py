@@ -27,7 +27,7 @@ import apsw
 import httpx
 
 from . import exceptions as exc
-from .client import CACHE, ApiClient
+from .client import CACHE, ApiClient, tls_context
 from .engine.executor import Engine, StatementContext
 from .engine.procedures import ProcedureModule, ProcedureRunner
 from .engine.schema import Procedure, Table
@@ -147,7 +147,7 @@ class Connection:
         read_only = bool(settings["ReadOnly"])
         self.writer = Writer(self.engine, self.client, lambda: current.context, self.rowids, read_only)
         # Upload forms and download URLs live on storage hosts: never send them the API key.
-        self.storage = httpx.Client(timeout=settings["Timeout"], follow_redirects=True)
+        self.storage = httpx.Client(timeout=settings["Timeout"], follow_redirects=True, verify=tls_context())
         self.procedures = {p.name.lower(): p for p in profile.procedures}
         self.runner = ProcedureRunner(
             self.client, self.storage, lambda: current.context, settings, {"root_url": self.root_url, **profile.extras}, read_only,
@@ -244,7 +244,7 @@ class Connection:
             if self._closed:
                 return
             self._closed = True
-            self._cancel_all(CLOSED_BY_OTHER)
+            self._cancel_all(CLOSED_BY_OTHER if not waited else "The statement was cancelled: the connection was closed.")
             if waited:
                 # Requests not yet sent are cancelled; those under way (pages fetched
                 # ahead) get a moment to finish rather than landing after close().
