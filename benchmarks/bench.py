@@ -41,9 +41,9 @@ PAGE = 100
 
 @contextmanager
 def emulator(*args: str) -> Iterator[str]:
-    """An emulator in its own process; yields its root URL."""
+    """An emulator in its own process, without its default rate limit unless ``args`` set one; yields its root URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "apidriver.emulator", "--port", "0", "--api-key", "bench", *args],
+        [sys.executable, "-m", "apidriver.emulator", "--port", "0", "--api-key", "bench", "--rate-limit", "0", *args],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/emulator_throughput.py [--jobs 2000] [--seconds 3]``
 
-Starts ``Emulator(jobs=2000, seed=1)`` in-process with no latency and reads
+Starts ``Emulator(jobs=2000, seed=1, rate_limit=0)`` in-process with no latency and reads
 ``GET /v2/jobs?per_page=100&page=N`` (cycling over the 20 pages), plain and
 with ``include=tasks``, first from one client and then from 8 client threads
 (one httpx client each, kept-alive connections). Prints requests, seconds and
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each measurement")
     args = parser.parse_args()
     rows: list[Row] = []
-    with Emulator(jobs=args.jobs, seed=1) as emu:
+    with Emulator(jobs=args.jobs, seed=1, rate_limit=0) as emu:
         measure: list[Callable[[], Row]] = [
             lambda: run(emu, None, 1, args.seconds),
             lambda: run(emu, "tasks", 1, args.seconds),

@@ -72,6 +72,7 @@ from .exceptions import (  # noqa: E402
     OperationalError,
     PermissionDeniedError,
     ProgrammingError,
+    QueryCancelledError,
     RateLimitError,
     Warning,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "OperationalError",
     "PermissionDeniedError",
     "ProgrammingError",
+    "QueryCancelledError",
     "RateLimitError",
     "Time",
     "TimeFromTicks",

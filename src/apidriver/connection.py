@@ -3,12 +3,23 @@
 ``connect()`` validates the properties, loads the profile, opens one pooled
 HTTP client and declares one virtual table per profile table (plus the
 ``sys_*`` tables). SQLite runs the SQL; the virtual tables fetch rows.
+
+Lifecycle: nothing the connection owns refers back to it (the virtual
+tables, the writer and the authorizer reach it through a holder or a weak
+reference), so a connection nobody references is freed at once, and a
+finalizer then releases its threads, sockets and database as ``close()``
+would. A running statement can be cancelled from another thread
+(:meth:`Connection.interrupt`, :meth:`Cursor.cancel`); ``close()`` from
+another thread cancels it first, then closes.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -19,7 +30,7 @@ import httpx
 from . import exceptions as exc
 from .cache import CACHE_PROPERTIES
 from .cache import install as install_cache
-from .client import CACHE, ApiClient
+from .client import CACHE, ApiClient, tls_context
 from .engine.executor import Engine, StatementContext
 from .engine.procedures import ProcedureModule, ProcedureRunner
 from .engine.schema import Procedure, Table
@@ -27,7 +38,7 @@ from .engine.system import system_tables
 from .engine.vtable import Module, RowIds
 from .engine.writes import Writer
 from .profiles import Profile, load
-from .properties import CORE_PROPERTIES, Settings, parse_connection_string, resolve
+from .properties import CORE_PROPERTIES, Settings, parse_connection_string, resolve, shown_name
 from .values import ISO8601, iso8601_collation
 
 if TYPE_CHECKING:
@@ -57,6 +68,46 @@ _SCRATCH_HINT = (
     "For scratch work use CREATE TEMP TABLE (or TEMP VIEW) with a name that is not an API table; "
     "it lasts until the connection closes."
 )
+# SQLite calls the progress handler every this many virtual-machine steps: how soon a
+# cancel stops SQLite's own work (a long join or a runaway recursive CTE).
+PROGRESS_STEPS = 1000
+INTERRUPTED = "The statement was cancelled by Connection.interrupt()."
+CLOSED_BY_OTHER = "The statement was cancelled: the connection was closed by another thread."
+
+
+class _Current:
+    """The statement being prepared or stepped, shared with the virtual tables without a
+    reference back to the connection (which would keep it alive)."""
+
+    def __init__(self) -> None:
+        self.context = StatementContext()
+
+
+def _weak(method: Callable[..., int]) -> Callable[..., int]:
+    """``method`` of an object, held weakly (for callbacks SQLite keeps)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> int:
+        bound = ref()
+        return apsw.SQLITE_DENY if bound is None else bound(*args)
+
+    return call
+
+
+def _release(engine: Engine, client: ApiClient, storage: httpx.Client, db: apsw.Connection) -> None:
+    """Free what a connection holds: queued requests, workers, sockets, the database.
+
+    The API client's sockets are closed once no worker uses them any more
+    (a request under way ends within its Timeout, and is not retried): a
+    socket closed under a thread still reading from it is a race.
+    """
+    client.stop()
+    engine.pool.shutdown(on_idle=client.close)
+    storage.close()
+    try:
+        db.close()
+    except apsw.Error:
+        pass
 
 
 def settings_for(connection_string: str | None, properties: Mapping[str, Any]) -> tuple[Profile, Settings]:
@@ -74,8 +125,10 @@ def settings_for(connection_string: str | None, properties: Mapping[str, Any]) -
     settings = resolve(raw, specs)
     scheme = str(settings["AuthScheme"])
     if scheme.lower() not in {s.lower() for s in profile.auth_schemes}:
+        shown = shown_name(scheme)
+        called = f"AuthScheme {shown!r}" if shown is not None else "The AuthScheme given"
         raise exc.ProgrammingError(
-            f"AuthScheme {scheme!r} is not supported by the {profile.name} profile; use {' or '.join(profile.auth_schemes)}."
+            f"{called} is not supported by the {profile.name} profile; use {' or '.join(profile.auth_schemes)}."
         )
     return profile, settings
 
@@ -105,8 +158,9 @@ class Connection:
             cache_ttl=settings["CacheTTL"],
             rate_window=settings["RateLimitWindow"] or 60.0,
         )
-        self.tables: list[Table] = list(profile.tables)
-        self.tables += system_tables(lambda: self.tables, lambda: profile.procedures)
+        tables: list[Table] = list(profile.tables)
+        tables += system_tables(lambda: tables, lambda: profile.procedures)
+        self.tables = tables
         self.engine = Engine(
             {t.name: t for t in self.tables},
             self.client,
@@ -115,19 +169,27 @@ class Connection:
             settings["MaxConcurrency"],
         )
         self.rowids = RowIds()
-        self._active = StatementContext()
+        current = self._current = _Current()
         self._closed = False
+        self._using = threading.RLock()  # held while a statement steps (see Cursor)
+        self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
         read_only = bool(settings["ReadOnly"])
-        self.writer = Writer(self.engine, self.client, lambda: self._active, self.rowids, read_only)
+        self.writer = Writer(self.engine, self.client, lambda: current.context, self.rowids, read_only)
         # Upload forms and download URLs live on storage hosts: never send them the API key.
-        self.storage = httpx.Client(timeout=settings["Timeout"], follow_redirects=True)
+        self.storage = httpx.Client(timeout=settings["Timeout"], follow_redirects=True, verify=tls_context())
         self.procedures = {p.name.lower(): p for p in profile.procedures}
-        self.runner = ProcedureRunner(self.client, self.storage, lambda: self._active, settings, {"root_url": self.root_url, **profile.extras}, read_only)
+        self.runner = ProcedureRunner(
+            self.client, self.storage, lambda: current.context, settings, {"root_url": self.root_url, **profile.extras}, read_only,
+            self.engine.submit,
+        )
         self._api_tables = {t.name.lower(): t for t in profile.tables}
         self._db = apsw.Connection(":memory:")
         self._db.create_collation(ISO8601, iso8601_collation)
+        self._finalizer = weakref.finalize(self, _release, self.engine, self.client, self.storage, self._db)
+        self._finalizer.atexit = False  # at exit there is nothing to release, and nothing to wait for
+        self._db.set_progress_handler(lambda: current.context.cancel.is_set, PROGRESS_STEPS)
         module: Any = Module(  # (APSW's typing protocol is stricter than what it accepts)
-            self.engine, lambda: self._active, self.rowids, self.writer, bool(settings["TrustListOrder"])
+            self.engine, lambda: current.context, self.rowids, self.writer, bool(settings["TrustListOrder"])
         )
         self._db.create_module(MODULE_NAME, module, use_bestindex_object=True)
         for table in self.tables:
@@ -144,7 +206,7 @@ class Connection:
         except BaseException:
             self.close()
             raise
-        self._db.authorizer = self._authorize
+        self._db.authorizer = _weak(self._authorize)  # SQLite keeps it: no reference back to the connection
 
     def _authorize(self, action: int, name: str | None, column: str | None, database: str | None, trigger: str | None) -> int:
         """Runs while SQLite prepares a statement, before any planning or request.
@@ -225,13 +287,13 @@ class Connection:
             self._in_sets.move_to_end(sql)
             return known
         previous, probe = self._active, StatementContext()
-        self._active = probe
+        self._activate(probe)
         try:
             self._db.cursor().execute(sql, bindings, can_cache=False, explain=1).fetchall()
         except (apsw.Error, ValueError, TypeError, OverflowError):
             return False  # the statement itself will fail, or run with values one by one
         finally:
-            self._active = previous
+            self._activate(previous)
         answer = probe.selects <= 1 and not probe.foreign_reads
         self._in_sets[sql] = answer
         while len(self._in_sets) > 512:
@@ -251,7 +313,9 @@ class Connection:
 
     def cursor(self) -> Cursor:
         self._check_open()
-        return Cursor(self)
+        cursor = Cursor(self)
+        self._cursors.add(cursor)
+        return cursor
 
     def commit(self) -> None:
         """Nothing to do: every write was sent to the API when it ran."""
@@ -262,18 +326,57 @@ class Connection:
         self._check_open()
 
     def close(self) -> None:
+        """Close the connection; from another thread while a statement runs, cancel it first.
+
+        The running statement then fails with :class:`QueryCancelledError`
+        (waits end at once; a write already sent is waited for, up to
+        ``Timeout``). If it has not stopped within ``Timeout`` + 1 s,
+        ``close()`` raises :class:`ProgrammingError` and changes nothing.
+        """
         if self._closed:
             return
-        self._closed = True
-        # Requests not yet sent are cancelled; those under way (pages fetched
-        # ahead) get a moment to finish rather than landing after close().
-        self.engine.close()
-        self.engine.wait_idle(timeout=2.0)
-        self.client.close()
-        self.storage.close()
-        self._db.close()
-        if self.cache is not None:
-            self.cache.close()
+        waited = self._using.acquire(blocking=False)
+        if not waited:
+            self._cancel_all(CLOSED_BY_OTHER)
+            if not self._using.acquire(timeout=float(self.settings["Timeout"]) + 1.0):
+                raise exc.ProgrammingError(
+                    "close() could not stop the statement running in another thread (it is waiting for a write it "
+                    "sent); the connection stays open. Call close() again once that statement has ended."
+                )
+        try:
+            if self._closed:
+                return
+            self._closed = True
+            self._cancel_all(CLOSED_BY_OTHER if not waited else "The statement was cancelled: the connection was closed.")
+            if waited:
+                # Requests not yet sent are cancelled; those under way (pages fetched
+                # ahead) get a moment to finish rather than landing after close().
+                self.engine.close()
+                self.engine.wait_idle(timeout=2.0)
+            self._finalizer()
+            if self.cache is not None:
+                self.cache.close()
+        finally:
+            self._using.release()
+
+    def interrupt(self) -> None:
+        """Cancel the statements of this connection: the one running (from any thread) and
+        any cursor in the middle of its rows.
+
+        Waits for answers, retry backoffs and rate-limit waits end at once,
+        and SQLite's own work stops within a few thousand steps; each of
+        those statements fails with :class:`QueryCancelledError` (at
+        ``execute`` or at its next fetch). A request already sent is not
+        cut: its answer is dropped (a write already sent is waited for).
+        Statements started later run normally, so the connection stays
+        usable. With nothing running, it does nothing.
+        """
+        self._cancel_all(INTERRUPTED)
+
+    def _cancel_all(self, reason: str) -> None:
+        self._current.context.cancel.set(reason)
+        for cursor in list(self._cursors):
+            cursor._context.cancel.set(reason)
 
     @property
     def closed(self) -> bool:
@@ -319,8 +422,27 @@ class Connection:
         if self._closed:
             raise exc.InterfaceError("The connection is closed.")
 
+    @property
+    def _active(self) -> StatementContext:
+        """The statement being prepared or stepped."""
+        return self._current.context
+
     def _activate(self, context: StatementContext) -> None:
-        self._active = context
+        self._current.context = context
+
+    @contextmanager
+    def _stepping(self) -> Iterator[None]:
+        """Held while a cursor runs SQLite; close() from another thread waits for it."""
+        if not self._using.acquire(blocking=False):
+            raise exc.ProgrammingError(
+                "The connection is in use by another thread (a connection may be used by one thread at a time; "
+                "Connection.interrupt() and close() are the exceptions)."
+            )
+        try:
+            self._check_open()
+            yield
+        finally:
+            self._using.release()
 
     @property
     def sqlite(self) -> apsw.Connection:

@@ -16,8 +16,9 @@ import apsw
 
 from . import exceptions as exc
 from .cache.grammar import recognise as cache_statement
-from .client import RequestRecord
+from .client import RequestRecord, sentence
 from .engine.executor import StatementContext
+from .engine.writes import delete_failure, partial_failure
 from .typeobjects import type_code
 from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql
 
@@ -27,10 +28,12 @@ if TYPE_CHECKING:
 _CONVERTED = (TIMESTAMP, BOOLEAN)
 
 
-def translate(error: BaseException, sql: str | None = None) -> BaseException:
+def translate(error: BaseException, sql: str | None = None, context: StatementContext | None = None) -> BaseException:
     """An exception from APSW or a virtual table as a DB-API exception."""
     if isinstance(error, exc.Error) or not isinstance(error, Exception):
         return error
+    if context is not None and context.cancel.is_set:
+        return context.cancel.error()  # SQLite interrupted by the progress handler, or a wait that ended
     message = str(error)
     if isinstance(error, apsw.SQLError):
         text = message.removeprefix("SQLError: ")
@@ -61,7 +64,7 @@ def translate(error: BaseException, sql: str | None = None) -> BaseException:
         return exc.ProgrammingError(f"{message} (a connection may not be used by two threads at once).")
     if isinstance(error, apsw.Error):
         return exc.OperationalError(message)
-    return exc.InternalError(f"Unexpected {type(error).__name__} inside apidriver: {message}. Please report this.")
+    return exc.InternalError(f"Unexpected {type(error).__name__} inside apidriver: {sentence(message)} Please report this.")
 
 
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)
@@ -94,17 +97,22 @@ class Cursor:
     def execute(self, operation: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None) -> Cursor:
         """Run one SQL statement; parameters use ``?`` (sequence) or ``:name`` (mapping)."""
         self._check_open()
-        self._finish()
-        self._context = StatementContext()
-        self.connection._activate(self._context)
-        special = cache_statement(operation)  # REPLICATE / CACHE (apidriver.cache.statements)
-        if special is not None:
-            try:
-                operation, parameters = special.run(self.connection, self._adapt(parameters))
-            except Exception as error:
-                raise translate(error, operation) from error
-        bindings = self._adapt(parameters)
-        self._context.in_sets = self.connection.in_sets(operation, bindings)
+        self.rowcount = -1  # until this statement has succeeded
+        with self.connection._stepping():
+            self._finish()
+            self._context = StatementContext()
+            self.connection._activate(self._context)
+            special = cache_statement(operation)  # REPLICATE / CACHE (apidriver.cache.statements)
+            if special is not None:
+                try:
+                    operation, parameters = special.run(self.connection, self._adapt(parameters))
+                except Exception as error:
+                    raise translate(error, operation) from error
+            bindings = self._adapt(parameters)
+            self._context.in_sets = self.connection.in_sets(operation, bindings)
+            return self._execute(operation, bindings)
+
+    def _execute(self, operation: str, bindings: Any) -> Cursor:
         cursor = self.connection.sqlite.cursor()
         captured: dict[str, Any] = {}
 
@@ -119,20 +127,26 @@ class Cursor:
 
         cursor.exec_trace = trace
         self._returned = 0
+        context = self._context
         try:
             cursor.execute(operation, bindings)
         except BaseException as error:
-            if isinstance(error, apsw.AuthError) and self._context.refused is not None:
-                raise self._context.refused from None
+            if isinstance(error, apsw.AuthError) and context.refused is not None:
+                raise context.refused from None
             if captured.get("multiple"):
                 raise exc.ProgrammingError(
                     "execute() runs one statement at a time; run the statements one by one (or use the shell)."
                 ) from None
-            raise translate(error, operation) from error
+            failure = translate(error, operation, context)
+            if isinstance(failure, exc.Error) and (context.delete_failure or context.deleted or context.created):
+                failure = partial_failure(context, failure)  # e.g. cancelled between two rows
+            raise failure from error
         self._cursor = cursor
+        if context.delete_failure is not None:
+            self._finish()
+            raise delete_failure(context)
         description = captured.get("description") or ()
         self._set_description(description)
-        context = self._context
         if context.created:
             self.lastrowid = self.connection.rowids.rowid(context.created[-1][0], context.created[-1][1])
         if not description:
@@ -206,10 +220,10 @@ class Cursor:
         if parameters is None:
             return None
         if isinstance(parameters, Mapping):
-            return {str(k).lstrip(":@$"): adapt_parameter(v) for k, v in parameters.items()}
+            return {(name := str(k).lstrip(":@$")): adapt_parameter(v, f":{name}") for k, v in parameters.items()}
         if isinstance(parameters, (str, bytes)):
             raise exc.ProgrammingError("Parameters must be a sequence or a mapping, not a string.")
-        return tuple(adapt_parameter(v) for v in parameters)
+        return tuple(adapt_parameter(v, str(i)) for i, v in enumerate(parameters, 1))
 
     def _set_description(self, description: tuple[tuple[str, str | None], ...]) -> None:
         if not description:
@@ -229,15 +243,19 @@ class Cursor:
             raise exc.ProgrammingError("The last statement returned no rows to fetch (it was not a query).")
         if self._cursor is None:
             return None
-        self.connection._activate(self._context)
-        try:
-            row = next(self._cursor)
-        except StopIteration:
-            self._finish()
-            return None
-        except BaseException as error:
-            self._finish()
-            raise translate(error) from error
+        with self.connection._stepping():
+            if self._context.cancel.is_set:
+                self._finish()
+                self._context.cancel.check()
+            self.connection._activate(self._context)
+            try:
+                row = next(self._cursor)
+            except StopIteration:
+                self._finish()
+                return None
+            except BaseException as error:
+                self._finish()
+                raise translate(error, None, self._context) from error
         if self._context.created:
             row = self._returning(row)
         if self._convert:
@@ -290,6 +308,16 @@ class Cursor:
 
     def setoutputsize(self, size: Any, column: Any = None) -> None:
         """Accepted and ignored, as PEP 249 allows."""
+
+    def cancel(self) -> None:
+        """Cancel this cursor's statement, from any thread (psycopg's name for it).
+
+        Like :meth:`Connection.interrupt` but for this cursor only: its
+        waits end at once and it fails with :class:`QueryCancelledError`
+        (at ``execute`` or at its next fetch); other cursors go on. SQLite's
+        own work is stopped too when this cursor is the one running.
+        """
+        self._context.cancel.set("The statement was cancelled by Cursor.cancel().")
 
     def close(self) -> None:
         self._finish()

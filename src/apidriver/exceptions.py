@@ -14,7 +14,8 @@
           │    ├── RateLimitError          429, still limited after waiting
           │    ├── InsufficientCreditsError 402
           │    ├── APIUnavailableError     5xx, timeouts, dropped connections (after retries)
-          │    └── AmbiguousWriteError     a write whose outcome is unknown (never retried)
+          │    ├── AmbiguousWriteError     a write whose outcome is unknown (never retried)
+          │    └── QueryCancelledError     cancelled by Connection.interrupt(), Cursor.cancel() or close()
           ├── IntegrityError
           ├── InternalError
           ├── ProgrammingError             bad SQL, unknown table/column/property
@@ -116,6 +117,11 @@ class AmbiguousWriteError(APIErrorMixin, OperationalError):
     """A write failed in a way that leaves its outcome unknown; it was not retried."""
 
 
+class QueryCancelledError(OperationalError):
+    """The statement was cancelled from another thread (``Connection.interrupt()``,
+    ``Cursor.cancel()``, or ``close()`` while it ran); the connection stays usable."""
+
+
 class NotFoundError(APIErrorMixin, ProgrammingError):
     """The API answered 404 where the object had to exist (e.g. a write by id)."""
 
@@ -152,6 +158,7 @@ __all__ = [
     "OperationalError",
     "PermissionDeniedError",
     "ProgrammingError",
+    "QueryCancelledError",
     "RateLimitError",
     "Warning",
 ]

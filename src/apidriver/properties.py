@@ -7,16 +7,33 @@ profile properties (the form the commercial driver's articles use), e.g.
 ``Profile=CloudConvert;ProfileSettings="APIKey=...;Sandbox=true"``.
 Properties given at the top level win over the same ones inside
 ``ProfileSettings``.
+
+Errors never echo a value: any value, and any text where a name was
+expected, could be an API key written in the wrong place (``connect("sk-...")``).
+They name the property and the position instead; a name is shown only if it
+looks like one (:func:`shown_name`).
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from .exceptions import ProgrammingError
+
+_NAME = re.compile(r"[A-Za-z_]{1,32}")
+
+
+def shown_name(name: str) -> str | None:
+    """``name`` if it can be shown in a message: letters and underscores only (keys have digits)."""
+    text = name.strip()
+    return text if _NAME.fullmatch(text) else None
 
 
 @dataclass(frozen=True)
@@ -40,40 +57,71 @@ def parse_bool(value: Any) -> bool:
     raise ValueError("use true or false")
 
 
-def positive_int(upper: int) -> Callable[[Any], int]:
+def int_range(lower: int, upper: int) -> Callable[[Any], int]:
+    """A whole number from ``lower`` to ``upper``."""
+
     def parse(value: Any) -> int:
-        number = int(str(value).strip())
-        if not 1 <= number <= upper:
-            raise ValueError(f"use a whole number from 1 to {upper}")
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            number = lower - 1
+        if not lower <= number <= upper:
+            raise ValueError(f"use a whole number from {lower} to {upper}")
         return number
 
     return parse
 
 
+def positive_int(upper: int) -> Callable[[Any], int]:
+    return int_range(1, upper)
+
+
+def _seconds(value: Any) -> float:
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return math.nan
+
+
 def non_negative_float(value: Any) -> float:
-    number = float(str(value).strip())
-    if number < 0:
+    """Seconds, 0 or more (``inf`` allowed: forever)."""
+    number = _seconds(value)
+    if not number >= 0:
         raise ValueError("use a number of seconds, 0 or more")
     return number
 
 
-def non_negative_int(value: Any) -> int:
-    number = int(str(value).strip())
-    if number < 0:
-        raise ValueError("use a whole number, 0 or more")
+def positive_seconds(value: Any) -> float:
+    """Seconds, more than 0 and finite: a time limit."""
+    number = _seconds(value)
+    if not (number > 0 and math.isfinite(number)):
+        raise ValueError("use a number of seconds more than 0, such as 30")
     return number
+
+
+def base_url(value: Any) -> str:
+    """An http(s) URL with a host."""
+    text = str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("use an http:// or https:// URL with a host, such as https://api.cloudconvert.com")
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        raise ValueError("use an http:// or https:// URL with a host and a valid port, such as http://127.0.0.1:8000") from None
+    return text
 
 
 CORE_PROPERTIES: tuple[Property, ...] = (
     Property("Profile", "The API profile: a built-in name (CloudConvert) or a path to a .apip file of that name.", "CloudConvert"),
     Property("AuthScheme", "How to authenticate; APIKey sends the key as a bearer token.", "APIKey"),
     Property("APIKey", "The API key (secret). Falls back to the profile's environment variable.", None, secret=True),
-    Property("BaseURL", "The API root, e.g. https://api.cloudconvert.com (a trailing /v2 is accepted).", None),
+    Property("BaseURL", "The API root, e.g. https://api.cloudconvert.com (a trailing /v2 is accepted).", None, base_url),
     Property("ProfileSettings", "Nested Name=Value;... string of profile properties.", None),
-    Property("Timeout", "Seconds to wait for one HTTP response.", 30.0, non_negative_float),
+    Property("Timeout", "Seconds to wait for one HTTP response (more than 0).", 30.0, positive_seconds),
     Property("PageSize", "Rows asked per page of a list request (per_page).", 100, positive_int(1000)),
     Property("MaxConcurrency", "HTTP requests one connection may have in flight at once.", 8, positive_int(64)),
-    Property("MaxRetries", "Retries of a failed idempotent request (5xx, timeouts, dropped connections).", 4, non_negative_int),
+    Property("MaxRetries", "Retries of a failed idempotent request (5xx, timeouts, dropped connections), 0 to 20.", 4, int_range(0, 20)),
     Property("ReadOnly", "Refuse every write (INSERT, UPDATE, DELETE, actions) before any request is sent.", False, parse_bool),
     Property("RateLimitWindow", "Seconds of the API's rate-limit window, for pacing (the API does not say; 60).", 60.0, non_negative_float),
     Property(
@@ -96,11 +144,16 @@ def parse_connection_string(text: str) -> dict[str, str]:
         if i >= n:
             break
         eq = text.find("=", i)
-        if eq < 0:
-            raise ProgrammingError(f"Bad connection string near {text[i:i + 20]!r}: expected Name=Value pairs separated by ';'.")
+        semi = text.find(";", i)
+        if eq < 0 or (0 <= semi < eq):
+            raise ProgrammingError(
+                f"Bad connection string at position {i}: expected Name=Value pairs separated by ';', and the text there "
+                "has no '=' (it is not shown: it may be a secret). An API key alone is written APIKey=<key>."
+            )
         name = text[i:eq].strip()
         if not name:
-            raise ProgrammingError("Bad connection string: a property has an empty name.")
+            raise ProgrammingError(f"Bad connection string at position {i}: a property has an empty name.")
+        called = _called(name, i)
         i = eq + 1
         while i < n and text[i] in " \t":
             i += 1
@@ -110,7 +163,7 @@ def parse_connection_string(text: str) -> dict[str, str]:
             value = []
             while True:
                 if i >= n:
-                    raise ProgrammingError(f"Bad connection string: the value of {name} has no closing {close}.")
+                    raise ProgrammingError(f"Bad connection string: the value of {called} has no closing {close}.")
                 ch = text[i]
                 if ch == close:
                     if close != "}" and i + 1 < n and text[i + 1] == close:
@@ -125,13 +178,21 @@ def parse_connection_string(text: str) -> dict[str, str]:
             while i < n and text[i] in " \t":
                 i += 1
             if i < n and text[i] != ";":
-                raise ProgrammingError(f"Bad connection string: unexpected text after the quoted value of {name}.")
+                raise ProgrammingError(
+                    f"Bad connection string at position {i}: unexpected text after the quoted value of {called} "
+                    "(a ';' should follow it)."
+                )
         else:
             end = text.find(";", i)
             end = n if end < 0 else end
             out[name] = text[i:end].strip()
             i = end
     return out
+
+
+def _called(name: str, position: int) -> str:
+    shown = shown_name(name)
+    return shown if shown is not None else f"the property at position {position}"
 
 
 class Settings(Mapping[str, Any]):
@@ -179,9 +240,18 @@ def resolve(raw: Mapping[str, Any], specs: Iterable[Property]) -> Settings:
             merged[name.lower()] = (name, value)
     unknown = sorted(name for key, (name, _) in merged.items() if key not in by_lower)
     if unknown:
-        known = ", ".join(sorted(p.name for p in specs))
+        names = sorted(p.name for p in specs)
+        described = []
+        for name in unknown:
+            shown = shown_name(name)
+            if shown is None:
+                described.append("one whose name is not shown (it does not look like a property name: a secret?)")
+                continue
+            close = difflib.get_close_matches(shown.lower(), list(by_lower), n=1, cutoff=0.7)
+            described.append(f"{shown} (did you mean {by_lower[close[0]].name}?)" if close else shown)
         raise ProgrammingError(
-            f"Unknown connection propert{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}. Known properties: {known}."
+            f"Unknown connection propert{'y' if len(unknown) == 1 else 'ies'} {'; '.join(described)}. "
+            f"Known properties: {', '.join(names)}."
         )
     values: dict[str, Any] = {}
     for spec in specs:
@@ -195,8 +265,8 @@ def resolve(raw: Mapping[str, Any], specs: Iterable[Property]) -> Settings:
         try:
             values[spec.name] = spec.parse(value)
         except (TypeError, ValueError) as exc:
-            shown = "***" if spec.secret else repr(value)
-            raise ProgrammingError(f"Bad value {shown} for the connection property {spec.name}: {exc}.") from None
+            # The value is never shown: it could be a key given in the wrong place.
+            raise ProgrammingError(f"Bad value for the connection property {spec.name}: {exc}.") from None
     return Settings(values, specs)
 
 

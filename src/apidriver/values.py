@@ -16,11 +16,18 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import math
+import os
 import re
+import uuid
 from decimal import Decimal
 from typing import Any
 
 import orjson
+
+from .exceptions import DataError, ProgrammingError
+
+INT64 = (-(2**63), 2**63 - 1)
 
 UTC = dt.timezone.utc
 
@@ -175,25 +182,60 @@ def from_sql(value: Any, sql_type: str | None) -> Any:
     return value
 
 
-def adapt_parameter(value: Any) -> Any:
-    """A Python parameter as a SQLite value (datetimes in the stored format)."""
-    if value is None or isinstance(value, (str, int, float, bytes)):
-        if isinstance(value, bool):
-            return int(value)
+def adapt_parameter(value: Any, position: str = "1") -> Any:
+    """A Python parameter as a SQLite value (datetimes in the stored format).
+
+    Refuses, with a DB-API error naming the parameter (``position``: ``1``
+    or ``:name``), what SQLite cannot hold as given: integers beyond 64 bits,
+    NaN (SQLite would store NULL), and types without one obvious SQL value
+    (sets, complex numbers, arbitrary objects), which ``str()`` would bind as
+    meaningless text. The value itself is never shown: it may be a secret.
+    """
+    if value is None or isinstance(value, (str, bytes)):
         return value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        if not INT64[0] <= value <= INT64[1]:
+            raise DataError(
+                f"The parameter {position} is an integer outside SQLite's 64-bit range (-2**63 to 2**63-1); "
+                "pass it as text (str(value)) to compare it as text."
+            )
+        return int(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise DataError(f"The parameter {position} is NaN, which SQLite cannot store (it would become NULL); pass None for NULL.")
+        return float(value)
     if isinstance(value, dt.datetime):
         return format_timestamp(value)
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, dt.time):
         return value.isoformat()
-    if isinstance(value, Decimal):
+    if isinstance(value, (Decimal, uuid.UUID)):
         return str(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    return str(value)
+        try:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ProgrammingError(f"The parameter {position} is a {type(value).__name__} that cannot be written as JSON: {error}.") from None
+    raise ProgrammingError(
+        f"The parameter {position} is a {type(value).__name__}, which SQL cannot represent; pass None, a str, int, float, "
+        "bytes, Decimal, UUID, a date/time, or a dict/list (sent as JSON)."
+    )
+
+
+def _json_default(value: Any) -> Any:
+    """Values inside a dict/list parameter that JSON has no type for, but one obvious text."""
+    if isinstance(value, (dt.date, dt.time, Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"a {type(value).__name__} inside it has no JSON form")
 
 
 def text_affinity(value: Any) -> str | None:
@@ -201,6 +243,8 @@ def text_affinity(value: Any) -> str | None:
     if value is None or isinstance(value, bytes):
         return None
     if isinstance(value, float):
+        if not math.isfinite(value):
+            return None if math.isnan(value) else ("Inf" if value > 0 else "-Inf")  # SQLite's text for them
         return repr(value) if value != int(value) or abs(value) >= 1e15 else f"{value:.1f}"
     return str(value)
 

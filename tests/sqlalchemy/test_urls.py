@@ -143,7 +143,7 @@ BAD_URLS = [
     (f"cloudconvert://{KEY}@", "note the colon"),
     ("cloudconvert://:k@api.cloudconvert.com", "no host"),
     ("cloudconvert://:k@/jobs", "no database name"),
-    ("cloudconvert://:k@?Timeout=abc", "Bad value 'abc' for the connection property Timeout"),
+    ("cloudconvert://:k@?Timeout=abc", "Bad value for the connection property Timeout"),
     ("cloudconvert://:k@?PageSize=0", "PageSize"),
     ("cloudconvert://:k@?Colour=red", "Unknown connection property Colour. Known properties: APIKey"),
     ("api:///?ProfileSettings=Colour%3Dred", "Unknown connection property Colour"),

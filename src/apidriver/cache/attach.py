@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -38,7 +39,9 @@ class Cache:
     """The cache of one connection (a replica database) and how its statements use it."""
 
     def __init__(self, connection: Connection, url: str, mode: str, tolerance: float) -> None:
-        self.connection = connection
+        # Weakly: the cache tables SQLite keeps hold the cache, and a connection nobody
+        # references must be collectable (see connection.py).
+        self.connection: Connection = weakref.proxy(connection)
         self.mode = mode
         self.tolerance = tolerance
         self.specs = {s.name.lower(): s for s in replica_specs(connection.profile.tables)}

@@ -206,11 +206,12 @@ def _scoped_keys(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--jobs", type=int, default=0, show_default=True, help="Sample jobs in the account.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the sample data.")
 @click.option("--latency-ms", type=float, default=0, show_default=True, help="Delay added to every request.")
-@click.option("--rate-limit", type=int, default=0, show_default=True, help="API requests per window per account; 0 = unlimited.")
+@click.option("--rate-limit", type=int, default=500, show_default=True, help="API requests per window per account and method, as recorded; 0 = unlimited.")
 @click.option("--rate-window", type=float, default=60.0, show_default=True, help="Length of the rate-limit window in seconds.")
 @click.option("--task-seconds", type=float, default=1.0, show_default=True, help="How long each task processes.")
 @click.option("--credits", type=int, default=2500, show_default=True, help="Conversion credits of the account.")
 @click.option("--retention-hours", type=float, default=24.0, show_default=True, help="Delete jobs and tasks this long after they end, as the API does.")
+@click.option("--job-webhook-secret", default=None, help="The secret signing per-job webhook_url deliveries (default: random, printed).")
 @click.pass_context
 def emulator(ctx: click.Context, /, scoped_keys: tuple[str, ...], **options: Any) -> None:
     """Run the local CloudConvert API emulator (the same as python -m apidriver.emulator).
@@ -224,6 +225,6 @@ def emulator(ctx: click.Context, /, scoped_keys: tuple[str, ...], **options: Any
     """
     from ..emulator.server import main as emulator_main
 
-    argv = [f"--{name.replace('_', '-')}={value}" for name, value in options.items()]
+    argv = [f"--{name.replace('_', '-')}={value}" for name, value in options.items() if value is not None]
     argv += [f"--scoped-key={key}" for key in scoped_keys]
     ctx.exit(emulator_main(argv))

@@ -17,7 +17,8 @@ What it does (the reference is ``docs/cloudconvert-api.md`` of the project):
   writes JSON as PHP's ``json_encode`` does (compact, ``\\/`` and ``\\uXXXX``
   escapes), the sync host (``/sync/v2/...``) as compact UTF-8 without escapes,
   byte for byte like the recorded traffic; webhook bodies are written as the
-  main host writes them.
+  main host writes them. The sync host adds Express's weak ``ETag``
+  (``W/"<length>-<SHA-1>"``, the recorded tags exactly).
 - Pagination as recorded: ``links`` (``first``, ``last`` = null, ``prev``,
   ``next``) and ``meta`` (``current_page``, ``from``, ``path``, ``per_page``,
   ``to``), no total, newest first, ``per_page`` 100 by default. Empty filter
@@ -32,8 +33,11 @@ What it does (the reference is ``docs/cloudconvert-api.md`` of the project):
   recorded S3 ``PostResponse`` XML; ``export/url`` files download (no auth)
   from ``/_storage/tasks/...``.
 - Webhooks are delivered, signed, retried; see :mod:`.webhooks`.
-- Latency, faults and the rate limit: see :mod:`.control`. The request log
-  and faults are at ``/_emulator/requests`` and ``/_emulator/faults``.
+- Latency, faults and the rate limit (500 requests a minute per method by
+  default, labelled ``X-RateLimit-*`` as recorded; ``rate_limit=0`` or
+  ``--rate-limit 0`` turns it off): see :mod:`.control`. The request log and
+  faults are at ``/_emulator/requests`` and ``/_emulator/faults``; requests
+  under way at :meth:`Emulator.pending_requests`.
 - Time: ``POST /_emulator/clock`` with ``{"advance": SECONDS}``
   (:meth:`Emulator.advance_clock`) moves the emulator's clock forward: task
   processing, timestamps of new objects, retention and the expiry of export
@@ -64,19 +68,22 @@ facts about the real API):
   recorded sandbox uploads show ``md5`` only, live imports ``size`` only).
 - Webhook ids are integers. Per-job ``webhook_url`` deliveries
   (``job.finished``/``job.failed`` only) are signed with the account's
-  ``job_webhook_secret`` (``Emulator.backend.job_webhook_secret``).
+  ``job_webhook_secret`` (``Emulator.job_webhook_secret``, ``GET
+  /_emulator/secrets``, the second line the command prints; set it with
+  ``job_webhook_secret=`` / ``--job-webhook-secret``).
 - ``links.next`` carries only ``page``: clients must re-send their filters.
 - The catalogue answers ``{"data": [...]}`` without pagination; ``page`` and
   ``per_page`` are ignored there. ``alternatives=true`` adds entries with the
   non-default engines.
 - 404 bodies are ``{"message": "... not found.", "code": "NOT_FOUND"}``; 403
-  bodies use ``FORBIDDEN``; 429 bodies ``TOO_MANY_REQUESTS``.
+  bodies use ``FORBIDDEN``; 429 bodies ``TOO_MANY_REQUESTS``; 500 bodies
+  ``INTERNAL_SERVER_ERROR``, all compact JSON like every other body.
 - Sync waits give up after 300 s and answer with the current state.
 - Jobs that never end (a task waiting for an upload that never comes) are
   never deleted by retention. Seeded lists come in creation order, standalone
   tasks among the jobs' tasks.
 - :meth:`Emulator.stop` gives requests still running (a ``stall`` fault, a
-  sync wait) 1 s, then cuts them.
+  sync wait) 1 s, then cuts them (the connection closes without an answer).
 """
 
 from .server import Emulator

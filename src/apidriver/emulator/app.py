@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import base64
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -61,12 +63,21 @@ def _is_sync(request: Request) -> bool:
     return request.url.path.startswith("/sync/")
 
 
+def weak_etag(data: bytes) -> str:
+    """The sync host's ``ETag``: Express's weak tag, ``W/"<length in hex>-<27 chars of base64 SHA-1>"``
+    (byte for byte the recorded ones)."""
+    digest = base64.b64encode(hashlib.sha1(data).digest()).decode()[:27]
+    return f'W/"{len(data):x}-{digest}"'
+
+
 def json_response(request: Request, status: int, body: Any) -> Response:
     sync = _is_sync(request)
+    data = encode(body, php=not sync)
     return Response(
-        encode(body, php=not sync),
+        data,
         status_code=status,
         media_type="application/json; charset=utf-8" if sync else "application/json",
+        headers={"ETag": weak_etag(data)} if sync else None,
     )
 
 
@@ -394,6 +405,10 @@ def build_app(emu: Emulation) -> Any:
             emu.control.add_fault(fault)
         return Response(json.dumps(emu.control.faults()), 201, media_type="application/json")
 
+    async def control_secrets(request: Request) -> Response:
+        # What a webhook receiver in another process needs to verify per-job deliveries.
+        return Response(json.dumps({"job_webhook_secret": b.job_webhook_secret}), media_type="application/json")
+
     async def control_deliveries(request: Request) -> Response:
         out = [
             {"event": d.event, "url": d.url, "webhook_id": d.webhook_id, "attempts": d.attempts}
@@ -445,6 +460,7 @@ def build_app(emu: Emulation) -> Any:
         Route("/_emulator/faults", control_faults, methods=["GET", "POST", "DELETE"]),
         Route("/_emulator/deliveries", control_deliveries, methods=["GET"]),
         Route("/_emulator/clock", control_clock, methods=["GET", "POST"]),
+        Route("/_emulator/secrets", control_secrets, methods=["GET"]),
         Route("/{rest:path}", not_found_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
 

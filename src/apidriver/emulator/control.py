@@ -9,24 +9,30 @@ Faults (``POST /_emulator/faults``) match on method, path prefix and
 fire ``count`` times or with probability ``rate``:
 
 - ``500``, ``502``, ``503``, ``429``: answered at once; the request has no
-  effect (502/503 have an HTML body, as a proxy in front of the API would send).
+  effect (502/503 have an HTML body, as a proxy in front of the API would send;
+  500 and 429 a compact JSON body, as the host writes every body; 429 says
+  ``Retry-After: retry_after``, 1 s unless the fault says otherwise).
 - ``drop``, ``stall``, ``malformed``: the request IS carried out, then the
   connection is closed without an answer (``drop``), the answer is held back
   for ``stall_seconds`` (``stall``, default 30), or the body is cut short
   (``malformed``). These are the ambiguous failures a client must not retry
   blindly on a POST.
 
-Rate limit: with ``rate_limit`` set, each account may make that many API
-requests per window (60 s unless ``rate_window`` says otherwise). Counted
-requests carry ``X-RateLimit-Limit`` and ``X-RateLimit-Remaining``; past the
-limit the answer is ``429`` with ``Retry-After``. As in the recorded traffic,
-``GET /v2/users/me`` and the sync host are neither counted nor labelled.
+Rate limit (on by default in :class:`~.server.Emulator`: 500 requests a
+minute, as recorded; ``rate_limit=0`` turns it off): each account may make
+``rate_limit`` API requests of each HTTP method per window, which starts at
+the first request of that method and lasts ``rate_window`` seconds (60).
+The recordings show separate counts for GET, POST and DELETE, and a window
+that is not the clock minute. Counted requests carry ``X-RateLimit-Limit``
+and ``X-RateLimit-Remaining``; past the limit the answer is ``429`` with
+``Retry-After`` (the seconds until the window ends). As in the recorded
+traffic, ``GET /v2/users/me``, the sync host and requests without a valid
+key are neither counted nor labelled.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import random
 import threading
@@ -34,6 +40,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qsl
+
+from .models import encode
 
 FAULT_KINDS = ("500", "502", "503", "429", "drop", "stall", "malformed")
 
@@ -49,6 +57,7 @@ class Fault:
     rate: float | None = None
     stall_seconds: float = 30.0
     query: str | None = None  # only requests whose raw query string contains this
+    retry_after: float = 1.0  # the Retry-After of a 429 fault (real servers send whole seconds)
 
     def __post_init__(self) -> None:
         self.kind = str(self.kind)
@@ -69,19 +78,29 @@ class Control:
         self.rate_window = rate_window
         self._lock = threading.Lock()
         self._log: list[dict[str, Any]] = []
+        self._pending: dict[int, dict[str, Any]] = {}  # arrived, not answered yet (id of the entry)
         self._faults: list[Fault] = []
         self._random = random.Random(seed)
-        self._window_start = 0.0
-        self._window_count = 0
+        self._windows: dict[str, tuple[float, int]] = {}  # method → (window start, requests counted)
 
     # request log
+    def arrived(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending[id(entry)] = entry
+
     def record(self, entry: dict[str, Any]) -> None:
         with self._lock:
+            self._pending.pop(id(entry), None)
             self._log.append(entry)
 
     def requests(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(e) for e in self._log]
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Requests under way: arrived and not answered yet (a stall, a sync wait)."""
+        with self._lock:
+            return [dict(e) for e in self._pending.values()]
 
     def clear_requests(self) -> None:
         with self._lock:
@@ -117,24 +136,30 @@ class Control:
             return None
 
     # rate limit
-    def take(self) -> tuple[bool, int, float]:
-        """Count one request: (allowed, remaining, seconds until the window resets)."""
+    def take(self, method: str = "GET") -> tuple[bool, int, float]:
+        """Count one request of ``method``: (allowed, remaining, seconds until its window resets)."""
         assert self.rate_limit is not None
         with self._lock:
             now = time.monotonic()
-            if now - self._window_start >= self.rate_window:
-                self._window_start = now
-                self._window_count = 0
-            reset = self._window_start + self.rate_window - now
-            if self._window_count >= self.rate_limit:
+            start, count = self._windows.get(method, (0.0, 0))
+            if count == 0 or now - start >= self.rate_window:
+                start, count = now, 0
+            reset = start + self.rate_window - now
+            if count >= self.rate_limit:
+                self._windows[method] = (start, count)
                 return False, 0, reset
-            self._window_count += 1
-            return True, self.rate_limit - self._window_count, reset
+            count += 1
+            self._windows[method] = (start, count)
+            return True, self.rate_limit - count, reset
 
 
-def _json(status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    data = json.dumps(body).encode()
-    return status, [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())] + (headers or []), data
+def _json(
+    status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None, *, sync: bool = False
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """A JSON answer written as the host writes every body (compact; see ``models.encode``)."""
+    data = encode(body, php=not sync)
+    kind = b"application/json; charset=utf-8" if sync else b"application/json"
+    return status, [(b"content-type", kind), (b"content-length", str(len(data)).encode())] + (headers or []), data
 
 
 def _html(status: int, title: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -164,6 +189,7 @@ class ControlMiddleware:
         entry: dict[str, Any] = {
             "method": method,
             "path": path,
+            "raw_path": (scope.get("raw_path") or path.encode()).decode("latin-1"),  # as sent: percent-encoded
             "query": query,
             "params": parse_qsl(query, keep_blank_values=True),
             "status": None,
@@ -171,6 +197,7 @@ class ControlMiddleware:
             "time": time.time(),
         }
         recorded = False
+        self.control.arrived(entry)
 
         def finish() -> None:
             nonlocal recorded
@@ -193,6 +220,17 @@ class ControlMiddleware:
         logged_send.finish = finish  # type: ignore[attr-defined]
         try:
             await self._handle(scope, receive, logged_send, entry)
+        except asyncio.CancelledError:
+            # The emulator is stopping while this request waits (a stall, a sync wait):
+            # close the connection without an answer, quietly, as a server going away
+            # does (uvicorn's own cycle flag tells it no answer is due; nothing is awaited,
+            # as the loop is about to cancel everything again).
+            cycle: Any = getattr(send, "__self__", None)
+            transport = getattr(cycle, "transport", None)
+            if transport is None or not hasattr(cycle, "disconnected"):
+                raise
+            transport.abort()
+            cycle.disconnected = True
         finally:
             finish()
 
@@ -211,11 +249,15 @@ class ControlMiddleware:
         fault = control.match(scope["method"], scope["path"], entry["query"])
         if fault is not None:
             entry["fault"] = fault.kind
+        sync = scope["path"].startswith("/sync/")
         if fault is not None and fault.kind in ("500", "502", "503", "429"):
             if fault.kind == "500":
-                status, headers, body = _json(500, {"message": "Server Error", "code": "INTERNAL_SERVER_ERROR"})
+                status, headers, body = _json(500, {"message": "Server Error", "code": "INTERNAL_SERVER_ERROR"}, sync=sync)
             elif fault.kind == "429":
-                status, headers, body = _json(429, {"message": "Too Many Attempts.", "code": "TOO_MANY_REQUESTS"}, [(b"retry-after", b"1")])
+                retry_after = f"{fault.retry_after:g}".encode()
+                status, headers, body = _json(
+                    429, {"message": "Too Many Attempts.", "code": "TOO_MANY_REQUESTS"}, [(b"retry-after", retry_after)], sync=sync
+                )
             else:
                 status, headers, body = _html(int(fault.kind), "Bad Gateway" if fault.kind == "502" else "Service Temporarily Unavailable")
             entry["status"] = status
@@ -223,7 +265,7 @@ class ControlMiddleware:
             return
         extra: list[tuple[bytes, bytes]] = []
         if control.rate_limit is not None and self._counted(scope):
-            allowed, remaining, reset = control.take()
+            allowed, remaining, reset = control.take(scope["method"])
             limit = str(control.rate_limit).encode()
             if not allowed:
                 status, headers, body = _json(

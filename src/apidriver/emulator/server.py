@@ -22,6 +22,7 @@ from .control import Control, Fault
 from .seed import seed as seed_backend
 
 DEFAULT_API_KEY = "emulator-key"
+DEFAULT_RATE_LIMIT = 500  # requests a minute per method, as the recorded answers say (0: unlimited)
 SHUTDOWN_GRACE_SECONDS = 1
 
 
@@ -94,7 +95,11 @@ class Emulator:
     ...     emu.requests()      # the request log, as GET /_emulator/requests
 
     ``scoped_keys`` maps further API keys to the scopes they carry; the main
-    ``api_key`` has every scope.
+    ``api_key`` has every scope. ``rate_limit`` is 500 requests a minute per
+    method, as the recorded API says; ``rate_limit=0`` turns it off (for
+    benchmarks and tests that make many requests). ``job_webhook_secret``
+    signs per-job ``webhook_url`` deliveries (random unless given; also at
+    ``GET /_emulator/secrets``).
     """
 
     def __init__(
@@ -105,7 +110,7 @@ class Emulator:
         jobs: int = 0,
         seed: int = 0,
         latency_ms: float = 0,
-        rate_limit: int | None = None,
+        rate_limit: int | None = DEFAULT_RATE_LIMIT,
         rate_window: float = 60.0,
         task_seconds: float = 1.0,
         credits: int = 2500,
@@ -113,12 +118,15 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         webhook_retry_delay: float = 0.2,
+        job_webhook_secret: str | None = None,
     ) -> None:
         self.api_key = api_key
         keys = {api_key: frozenset(SCOPES)}
         for key, scopes in (scoped_keys or {}).items():
             keys[key] = frozenset(scopes)
         self.backend = Backend(task_seconds=task_seconds, credits=credits, retention_hours=retention_hours)
+        if job_webhook_secret:
+            self.backend.job_webhook_secret = job_webhook_secret
         self.control = Control(latency_ms=latency_ms, rate_limit=rate_limit, rate_window=rate_window, seed=seed)
         self.emulation = Emulation(self.backend, self.control, keys, webhook_retry_delay)
         self._host = host
@@ -133,6 +141,11 @@ class Emulator:
     @property
     def api_url(self) -> str:
         return self.base_url + "/v2"
+
+    @property
+    def job_webhook_secret(self) -> str:
+        """The secret that signs per-job ``webhook_url`` deliveries (``CloudConvert-Signature``)."""
+        return self.backend.job_webhook_secret
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
@@ -189,10 +202,15 @@ class Emulator:
             self._socket.close()
 
     def serve_forever(self) -> None:
-        """Serve in this thread until interrupted (the command-line form)."""
+        """Serve in this thread until interrupted (the command-line form).
+
+        Prints the root URL on the first line of stdout, then
+        ``job_webhook_secret=<secret>`` for receivers in other processes.
+        """
         server = self._prepare()
         assert self._socket is not None
         print(self.base_url, flush=True)
+        print(f"job_webhook_secret={self.job_webhook_secret}", flush=True)
         asyncio.run(server.serve(sockets=[self._socket]))
 
     def __enter__(self) -> Emulator:
@@ -203,8 +221,12 @@ class Emulator:
 
     # -- control API (the same as /_emulator/...) -------------------------------------------------
     def requests(self) -> list[dict[str, Any]]:
-        """The API requests served so far: method, path, query, params, status, fault."""
+        """The API requests served so far: method, path (decoded), raw_path (as sent), query, params, status, fault."""
         return self.control.requests()
+
+    def pending_requests(self) -> list[dict[str, Any]]:
+        """The API requests under way (arrived, not answered yet): a ``stall``, a sync wait."""
+        return self.control.pending()
 
     def clear_requests(self) -> None:
         self.control.clear_requests()
@@ -218,10 +240,14 @@ class Emulator:
         rate: float | None = None,
         stall_seconds: float = 30.0,
         query: str | None = None,
+        retry_after: float = 1.0,
     ) -> None:
         """Make matching requests fail; see :mod:`apidriver.emulator.control`."""
         self.control.add_fault(
-            Fault(kind=str(kind), path=path, method=method, count=count, rate=rate, stall_seconds=stall_seconds, query=query)
+            Fault(
+                kind=str(kind), path=path, method=method, count=count, rate=rate, stall_seconds=stall_seconds,
+                query=query, retry_after=retry_after,
+            )
         )
 
     def clear_faults(self) -> None:
@@ -273,11 +299,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=0, help="seed this many jobs (default 0)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the sample data")
     p.add_argument("--latency-ms", type=float, default=0, help="delay added to every request")
-    p.add_argument("--rate-limit", type=int, default=0, help="API requests per window (minute) per account; 0 = unlimited")
+    p.add_argument(
+        "--rate-limit",
+        type=int,
+        default=DEFAULT_RATE_LIMIT,
+        help=f"API requests per window (minute) per account and method (default {DEFAULT_RATE_LIMIT}, as recorded); 0 = unlimited",
+    )
     p.add_argument("--rate-window", type=float, default=60.0, help="length of the rate-limit window in seconds (default 60)")
     p.add_argument("--task-seconds", type=float, default=1.0, help="how long each task processes (default 1)")
     p.add_argument("--credits", type=int, default=2500, help="conversion credits of the account")
     p.add_argument("--retention-hours", type=float, default=24.0, help="delete jobs and tasks this long after they end (default 24, as the API)")
+    p.add_argument("--job-webhook-secret", default=None, help="the secret signing per-job webhook_url deliveries (default: random, printed)")
     return p
 
 
@@ -296,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         retention_hours=args.retention_hours,
         host=args.host,
         port=args.port,
+        job_webhook_secret=args.job_webhook_secret,
     )
     try:
         emulator.serve_forever()

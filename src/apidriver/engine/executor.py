@@ -26,7 +26,7 @@ import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
 from typing import Any
 from urllib.parse import quote
 
@@ -39,6 +39,7 @@ from .planner import Arg, Plan
 from .schema import Column, Endpoint, Pagination, Table
 from .statement import FullTable, Obj, StatementContext
 from .streams import KeyScan, ListStream, LookupStream, ReadyStream, page_params
+from .workers import Workers
 
 __all__ = ["Engine", "StatementContext"]
 
@@ -176,33 +177,21 @@ class Engine:
         self.pagination = pagination
         self.page_size = page_size
         self.max_concurrency = max_concurrency
-        self.pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="apidriver-http")
+        self.pool = Workers(max_concurrency, "apidriver-http")  # engine/workers.py: no threads while idle
         self.embedded_keys = self._embedded_keys()
         self.hint_owner = client.cache_owner
-        self._inflight: set[Future[Any]] = set()
-        self._lock = threading.Lock()
 
     def close(self) -> None:
         """Cancel requests not yet sent (those under way finish or fail on their own)."""
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown()
 
     def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Future[Any]:
-        """Run an HTTP request on the worker pool, keeping track of it until it ends."""
-        future = self.pool.submit(fn, *args, **kwargs)
-        with self._lock:
-            self._inflight.add(future)
-        future.add_done_callback(self._done)
-        return future
-
-    def _done(self, future: Future[Any]) -> None:
-        with self._lock:
-            self._inflight.discard(future)
+        """Run an HTTP request on the worker pool."""
+        return self.pool.submit(fn, *args, **kwargs)
 
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Wait until no request is in flight (pages fetched ahead finish after their statement)."""
-        with self._lock:
-            pending = list(self._inflight)
-        wait(pending, timeout=timeout)
+        self.pool.wait_idle(timeout)
 
     def _embedded_keys(self) -> dict[str, frozenset[str]]:
         out: dict[str, set[str]] = {}
@@ -342,12 +331,10 @@ class Engine:
         """DELETE by key alone: the key is all SQLite needs, so nothing is fetched."""
         key_arg, value = plan.args[0], values[0]
         column = table.column(key_arg.column)
-        for v in sorted({x for x in (value if key_arg.multi else [value]) if x is not None}, key=repr):
+        for v in sorted({x for x in (value if key_arg.multi else [value]) if x is not None and not isinstance(x, bytes)}, key=repr):
             key = api_value(column, v, key_arg.op, True)
-            if key is NOTHING:
-                continue
-            if key is UNSAFE:
-                key = v
+            if key is NOTHING or key is UNSAFE:
+                key = v  # ('.', '..': the writer refuses them as ids without sending anything)
             stored = column.value({column.path or column.name: key})
             ctx.stubs.add((table.name, stored))
             yield {column.path or column.name: stored}

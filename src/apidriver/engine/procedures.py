@@ -9,19 +9,23 @@ scans it again: an action is never repeated by accident.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from typing import Any
 
 import apsw
 import httpx
 
 from .. import exceptions as exc
-from ..client import ApiClient
+from ..client import ApiClient, segment
 from ..values import BOOLEAN, INTEGER, JSON, REAL
 from .executor import StatementContext
 from .planner import EQ
 from .schema import Procedure
+
+Submit = Callable[..., Future[Any]]
 
 
 class ProcedureContext:
@@ -32,20 +36,50 @@ class ProcedureContext:
     never see the API key.
     """
 
-    def __init__(self, client: ApiClient, storage: httpx.Client, statement: StatementContext, settings: Mapping[str, Any], extras: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        client: ApiClient,
+        storage: httpx.Client,
+        statement: StatementContext,
+        settings: Mapping[str, Any],
+        extras: Mapping[str, Any],
+        submit: Submit | None = None,
+    ) -> None:
         self.client = client
         self.storage = storage
         self.statement = statement
         self.settings = settings
         self.extras = extras
+        self.submit = submit
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Call the API (relative path or absolute URL); return the parsed body's ``data`` (or the body)."""
-        response = self.client.request(method, path, observer=self.statement.observe, **kwargs)
+        """Call the API (relative path or absolute URL); return the parsed body's ``data`` (or the body).
+
+        A GET (a read, or a long wait on the sync host) runs on a worker and is
+        waited for through the statement, so cancelling the statement ends the
+        wait at once; a write runs here, and a cancel stops its retries.
+        """
+        call = functools.partial(self.client.request, method, path, observer=self.statement.observe, cancel=self.statement.cancel, **kwargs)
+        if method.upper() == "GET" and self.submit is not None:
+            response = self.statement.result(self.submit(call))
+        else:
+            response = call()
         if response is None:
             return None
         body = response.body
         return body.get("data", body) if isinstance(body, Mapping) else body
+
+    def path(self, template: str, key: Any, what: str) -> str:
+        """``template`` with ``{key}`` replaced by ``key`` as one path segment.
+
+        Raises :class:`NotFoundError` without sending anything for ``.``,
+        ``..`` and the empty string: no object has such an id, and sent
+        they would address another endpoint.
+        """
+        encoded = segment(key)
+        if encoded is None:
+            raise exc.NotFoundError(f"There is no {what} with the id {str(key)!r} (ids are never '', '.' or '..'). Nothing was sent.")
+        return template.replace("{key}", encoded)
 
 
 def coerce(value: Any, sql_type: str, name: str, procedure: str) -> Any:
@@ -79,6 +113,7 @@ class ProcedureRunner:
         settings: Mapping[str, Any],
         extras: Mapping[str, Any],
         read_only: bool,
+        submit: Submit | None = None,
     ) -> None:
         self.client = client
         self.storage = storage
@@ -86,6 +121,7 @@ class ProcedureRunner:
         self.settings = settings
         self.extras = extras
         self.read_only = read_only
+        self.submit = submit
 
     def refusal(self, procedure: Procedure) -> exc.Error | None:
         if procedure.writes and self.read_only:
@@ -109,7 +145,7 @@ class ProcedureRunner:
         statement = self.context()
         key = (procedure.name, json.dumps(values, sort_keys=True, default=str))
         if key not in statement.procedure_results:
-            ctx = ProcedureContext(self.client, self.storage, statement, self.settings, self.extras)
+            ctx = ProcedureContext(self.client, self.storage, statement, self.settings, self.extras, self.submit)
             statement.procedure_results[key] = list(procedure.run(ctx, values))
         return statement.procedure_results[key]
 

@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..cancel import Cancel
 from ..client import ApiResponse, RequestRecord
 
 if TYPE_CHECKING:
@@ -150,6 +151,9 @@ class StatementContext:
     ``max_page_rows`` rows or the last ``max_responses`` single answers, so
     the same GET is sent once (beyond those bounds, a scan runs in constant
     memory and a repeated read of it is sent again).
+    ``cancel`` is set from another thread to cancel the statement (see
+    ``apidriver.cancel``); ``delete_failure`` and ``not_attempted`` record a
+    multi-row DELETE that failed part-way (see ``engine.writes``).
     """
 
     store: StatementStore = field(default_factory=StatementStore)
@@ -170,6 +174,9 @@ class StatementContext:
     lookups: dict[str, int] = field(default_factory=dict)
     max_page_rows: int = 5000
     max_responses: int = 512
+    cancel: Cancel = field(default_factory=Cancel)
+    delete_failure: tuple[str, Any, Exception] | None = None
+    not_attempted: list[tuple[str, Any]] = field(default_factory=list)
     _pending: dict[Any, Future[ApiResponse | None]] = field(default_factory=dict)
     _pages: OrderedDict[Any, tuple[Future[ApiResponse | None], int]] = field(default_factory=OrderedDict)
     _page_rows: int = 0
@@ -179,8 +186,9 @@ class StatementContext:
         self.requests.append(record)
 
     def result(self, future: Future[ApiResponse | None]) -> ApiResponse | None:
-        """Wait for a request of this statement: every wait of the engine passes here."""
-        response = future.result()
+        """Wait for a request of this statement: every wait of the engine passes here,
+        and ends at once (QueryCancelledError) when the statement is cancelled."""
+        response = self.cancel.result(future)
         self._taken(future, response)
         return response
 
@@ -229,6 +237,7 @@ class StatementContext:
             observer=self.observe,
             allow_404=allow_404,
             cacheable=cacheable,
+            cancel=self.cancel,
         )
         future.apidriver_key = key  # type: ignore[attr-defined]
         future.apidriver_refs = 1  # type: ignore[attr-defined]

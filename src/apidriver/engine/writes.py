@@ -10,6 +10,11 @@ A create answers with the created object; it is kept on the statement
 (``StatementContext.created``) so that ``INSERT ... RETURNING`` can return
 what the API made (ids, secrets, timestamps) instead of SQLite's echo of the
 inputs, and so that a failure part-way can say what was already created.
+
+A DELETE of several rows that fails on one row sends nothing more: SQLite
+still hands over the remaining rows, which are recorded as not attempted,
+and the statement then fails with the first error, saying which rows were
+deleted, which failed and which were not attempted (:func:`delete_failure`).
 """
 
 from __future__ import annotations
@@ -17,14 +22,58 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote
 
 from .. import exceptions as exc
-from ..client import ApiClient
+from ..client import ApiClient, segment
 from ..values import JSON
 from .executor import Engine, StatementContext
 from .schema import Table
 from .vtable import RowIds
+
+
+def delete_failure(ctx: StatementContext) -> exc.Error:
+    """The error a DELETE that failed part-way ends with: the failure, plus what was and was not done.
+
+    The error keeps its class and API details and gains ``deleted`` (keys
+    deleted before the failure), ``failed`` (the key whose DELETE failed)
+    and ``not_attempted`` (keys of the rows after it, for which nothing was
+    sent).
+    """
+    assert ctx.delete_failure is not None
+    _, failed, error = ctx.delete_failure
+    deleted = [key for _, key in ctx.deleted]
+    skipped = [key for _, key in ctx.not_attempted]
+    base = error if isinstance(error, exc.Error) else exc.InternalError(str(error))
+    if deleted or skipped:
+        message = (
+            f"{error} Deleted by this statement before the failure (not undone): {', '.join(map(str, deleted)) or 'none'}; "
+            f"failed: {failed}; not attempted: {', '.join(map(str, skipped)) or 'none'}."
+        )
+        out = exc.with_message(base, message)
+    else:
+        out = base
+    out.deleted = deleted  # type: ignore[attr-defined]
+    out.failed = failed  # type: ignore[attr-defined]
+    out.not_attempted = skipped  # type: ignore[attr-defined]
+    out.__cause__ = error if out is not error else error.__cause__
+    return out
+
+
+def partial_failure(ctx: StatementContext, error: exc.Error) -> exc.Error:
+    """``error`` (a statement stopped by it: SQL, a cancel, a failed page) saying what its writes already did."""
+    if ctx.delete_failure is not None:
+        return delete_failure(ctx)
+    note = ""
+    if ctx.created and "Already created by this statement" not in str(error):
+        note += describe_created(ctx)
+    if ctx.deleted:
+        note += f" Deleted by this statement before the failure (not undone): {', '.join(str(k) for _, k in ctx.deleted)}."
+    if not note:
+        return error
+    out = exc.with_message(error, f"{error}{note}")
+    out.deleted = [key for _, key in ctx.deleted]  # type: ignore[attr-defined]
+    out.created = [key for _, key, _ in ctx.created]  # type: ignore[attr-defined]
+    return out
 
 
 def describe_created(ctx: StatementContext) -> str:
@@ -104,7 +153,9 @@ class Writer:
                 raise exc.with_message(error, f"{error}{describe_created(ctx)}") from None
         path = spec.path(row) if callable(spec.path) else spec.path
         try:
-            response = self.client.request("POST", path, json=spec.body(row), scope=spec.scope, observer=ctx.observe)
+            response = self.client.request(
+                "POST", path, json=spec.body(row), scope=spec.scope, observer=ctx.observe, cancel=ctx.cancel
+            )
         except exc.Error as error:
             if ctx.created:
                 raise exc.with_message(error, f"{error}{describe_created(ctx)}") from error
@@ -125,11 +176,21 @@ class Writer:
             raise self.refusal(table, "DELETE") or exc.NotSupportedError(f"{table.name} does not accept DELETE.")
         ctx = self.context()
         _, key = self.rowids.key(rowid)
-        path = spec.path.replace("{key}", quote(str(key), safe=""))
+        if ctx.delete_failure is not None:
+            ctx.not_attempted.append((table.name, key))  # see delete_failure: nothing more is sent
+            return
         # A row fetched a moment ago and gone now (404) is what was asked for; a key
         # given alone (a stub, never fetched) that does not exist is an error.
         stub = (table.name, key) in ctx.stubs
-        self.client.request("DELETE", path, scope=spec.scope, observer=ctx.observe, allow_404=not stub)
+        try:
+            encoded = segment(key)
+            if encoded is None:
+                raise exc.NotFoundError(f"DELETE FROM {table.name}: there is no row with key {str(key)!r}. Nothing was sent.")
+            path = spec.path.replace("{key}", encoded)
+            self.client.request("DELETE", path, scope=spec.scope, observer=ctx.observe, allow_404=not stub, cancel=ctx.cancel)
+        except exc.Error as error:
+            ctx.delete_failure = (table.name, key, error)
+            return
         ctx.deleted.append((table.name, key))
 
     def update(self, table: Table) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from ..exceptions import ProgrammingError
-from ..properties import profile_name
+from ..properties import profile_name, shown_name
 from .base import Profile
 
 
@@ -25,14 +25,16 @@ def load(value: str) -> Profile:
         if ep.name.lower() == name:
             loaded: object = ep.load()
             if not isinstance(loaded, Profile):
-                raise ProgrammingError(f"The entry point for profile {value!r} does not give a Profile object.")
+                raise ProgrammingError(f"The entry point for profile {ep.name!r} does not give a Profile object.")
             return loaded
     if name == "cloudconvert":
         from .cloudconvert import profile
 
         return profile
     known = ", ".join(sorted(available()))
-    raise ProgrammingError(f"Unknown profile {value!r}. Available profiles: {known}.")
+    shown = shown_name(value) or shown_name(name)
+    called = f" {shown!r}" if shown is not None else " (the Profile value is not shown: it does not look like a name)"
+    raise ProgrammingError(f"Unknown profile{called}. Available profiles: {known}.")
 
 
 __all__ = ["Profile", "available", "load"]

@@ -12,11 +12,11 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 from ...engine.schema import Pagination
-from ...properties import Property, Settings, parse_bool
+from ...properties import Property, Settings, parse_bool, positive_seconds
 from ..base import Profile
 from .jobs import jobs
 from .operations import operations
-from .procedures import procedures, verify_webhook_signature
+from .procedures import WAIT_TIMEOUT, procedures, verify_webhook_signature
 from .task_dependencies import task_dependencies
 from .task_files import task_files
 from .tasks import tasks
@@ -77,6 +77,12 @@ profile = Profile(
     properties=(
         Property("Sandbox", "Use the sandbox API (api.sandbox.cloudconvert.com).", False, parse_bool),
         Property("Region", "Pin a region: eu-central or us-east.", None, _region),
+        Property(
+            "WaitTimeout",
+            "Seconds WaitJob, WaitTask, CreateJob(wait) and ConvertFile wait for a job or task to end, all attempts together.",
+            WAIT_TIMEOUT,
+            positive_seconds,
+        ),
     ),
     api_key_env="CLOUDCONVERT_API_KEY",
     api_prefix="/v2",

@@ -3,28 +3,36 @@ local file end to end; check a webhook signature.
 
 Waits use the synchronous host (``sync.api.cloudconvert.com``, or
 ``<BaseURL>/sync`` for other roots), which answers when the job or task has
-ended. Uploads and downloads go to the storage hosts named in task results,
-through a client that never carries the API key.
+ended. A wait gives up after ``WaitTimeout`` seconds (the connection
+property, 600 by default) or the ``timeout`` argument of ``WaitJob`` and
+``WaitTask``, all attempts together; if the sync host answers before the
+end with the job still running, it is asked again. Uploads and downloads go
+to the storage hosts named in task results, through a client that never
+carries the API key. Ids go into paths as one percent-encoded segment;
+``.`` and ``..`` name nothing, and nothing is sent for them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ...engine.procedures import ProcedureContext
 from ...engine.schema import Column, Param, Procedure
-from ...exceptions import OperationalError, ProgrammingError
-from ...values import BOOLEAN, INTEGER, JSON, TEXT
+from ...exceptions import APIUnavailableError, OperationalError, ProgrammingError
+from ...values import BOOLEAN, INTEGER, JSON, REAL, TEXT
 from .checks import check_job
 from .jobs import jobs
 from .tasks import tasks
 
-WAIT_TIMEOUT = 600.0  # seconds a sync wait may take before the read times out
+WAIT_TIMEOUT = 600.0  # default of the WaitTimeout property: seconds a wait may take in all
+ENDED = ("finished", "error")
 
 JOB_COLUMNS = tuple(c for c in jobs.columns if c.name not in ("webhook_url",))
 TASK_COLUMNS = tuple(c for c in tasks.columns if c.name not in ("payload",))
@@ -34,17 +42,44 @@ def _sync(ctx: ProcedureContext) -> str:
     return str(ctx.extras["sync_root_url"](ctx.settings)) + "/v2"
 
 
-def _id(value: Any) -> str:
-    from urllib.parse import quote
+def _limit(ctx: ProcedureContext, given: Any, procedure: str) -> float:
+    """The wait limit: the ``timeout`` argument, else the WaitTimeout property."""
+    if given is None:
+        return float(ctx.settings.get("WaitTimeout") or WAIT_TIMEOUT)
+    limit = float(given)
+    if not (limit > 0 and math.isfinite(limit)):
+        raise ProgrammingError(f"{procedure}: timeout must be a number of seconds more than 0.")
+    return limit
 
-    return quote(str(value), safe="")
+
+def wait_for(ctx: ProcedureContext, kind: str, key: Any, limit: float, procedure: str) -> Mapping[str, Any]:
+    """The job or task ``key`` once it has ended, waited for on the sync host for at most ``limit`` s."""
+    path = ctx.path(f"{_sync(ctx)}/{kind}s/{{key}}", key, kind)
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            found = ctx.api("GET", path, scope="task.read", timeout=limit, deadline=deadline)
+        except APIUnavailableError as error:
+            if time.monotonic() < deadline:
+                raise
+            found = None
+            cause: BaseException | None = error
+        else:
+            cause = None
+            if not isinstance(found, Mapping):
+                raise OperationalError(f"{procedure}: the sync host answered without the {kind}.")
+            if found.get("status") in ENDED:
+                return found
+        if time.monotonic() >= deadline:
+            raise OperationalError(
+                f"{procedure}: the {kind} {key} had not ended after {limit:g} s (the limit of the WaitTimeout property, "
+                f"or of the timeout argument of {procedure}). It goes on running: wait again, or give a longer limit."
+            ) from cause
+        ctx.statement.cancel.sleep(min(1.0, max(0.0, deadline - time.monotonic())))  # the sync host gave up early
 
 
-def wait_job(ctx: ProcedureContext, job_id: Any) -> Mapping[str, Any]:
-    job = ctx.api("GET", f"{_sync(ctx)}/jobs/{_id(job_id)}", scope="task.read", timeout=WAIT_TIMEOUT)
-    if job is None:
-        raise ProgrammingError(f"No job {job_id!r}.")
-    return job  # type: ignore[no-any-return]
+def wait_job(ctx: ProcedureContext, job_id: Any, timeout: Any = None, procedure: str = "WaitJob") -> Mapping[str, Any]:
+    return wait_for(ctx, "job", job_id, _limit(ctx, timeout, procedure), procedure)
 
 
 def create_job(ctx: ProcedureContext, args: dict[str, Any]) -> list[Mapping[str, Any]]:
@@ -54,29 +89,28 @@ def create_job(ctx: ProcedureContext, args: dict[str, Any]) -> list[Mapping[str,
         body["tag"] = args["tag"]
     job = ctx.api("POST", "/jobs", json=body, scope="task.write")
     if args.get("wait"):
-        job = wait_job(ctx, job["id"])
+        job = wait_job(ctx, job["id"], procedure="CreateJob")
     return [job]
 
 
 def wait_job_proc(ctx: ProcedureContext, args: dict[str, Any]) -> list[Mapping[str, Any]]:
-    return [wait_job(ctx, args["id"])]
+    return [wait_job(ctx, args["id"], args.get("timeout"))]
 
 
 def wait_task(ctx: ProcedureContext, args: dict[str, Any]) -> list[Mapping[str, Any]]:
-    task = ctx.api("GET", f"{_sync(ctx)}/tasks/{_id(args['id'])}", scope="task.read", timeout=WAIT_TIMEOUT)
-    return [task]
+    return [wait_for(ctx, "task", args["id"], _limit(ctx, args.get("timeout"), "WaitTask"), "WaitTask")]
 
 
 def cancel_task(ctx: ProcedureContext, args: dict[str, Any]) -> list[Mapping[str, Any]]:
-    return [ctx.api("POST", f"/tasks/{_id(args['id'])}/cancel", scope="task.write")]
+    return [ctx.api("POST", ctx.path("/tasks/{key}/cancel", args["id"], "task"), scope="task.write")]
 
 
 def retry_task(ctx: ProcedureContext, args: dict[str, Any]) -> list[Mapping[str, Any]]:
-    return [ctx.api("POST", f"/tasks/{_id(args['id'])}/retry", scope="task.write")]
+    return [ctx.api("POST", ctx.path("/tasks/{key}/retry", args["id"], "task"), scope="task.write")]
 
 
 def delete_job(ctx: ProcedureContext, args: dict[str, Any]) -> list[Mapping[str, Any]]:
-    ctx.api("DELETE", f"/jobs/{_id(args['id'])}", scope="task.write")
+    ctx.api("DELETE", ctx.path("/jobs/{key}", args["id"], "job"), scope="task.write")
     return [{"id": str(args["id"]), "deleted": True}]
 
 
@@ -140,7 +174,7 @@ def convert_file(ctx: ProcedureContext, args: dict[str, Any]) -> list[Mapping[st
         raise OperationalError(
             f"ConvertFile: uploading {source.name} failed ({response.status_code}); job {job['id']} is left waiting."
         )
-    done = wait_job(ctx, job["id"])
+    done = wait_job(ctx, job["id"], procedure="ConvertFile")
     if done.get("status") != "finished":
         failures = "; ".join(
             f"{t.get('name')}: {t.get('code')} {t.get('message')}" for t in done.get("tasks", []) if t.get("status") == "error"
@@ -173,13 +207,27 @@ procedures = (
         (
             Param("tasks", JSON, "Task specs by name (JSON object), as for INSERT INTO Jobs."),
             Param("tag", TEXT, "Free text tag.", required=False),
-            Param("wait", BOOLEAN, "Wait until the job ends (sync API).", required=False, default=False),
+            Param("wait", BOOLEAN, "Wait until the job ends (sync API; at most WaitTimeout seconds).", required=False, default=False),
         ),
         JOB_COLUMNS,
         create_job,
     ),
-    Procedure("WaitJob", "Wait until a job ends (sync API); return it.", (Param("id", TEXT, "Job id."),), JOB_COLUMNS, wait_job_proc, writes=False),
-    Procedure("WaitTask", "Wait until a task ends (sync API); return it.", (Param("id", TEXT, "Task id."),), TASK_COLUMNS, wait_task, writes=False),
+    Procedure(
+        "WaitJob",
+        "Wait until a job ends (sync API); return it. Gives up after timeout (or WaitTimeout) seconds.",
+        (Param("id", TEXT, "Job id."), Param("timeout", REAL, "Seconds to wait at most (default: the WaitTimeout property, 600).", required=False)),
+        JOB_COLUMNS,
+        wait_job_proc,
+        writes=False,
+    ),
+    Procedure(
+        "WaitTask",
+        "Wait until a task ends (sync API); return it. Gives up after timeout (or WaitTimeout) seconds.",
+        (Param("id", TEXT, "Task id."), Param("timeout", REAL, "Seconds to wait at most (default: the WaitTimeout property, 600).", required=False)),
+        TASK_COLUMNS,
+        wait_task,
+        writes=False,
+    ),
     Procedure("CancelTask", "Cancel a waiting or processing task; return it (status error, code CANCELLED).", (Param("id", TEXT, "Task id."),), TASK_COLUMNS, cancel_task),
     Procedure("RetryTask", "Retry an ended task; return the new task (retry_of_task_id = id).", (Param("id", TEXT, "Task id."),), TASK_COLUMNS, retry_task),
     Procedure(
