@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -142,3 +143,9 @@ def test_requests_are_logged_without_the_key(emu: Emulator, caplog: pytest.LogCa
     messages = [r.getMessage() for r in caplog.records if r.name == "apidriver"]
     assert any("GET" in m and "/v2/jobs" in m and "200" in m for m in messages)
     assert all(KEY not in m for m in caplog.text.splitlines())
+
+
+@pytest.mark.parametrize("sql, params", [("SELECT :a", {}), ("SELECT :a", {"b": 1}), ("SELECT count(*) FROM Jobs WHERE tag = @t", {})])
+def test_a_missing_named_parameter_says_which(conn: Any, sql: str, params: dict[str, Any]) -> None:
+    with pytest.raises(apidriver.ProgrammingError, match=r"No value for the parameter :(a|t)"):
+        conn.cursor().execute(sql, params)

@@ -290,8 +290,8 @@ class Connection:
         self._activate(probe)
         try:
             self._db.cursor().execute(sql, bindings, can_cache=False, explain=1).fetchall()
-        except (apsw.Error, ValueError, TypeError, OverflowError):
-            return False  # the statement itself will fail, or run with values one by one
+        except Exception:
+            return False  # the statement itself will fail (with its own error), or run with values one by one
         finally:
             self._activate(previous)
         answer = probe.selects <= 1 and not probe.foreign_reads

@@ -52,6 +52,12 @@ def translate(error: BaseException, sql: str | None = None, context: StatementCo
         elif "no such column" in text:
             text += ". See the columns with SELECT table_name, column_name FROM sys_tablecolumns."
         return exc.ProgrammingError(text)
+    if isinstance(error, KeyError) and sql is not None and error.args and isinstance(error.args[0], str):
+        name = error.args[0]
+        if any(f"{mark}{name}" in sql for mark in ":@$"):
+            return exc.ProgrammingError(
+                f"No value for the parameter :{name}: pass it in the mapping of parameters, e.g. execute(sql, {{{name!r}: ...}})."
+            )
     if isinstance(error, apsw.BindingsError):
         return exc.ProgrammingError(f"Wrong parameters for the statement: {message}")
     if isinstance(error, apsw.ConstraintError):

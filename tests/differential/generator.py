@@ -509,7 +509,7 @@ class Generator:
             where = Q(" WHERE 0") if self.chance(0.5) else Q(where, " AND 0" if where.parts else " WHERE 0")
         sub = Q(f'SELECT {b}."{inner_col}" FROM "{inner.name}" {b}', where)
         if self.chance(0.1):
-            sub = Q(sub, f" UNION SELECT ", self.v(self.value_for(inner, inner_col)))
+            sub = Q(sub, " UNION SELECT ", self.v(self.value_for(inner, inner_col)))
         return sub, {inner.name}
 
     def subquery(self) -> Statement:
