@@ -601,9 +601,10 @@ class Engine:
                 self.remember_pages(("rows", source.name), rows)
 
         expected = self.scan_cost(source) if not combo else None
+        budget = (lambda: not self._lookups_exhausted(ctx, source, 1, includes)) if lookup and repeat else None
         stream = ListStream(
             self, ctx, source, endpoint, params, includes, wanted, offset, None if offset else complete, lookup=lookup,
-            expected_pages=expected,
+            expected_pages=expected, may_fetch=budget,
         )
         if not (lookup and repeat):
             return stream

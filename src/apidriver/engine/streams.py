@@ -66,10 +66,12 @@ class ListStream:
         on_complete: Callable[[list[Obj] | None, int], None] | None = None,
         lookup: bool = False,
         expected_pages: int | None = None,
+        may_fetch: Callable[[], bool] | None = None,
     ) -> None:
         """``on_complete(objects or None if too many, rows)`` runs when the whole list was read;
         ``lookup``: the list looks values up (its requests count in ``ctx.lookups``);
-        ``expected_pages``: how many pages the list should have, when its own hint is unknown."""
+        ``expected_pages``: how many pages the list should have, when its own hint is unknown;
+        ``may_fetch``: asked before each page fetched ahead (a lookup's budget)."""
         self.engine = engine
         self.ctx = ctx
         self.table = table
@@ -78,6 +80,7 @@ class ListStream:
         self.includes = includes
         self.on_complete = on_complete
         self.lookup = lookup
+        self.may_fetch = may_fetch
         self.rows = 0
         self._futures: dict[int, Future[ApiResponse | None]] = {}
         self.data: list[Obj] = []
@@ -178,6 +181,8 @@ class ListStream:
             # Up to the known last page; past it (the list grew), one page at a time.
             top = min(top, self.predicted) if page < self.predicted else page + 1
         for p in range(page + 1, top + 1):
+            if p not in self._futures and self.may_fetch is not None and not self.may_fetch():
+                break  # a lookup past its budget: the rest may come from the whole table instead
             self._submit(p)
 
     def __iter__(self) -> Iterator[Obj]:
