@@ -429,7 +429,7 @@ class Engine:
                 yield from [hit] if hit is not None else []
                 return
         for text, key in missing:
-            if single and not ctx.sent(*self._get_identity(source, text, includes)):
+            if not ctx.sent(*self._get_identity(source, text, includes)):
                 self._count_lookup(ctx, source)
             pending[key] = self._get_request(ctx, source, text, includes)
         if single and pending:
@@ -466,6 +466,8 @@ class Engine:
     # -- lookups and whole tables ---------------------------------------------------------------
 
     def _count_lookup(self, ctx: StatementContext, source: Table) -> None:
+        """One more request that reads part of ``source`` (a GET by key, a page of a filtered list):
+        all of them count against reading the table whole instead."""
         ctx.lookups[source.name] = ctx.lookups.get(source.name, 0) + 1
 
     def _lookups_exhausted(self, ctx: StatementContext, source: Table, more: int, includes: frozenset[str]) -> bool:
@@ -603,7 +605,7 @@ class Engine:
         expected = self.scan_cost(source) if not combo else None
         budget = (lambda: not self._lookups_exhausted(ctx, source, 1, includes)) if lookup and repeat else None
         stream = ListStream(
-            self, ctx, source, endpoint, params, includes, wanted, offset, None if offset else complete, lookup=lookup,
+            self, ctx, source, endpoint, params, includes, wanted, offset, None if offset else complete, lookup=bool(combo),
             expected_pages=expected, may_fetch=budget,
         )
         if not (lookup and repeat):
