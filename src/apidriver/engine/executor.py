@@ -606,7 +606,7 @@ class Engine:
         budget = (lambda: not self._lookups_exhausted(ctx, source, 1, includes)) if lookup and repeat else None
         stream = ListStream(
             self, ctx, source, endpoint, params, includes, wanted, offset, None if offset else complete, lookup=bool(combo),
-            expected_pages=expected, may_fetch=budget,
+            expected_pages=expected, may_fetch=budget, most_pages=self.scan_cost(source) if combo else None,
         )
         if not (lookup and repeat):
             return stream

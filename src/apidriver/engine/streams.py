@@ -67,11 +67,13 @@ class ListStream:
         lookup: bool = False,
         expected_pages: int | None = None,
         may_fetch: Callable[[], bool] | None = None,
+        most_pages: int | None = None,
     ) -> None:
         """``on_complete(objects or None if too many, rows)`` runs when the whole list was read;
         ``lookup``: the list looks values up (its requests count in ``ctx.lookups``);
         ``expected_pages``: how many pages the list should have, when its own hint is unknown;
-        ``may_fetch``: asked before each page fetched ahead (a lookup's budget)."""
+        ``may_fetch``: asked before each page fetched ahead (a lookup's budget);
+        ``most_pages``: the pages the whole table had, which no part of it exceeds."""
         self.engine = engine
         self.ctx = ctx
         self.table = table
@@ -81,6 +83,7 @@ class ListStream:
         self.on_complete = on_complete
         self.lookup = lookup
         self.may_fetch = may_fetch
+        self.most_pages = most_pages
         self.rows = 0
         self._futures: dict[int, Future[ApiResponse | None]] = {}
         self.data: list[Obj] = []
@@ -180,6 +183,9 @@ class ListStream:
         if self.predicted is not None:
             # Up to the known last page; past it (the list grew), one page at a time.
             top = min(top, self.predicted) if page < self.predicted else page + 1
+        elif self.most_pages is not None:
+            # A part of a table has no more pages than the whole: ahead up to that, then one at a time.
+            top = min(top, self.most_pages) if page < self.most_pages else page + 1
         for p in range(page + 1, top + 1):
             if p not in self._futures and self.may_fetch is not None and not self.may_fetch():
                 break  # a lookup past its budget: the rest may come from the whole table instead
