@@ -180,6 +180,7 @@ class Engine:
         self.pool = Workers(max_concurrency, "apidriver-http")  # engine/workers.py: no threads while idle
         self.embedded_keys = self._embedded_keys()
         self.hint_owner = client.cache_owner
+        self._page_params: dict[tuple[str, frozenset[str], int], list[list[tuple[str, str]]]] = {}
 
     def close(self) -> None:
         """Cancel requests not yet sent (those under way finish or fail on their own)."""
@@ -483,11 +484,24 @@ class Engine:
         known = self.scan_cost(source)
         if known is None:
             return spent > self.lookup_budget(source)
-        endpoint = source.list
-        params = self._params(endpoint, includes)
-        size = self.list_page_size()
-        shared = sum(1 for p in range(1, known + 1) if ctx.sent(endpoint.path, page_params(self, endpoint, params, p, size), page=True))
+        if spent > known:
+            return True
+        path = source.list.path
+        shared = sum(1 for params in self._full_pages(source, includes, known) if ctx.sent(path, params, page=True))
         return spent > known - shared
+
+    def _full_pages(self, source: Table, includes: frozenset[str], pages: int) -> list[list[tuple[str, str]]]:
+        """The parameters of pages 1..``pages`` of the whole list of ``source`` (made once: lookups ask often)."""
+        key = (source.name, includes, pages)
+        known = self._page_params.get(key)
+        if known is None:
+            assert source.list is not None
+            endpoint, size = source.list, self.list_page_size()
+            params = self._params(endpoint, includes)
+            known = self._page_params[key] = [page_params(self, endpoint, params, p, size) for p in range(1, pages + 1)]
+            if len(self._page_params) > 64:
+                del self._page_params[next(iter(self._page_params))]
+        return known
 
     def _full(self, ctx: StatementContext, source: Table, includes: frozenset[str]) -> FullTable | None:
         """Every object of ``source`` (read once per statement and includes), or None if too many."""
