@@ -236,31 +236,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"a {type(value).__name__} inside it has no JSON form")
-
-
-def text_affinity(value: Any) -> str | None:
-    """``value`` as SQLite compares it with a TEXT column (None: never equal)."""
-    if value is None or isinstance(value, bytes):
-        return None
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None if math.isnan(value) else ("Inf" if value > 0 else "-Inf")  # SQLite's text for them
-        return repr(value) if value != int(value) or abs(value) >= 1e15 else f"{value:.1f}"
-    return str(value)
-
-
-def integer_affinity(value: Any) -> int | float | str | None:
-    """``value`` as SQLite compares it with an INTEGER column."""
-    if value is None or isinstance(value, bytes):
-        return None
-    if isinstance(value, (int, float)):
-        return value
-    text = str(value).strip()
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            number = float(text)
-        except ValueError:
-            return str(value)
-        return int(number) if number.is_integer() else number

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from ..engine.schema import Table
 from ..replica.schema import REMOVED_AT, SQLITE, SYNCED_AT
 from ..replica.target import Target
-from ..values import INTEGER, TEXT, TIMESTAMP, instant_key, integer_affinity, parse_timestamp
+from ..engine.compare import numeric_affinity
+from ..values import INTEGER, TEXT, TIMESTAMP, instant_key, parse_timestamp
 
 HIDDEN = (SYNCED_AT, REMOVED_AT)
 
@@ -128,7 +129,7 @@ def _comparable(sql_type: str, value: Any) -> Any:
     if sql_type == TEXT:
         return value if isinstance(value, str) else _UNKNOWN
     if sql_type == INTEGER:
-        number = integer_affinity(value)
+        number = numeric_affinity(value)
         if isinstance(number, float) and number.is_integer():
             number = int(number)
         return number if isinstance(number, int) else _UNKNOWN
