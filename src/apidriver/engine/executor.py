@@ -36,9 +36,9 @@ from ..values import INTEGER, TEXT
 from .compare import EQ, IS, check_any, numeric_affinity, text_affinity
 from .lookahead import look_ahead
 from .planner import Arg, Plan
-from .schema import Column, Endpoint, Pagination, Table
+from .schema import Column, Pagination, Table
 from .statement import FullTable, Obj, StatementContext
-from .streams import KeyScan, ListStream, LookupStream, ReadyStream, page_params
+from .streams import KeyScan, ListStream, LookupStream, ReadyStream, list_params, page_params
 from .workers import Workers
 
 __all__ = ["Engine", "StatementContext"]
@@ -402,7 +402,7 @@ class Engine:
     def _get_request(self, ctx: StatementContext, source: Table, key: str, includes: frozenset[str]) -> Future[ApiResponse | None]:
         assert source.get is not None
         path = source.get.path.replace("{key}", quote(key, safe=""))
-        return ctx.get(self, path, self._params(source.get, includes), source.get.scope, allow_404=True)
+        return ctx.get(self, path, list_params(source.get, includes), source.get.scope, allow_404=True)
 
     def _by_key(
         self, ctx: StatementContext, source: Table, keys: list[str], includes: frozenset[str], single: bool, repeat: bool = False
@@ -462,7 +462,7 @@ class Engine:
 
     def _get_identity(self, source: Table, text: str, includes: frozenset[str]) -> tuple[str, list[tuple[str, str]]]:
         assert source.get is not None
-        return source.get.path.replace("{key}", quote(text, safe="")), self._params(source.get, includes)
+        return source.get.path.replace("{key}", quote(text, safe="")), list_params(source.get, includes)
 
     # -- lookups and whole tables ---------------------------------------------------------------
 
@@ -497,7 +497,7 @@ class Engine:
         if known is None:
             assert source.list is not None
             endpoint, size = source.list, self.list_page_size()
-            params = self._params(endpoint, includes)
+            params = list_params(endpoint, includes)
             known = self._page_params[key] = [page_params(self, endpoint, params, p, size) for p in range(1, pages + 1)]
             if len(self._page_params) > 64:
                 del self._page_params[next(iter(self._page_params))]
@@ -541,15 +541,6 @@ class Engine:
 
     # -- lists --------------------------------------------------------------------------------------
 
-    def _params(self, endpoint: Endpoint, includes: frozenset[str], filters: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
-        params = dict(endpoint.params)
-        if includes:
-            merged = [p for p in params.get("include", "").split(",") if p] + sorted(includes)
-            params["include"] = ",".join(dict.fromkeys(merged))
-        out = list(params.items())
-        out += sorted((filters or {}).items())
-        return out
-
     def _list(
         self,
         ctx: StatementContext,
@@ -577,7 +568,7 @@ class Engine:
                 cached = ctx.store.get_set(source.name, col.lower(), value, includes)  # other filters are re-checked
         if cached is not None and offset == 0:
             return ReadyStream(cached)
-        params = self._params(endpoint, includes, filters)
+        params = list_params(endpoint, includes, filters)
         first = page_params(self, endpoint, params, 1, self.list_page_size())
         lookup = bool(combo) and not batch and wanted is None and not offset
         column, text = next(iter(combo.items())) if combo else ("", "")
@@ -598,7 +589,7 @@ class Engine:
                 text = api_value(column_spec, value, 0, False)
                 if not isinstance(text, str) or ctx.store.get_set(source.name, column.lower(), text, includes) is not None:
                     return
-                params = self._params(endpoint, includes, {column_spec.filter or column: text})
+                params = list_params(endpoint, includes, {column_spec.filter or column: text})
                 first = page_params(self, endpoint, params, 1, self.list_page_size())
                 if ctx.sent(endpoint.path, first, page=True) or self._lookups_exhausted(ctx, source, 1, includes):
                     return

@@ -18,7 +18,7 @@ pages (which would repeat or miss rows that moved between pages).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,11 +27,45 @@ import httpx
 
 from .. import exceptions as exc
 from ..client import CACHE, ApiResponse, RequestRecord
-from .schema import Endpoint, Table
+from .schema import Endpoint, Pagination, Table
 from .statement import Obj, StatementContext
 
 if TYPE_CHECKING:
     from .executor import Engine
+
+
+def list_params(endpoint: Endpoint, includes: Iterable[str], filters: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The parameters of a request to ``endpoint``: its own, the ``include=`` values, the filters."""
+    params = dict(endpoint.params)
+    wanted = sorted(set(includes))
+    if wanted:
+        merged = [p for p in params.get("include", "").split(",") if p] + wanted
+        params["include"] = ",".join(dict.fromkeys(merged))
+    return list(params.items()) + sorted((filters or {}).items())
+
+
+def page_data(body: Any, path: str) -> list[Any]:
+    """The objects of one list answer: its ``data`` (one object counts as a list of one)."""
+    data = body.get("data") if isinstance(body, Mapping) else None
+    if data is None:
+        return []
+    if isinstance(data, Mapping):
+        return [data]
+    if not isinstance(data, list):
+        raise exc.InterfaceError(f"{path} answered without a data list.")
+    return data
+
+
+def has_more(pagination: Pagination, body: Any, data: list[Any], size: int) -> bool:
+    """Whether a list goes on after this page: a short page is the last, else its links say."""
+    if len(data) < size:
+        return False
+    if pagination.next_link is not None:
+        return bool(pagination.next_link(body))
+    links = body.get("links") if isinstance(body, Mapping) else None
+    if isinstance(links, Mapping) and "next" in links:
+        return bool(links.get("next"))
+    return True
 
 
 def page_params(engine: Engine, endpoint: Endpoint, base: list[tuple[str, str]], page: int, size: int) -> list[tuple[str, str]]:
@@ -202,14 +236,8 @@ class ListStream:
                 response = ctx.result(future)
                 ctx.release(future)
                 body = response.body if response is not None else None
-                data = body.get("data") if isinstance(body, Mapping) else None
-                if data is None:
-                    data = []
-                elif isinstance(data, Mapping):
-                    data = [data]
-                elif not isinstance(data, list):
-                    raise exc.InterfaceError(f"{self.endpoint.path} answered without a data list.")
-                more = self.endpoint.paginated and self._has_more(body, data)
+                data = page_data(body, self.endpoint.path)
+                more = self.endpoint.paginated and has_more(self.engine.pagination, body, data, self.size)
                 self._cache(body, not more)
                 if more:
                     self._fetch_ahead(page)
@@ -240,17 +268,6 @@ class ListStream:
             self.close()
             if ctx.scans.get(table.name) is self:
                 del ctx.scans[table.name]
-
-    def _has_more(self, body: Any, data: list[Obj]) -> bool:
-        if len(data) < self.size:
-            return False
-        nxt = self.engine.pagination.next_link
-        if nxt is not None:
-            return bool(nxt(body))
-        links = body.get("links") if isinstance(body, Mapping) else None
-        if isinstance(links, Mapping) and "next" in links:
-            return bool(links.get("next"))
-        return True
 
 
 class ReadyStream:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from .. import exceptions as exc
 from ..client import ApiClient, ApiResponse, RequestRecord
 from ..engine.schema import Endpoint, Pagination
+from ..engine.streams import has_more, list_params, page_data
 
 Obj = dict[str, Any]
 
@@ -59,45 +59,16 @@ class ApiReader:
         if self.observer is not None:
             self.observer(record)
 
-    def _params(self, endpoint: Endpoint, includes: Iterable[str], extra: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
-        params = dict(endpoint.params)
-        wanted = sorted(set(includes))
-        if wanted:
-            merged = [p for p in params.get("include", "").split(",") if p] + wanted
-            params["include"] = ",".join(dict.fromkeys(merged))
-        params.update(extra or {})
-        return list(params.items())
-
     # -- lists -----------------------------------------------------------------------------------
 
     def fetch_page(self, endpoint: Endpoint, includes: Iterable[str], number: int, filters: Mapping[str, str] | None = None) -> Page:
-        extra = dict(filters or {})
+        params = list_params(endpoint, includes, filters)
         if endpoint.paginated:
-            extra.update({self.pagination.page_param: str(number), self.pagination.size_param: str(self.size)})
-        response = self.client.request(
-            "GET", endpoint.path, params=self._params(endpoint, includes, extra), scope=endpoint.scope, observer=self._observe
-        )
+            params += [(self.pagination.page_param, str(number)), (self.pagination.size_param, str(self.size))]
+        response = self.client.request("GET", endpoint.path, params=params, scope=endpoint.scope, observer=self._observe)
         body = response.body if response is not None else None
-        data = body.get("data") if isinstance(body, Mapping) else None
-        if data is None:
-            data = []
-        elif isinstance(data, Mapping):
-            data = [data]
-        elif not isinstance(data, list):
-            raise exc.InterfaceError(f"{endpoint.path} answered without a data list.")
-        objects = [o for o in data if isinstance(o, dict)]
-        return Page(number, objects, endpoint.paginated and self._has_more(body, objects))
-
-    def _has_more(self, body: Any, data: list[Obj]) -> bool:
-        """The same rule as the engine's list streams: a short page is the last."""
-        if len(data) < self.size:
-            return False
-        if self.pagination.next_link is not None:
-            return bool(self.pagination.next_link(body))
-        links = body.get("links") if isinstance(body, Mapping) else None
-        if isinstance(links, Mapping) and "next" in links:
-            return bool(links.get("next"))
-        return True
+        objects = [o for o in page_data(body, endpoint.path) if isinstance(o, dict)]
+        return Page(number, objects, endpoint.paginated and has_more(self.pagination, body, objects, self.size))
 
     def pages(
         self,
@@ -147,7 +118,7 @@ class ApiReader:
         """One object by key; None when the API answers 404 (it is gone)."""
         path = endpoint.path.replace("{key}", quote(str(key), safe=""))
         response: ApiResponse | None = self.client.request(
-            "GET", path, params=self._params(endpoint, includes), scope=endpoint.scope, observer=self._observe, allow_404=True
+            "GET", path, params=list_params(endpoint, includes), scope=endpoint.scope, observer=self._observe, allow_404=True
         )
         body = response.body if response is not None else None
         data = body.get("data") if isinstance(body, Mapping) else None
