@@ -20,39 +20,28 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 import apidriver
+from emulated import emulator_process
 
 LATENCY_MS = 50
 CONCURRENCY = 8
 PAGE = 100
 
 
-@contextmanager
-def emulator(*args: str) -> Iterator[str]:
-    """An emulator in its own process, without its default rate limit unless ``args`` set one; yields its root URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "apidriver.emulator", "--port", "0", "--api-key", "bench", "--rate-limit", "0", *args],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield process.stdout.readline().strip()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+def emulator(*args: str) -> AbstractContextManager[str]:
+    """An emulator in its own process (see emulated.py); yields its root URL."""
+    return emulator_process(*args, api_key="bench")
 
 
 def log(root: str) -> list[dict[str, Any]]:

@@ -28,14 +28,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 import apidriver
+from emulated import emulator_process
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench"
@@ -52,21 +52,11 @@ TASKS = {
 }
 
 
-@contextmanager
-def emulator(jobs: int) -> Iterator[str]:
-    """An emulator in its own process; yields its root URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "apidriver.emulator", "--port", "0", "--api-key", KEY, "--jobs", str(jobs), "--seed", "1",
-         "--latency-ms", str(LATENCY_MS), "--task-seconds", "0.05", "--retention-hours", "48"],
-        stdout=subprocess.PIPE,
-        text=True,
+def emulator(jobs: int) -> AbstractContextManager[str]:
+    """An emulator in its own process (see emulated.py); yields its root URL."""
+    return emulator_process(
+        "--jobs", str(jobs), "--seed", "1", "--latency-ms", str(LATENCY_MS), "--task-seconds", "0.05", "--retention-hours", "48", api_key=KEY
     )
-    try:
-        assert process.stdout is not None
-        yield process.stdout.readline().strip()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def connection_string(root: str) -> str:

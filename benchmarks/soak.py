@@ -33,19 +33,18 @@ import ctypes
 import gc
 import os
 import random
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 import apidriver
+from emulated import emulator_process
 
 KEY = "soak"
 TASKS = {
@@ -76,22 +75,11 @@ def fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-@contextmanager
-def emulator(args: argparse.Namespace) -> Iterator[str]:
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "apidriver.emulator", "--port", "0", "--api-key", KEY, "--jobs", str(args.jobs),
-            "--seed", "3", "--latency-ms", str(args.latency_ms), "--rate-limit", "0", "--task-seconds", "600",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+def emulator(args: argparse.Namespace) -> AbstractContextManager[str]:
+    """An emulator in its own process (see emulated.py); yields its root URL."""
+    return emulator_process(
+        "--jobs", str(args.jobs), "--seed", "3", "--latency-ms", str(args.latency_ms), "--task-seconds", "600", api_key=KEY
     )
-    try:
-        assert process.stdout is not None
-        yield process.stdout.readline().strip()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 class Truth:
