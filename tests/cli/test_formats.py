@@ -64,7 +64,7 @@ def test_ids_stay_whole_at_80_columns_and_other_cells_fold(shared_emulator: Emul
     assert all(len(line) <= 80 for line in lines), shown
     assert "1. row" not in shown  # still a table
     for job_id in sorted(jobs)[:3]:
-        created = dt.datetime.fromisoformat(jobs[job_id]["created_at"]).astimezone(dt.timezone.utc)
+        created = dt.datetime.fromisoformat(jobs[job_id]["created_at"]).astimezone(dt.UTC)
         date, time = created.isoformat(sep=" ").split(" ")
         row = next(i for i, line in enumerate(lines) if job_id in line)  # whole, on one line
         assert re.match(rf"^\s*{job_id}\s+{date}\s", lines[row]), shown

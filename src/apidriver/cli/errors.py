@@ -1,7 +1,7 @@
 """How the command line fails: one line on stderr and an exit status, or a traceback with --debug.
 
-An error SQLite located in the statement is followed by the statement and a
-caret under that place, as sqlite3 shows it. Ctrl-C ends a command with
+The shell shows an error SQLite located with the statement and a caret under
+that place, as sqlite3 does (:func:`pointer`). Ctrl-C ends a command with
 status 130 (128 + SIGINT), the shell convention, with no traceback.
 """
 
@@ -11,7 +11,6 @@ import errno
 import os
 import sys
 import traceback
-from collections.abc import Iterable
 from typing import IO, Any
 
 import apsw
@@ -28,14 +27,11 @@ class Failure(click.ClickException):
 
     exit_code = 1
 
-    def __init__(self, message: str, detail: Iterable[str] = ()) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(one_line(message))
-        self.detail = list(detail)
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"{PROG}: {self.format_message()}", err=file is None, file=file)
-        for line in self.detail:
-            click.echo(line, err=file is None, file=file)
 
 
 class NoConnection(Failure):

@@ -44,7 +44,7 @@ KEYWORDS = (
 )
 HELP = """\
 Statements end with ';' and may span lines. Tab completes names; Ctrl-R searches the history.
-.tables [PATTERN]    names of the tables and procedures (those LIKE PATTERN); apidriver tables describes them
+.tables [PATTERN]    names of the tables and procedures, in columns (those LIKE PATTERN)
 .schema [TABLE]      columns, types, descriptions and push-down of TABLE (or a procedure); of every table without one
 .read FILE           run the statements and commands of FILE
 .output [FILE]       send results to FILE (no FILE: back to the terminal)
