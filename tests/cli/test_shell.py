@@ -260,3 +260,16 @@ def test_errors_at_the_prompt_point_at_their_place(terminal_80: Terminal) -> Non
     terminal_80.expect("apidriver>")
     terminal_80.send(".quit\r")
     terminal_80.child.expect(pexpect.EOF)
+
+
+def test_once_at_the_prompt_writes_data_and_shows_the_summary(terminal_80: Terminal, tmp_path: Path) -> None:
+    target = tmp_path / "once.txt"
+    terminal_80.expect("apidriver>")
+    terminal_80.send(f".once {target}\r")
+    terminal_80.expect("apidriver>")
+    terminal_80.send("SELECT 'kept' AS a;\r")
+    terminal_80.expect(r"1 row · 0 requests · \d+\.\d\d s")  # on the terminal ...
+    assert [line.strip() for line in target.read_text().splitlines() if line.strip()] == ["a", "──────", "kept"]  # ... not in the file
+    terminal_80.expect("apidriver>")
+    terminal_80.send(".quit\r")
+    terminal_80.child.expect(pexpect.EOF)

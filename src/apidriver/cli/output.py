@@ -238,7 +238,8 @@ def column_widths(result: Result, available: int, options: Options | None = None
 
     # As few lines per row as possible: the smallest fold L at which every text column
     # fits in 1/L of its natural width (or its least), JSON at its least; the room left
-    # then makes the narrowest wants whole first, so JSON, the widest, gets the rest.
+    # then makes the narrowest wants whole first (a text column gets nothing it cannot
+    # be whole with: its rows still take L lines), and JSON gets the rest.
     def fold(i: int, lines: int) -> int:
         if kinds[i] == "JSON":
             return least[i]
@@ -250,7 +251,8 @@ def column_widths(result: Result, available: int, options: Options | None = None
     widths = [fold(i, lines) for i in range(len(natural))]
     spare = room - sum(widths)
     for i in sorted(range(len(widths)), key=lambda i: natural[i] - widths[i]):
-        extra = min(natural[i] - widths[i], spare)
+        need = natural[i] - widths[i]
+        extra = min(need, spare) if kinds[i] == "JSON" else need if need <= spare else 0
         widths[i] += extra
         spare -= extra
     return widths
