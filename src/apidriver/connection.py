@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import apsw
+import apsw.ext
 import httpx
 
 from . import exceptions as exc
@@ -300,6 +301,26 @@ class Connection:
             self._in_sets.popitem(last=False)
         return answer
 
+    def parameter_names(self, sql: str) -> tuple[str | None, ...]:
+        """The parameters of ``sql``'s first statement, as SQLite numbers them when it prepares it
+        (nothing runs, nothing is sent): each one's name without its ``:``, ``@`` or ``$``
+        (``$a::b`` is one parameter, ``a::b``), or None for ``?`` and ``?NNN``.
+
+        Raises the error the statement would fail with if it cannot be prepared.
+        """
+        with self._stepping():
+            previous, probe = self._active, StatementContext()
+            self._activate(probe)  # the authorizer notes what a statement reads: not into the running one
+            try:
+                info = apsw.ext.query_info(self._db, sql)
+            except Exception as error:
+                failure = probe.refused if isinstance(error, apsw.AuthError) and probe.refused else translate(error, sql)
+                raise failure from error
+            finally:
+                self._activate(previous)
+        names = info.bindings_names if info.bindings_count else ()
+        return tuple(None if name is None or name.isdigit() else name for name in names)
+
     def procedure(self, name: str) -> Procedure:
         """The profile procedure called ``name`` (any case)."""
         try:
@@ -450,7 +471,7 @@ class Connection:
         return self._db
 
 
-from .cursor import Cursor  # noqa: E402  (cursor needs Connection's module loaded)
+from .cursor import Cursor, translate  # noqa: E402  (cursor needs Connection's module loaded)
 
 
 def connect(connection_string: str | None = None, **properties: Any) -> Connection:

@@ -351,6 +351,11 @@ class Cursor:
         """HTTP requests made by the last statement: method, URL (no secrets), status, duration."""
         return list(self._context.requests)
 
+    @property
+    def rows_read(self) -> int:
+        """Rows read from the API so far by the last statement (embedded ones included); a GROUP BY or a filter returns fewer."""
+        return self._context.rows_read
+
     def __enter__(self) -> Cursor:
         return self
 

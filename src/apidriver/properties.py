@@ -1,8 +1,8 @@
 """Connection properties: parsing connection strings and validating values.
 
 A connection string is ``Name=Value;Name=Value``. Names are case-insensitive;
-values may be quoted with ``"``, ``'`` (a doubled quote inside stands for
-one) or ``{}``. ``ProfileSettings`` holds a nested connection string of
+values may be quoted with ``"``, ``'`` or ``{}`` (inside, a doubled closing
+character stands for one: ``''``, ``""``, ``}}`` as in ODBC). ``ProfileSettings`` holds a nested connection string of
 profile properties (the form the commercial driver's articles use), e.g.
 ``Profile=CloudConvert;ProfileSettings="APIKey=...;Sandbox=true"``.
 Properties given at the top level win over the same ones inside
@@ -166,7 +166,7 @@ def parse_connection_string(text: str) -> dict[str, str]:
                     raise ProgrammingError(f"Bad connection string: the value of {called} has no closing {close}.")
                 ch = text[i]
                 if ch == close:
-                    if close != "}" and i + 1 < n and text[i + 1] == close:
+                    if i + 1 < n and text[i + 1] == close:  # a doubled closer stands for one ('', "", ODBC's }})
                         value.append(ch)
                         i += 2
                         continue

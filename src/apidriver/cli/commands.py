@@ -15,7 +15,7 @@ from . import describe as reference
 from . import output
 from .connecting import connection_option, open_connection, profile_of
 from .errors import Group
-from .statement import ParameterError, check_parameters, run, split_statements
+from .statement import ParameterError, check_parameters, parameters_of, run, split_statements
 
 HOW_TO_PASS = 'pass values after the SQL for ? (apidriver query "... WHERE id = ?" VALUE) and -p NAME VALUE for :NAME'
 from .sync import sync
@@ -85,12 +85,12 @@ def query(
             f"query runs one statement ({len(statements)} given); to run a script, pipe it into: apidriver shell"
         )
     named = dict(params)
-    try:
-        check_parameters(statements[0], values, named, HOW_TO_PASS)
-    except ParameterError as error:
-        raise click.UsageError(str(error)) from None
     parameters: tuple[str, ...] | dict[str, str] | None = values or named or None
     with open_connection(connection) as conn:
+        try:
+            check_parameters(parameters_of(conn, statements[0]), values, named, HOW_TO_PASS)
+        except ParameterError as error:
+            raise click.UsageError(str(error)) from None
         cursor = conn.cursor()
         try:
             result = run(cursor, statements[0], parameters)

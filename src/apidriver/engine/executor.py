@@ -626,6 +626,7 @@ class Engine:
         for obj in objs:
             if not isinstance(obj, dict):
                 continue
+            ctx.rows_read += 1
             key = table.key_of(obj) if keyed else ()
             if keyed:
                 store.put_object(table.name, key[0] if len(key) == 1 else key, obj, includes)

@@ -158,6 +158,7 @@ class StatementContext:
 
     store: StatementStore = field(default_factory=StatementStore)
     requests: list[RequestRecord] = field(default_factory=list)
+    rows_read: int = 0  # objects the API's answers have brought (Engine.register), for progress lines
     in_sets: bool = True
     tables: set[str] = field(default_factory=set)
     columns: dict[str, set[str]] = field(default_factory=dict)
