@@ -94,6 +94,9 @@ _LOCAL_HINT = (
     "Local tables (CREATE TABLE or CREATE TEMP TABLE with a name that is not an API or sys table) "
     "live in this connection's own database until it closes."
 )
+# Schemas that hold (or may hide) the API's tables: the names of those tables are reserved there.
+# Another attached database may use them: SQLite finds an unqualified name in temp and main first.
+_OWN_SCHEMAS = frozenset({"main", "temp", "cache", "live"})
 ISOLATION_LEVELS = ("", "DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 """``Connection.isolation_level`` values that open transactions (as in ``sqlite3``); None: autocommit."""
 
@@ -120,7 +123,7 @@ class _Prepared:
     """What the authorizer reports while ``Connection.shape`` prepares a statement."""
 
     def __init__(self) -> None:
-        self.writes: list[tuple[int, str, str | None]] = []  # (action, table, trigger)
+        self.writes: list[tuple[int, bool, str | None]] = []  # (action, to an API table, trigger)
         self.ddl = False
         self.alters_temp = False
         self.renames = False
@@ -292,10 +295,13 @@ class Connection:
         nothing and changes nothing.
         """
         context = self._active
+        lowered = (name or "").lower()
+        # One of this connection's own tables (not a table of that name in a database the user attached).
+        ours = lowered in self._reserved and (database or "main").lower() in _OWN_SCHEMAS
         preparing = self._preparing
         if preparing is not None:
-            if action in _WRITES and name and not name.lower().startswith("sqlite_"):
-                preparing.writes.append((action, name.lower(), trigger))
+            if action in _WRITES and name and not lowered.startswith("sqlite_"):
+                preparing.writes.append((action, ours and lowered in self._api_tables, trigger))
             elif action in _DDL:
                 preparing.ddl = True
                 preparing.alters_temp |= action == apsw.SQLITE_ALTER_TABLE and name == "temp"
@@ -308,42 +314,42 @@ class Connection:
             return self._authorize_ddl(action, name, column, database)
         if not name:
             return apsw.SQLITE_OK
-        lowered = name.lower()
         if action == apsw.SQLITE_READ:
             context.tables.add(lowered)
             if column:
                 context.columns.setdefault(lowered, set()).add(column.lower())
-            if lowered not in self._reserved and not lowered.startswith("sqlite_"):
+            if not ours and not lowered.startswith("sqlite_"):
                 context.foreign_reads = True
-            procedure = self.procedures.get(lowered)
+            procedure = self.procedures.get(lowered) if ours else None
             if procedure is not None:
                 refusal = self.runner.refusal(procedure)
                 if refusal is not None:
                     context.refused = refusal
                     return apsw.SQLITE_DENY
-        elif action in _WRITES and lowered in self._api_tables:
+        elif action in _WRITES and ours and lowered in self._api_tables:
             refusal = self.writer.refusal(self._api_tables[lowered], _WRITES[action])
             if refusal is not None:
                 context.refused = refusal
                 return apsw.SQLITE_DENY
             if action == apsw.SQLITE_DELETE:
                 context.deletes.add(lowered)
-        elif action in _WRITES and lowered in self._reserved and (database or "main") == "main":
+        elif action in _WRITES and ours:
             context.refused = exc.NotSupportedError(f"{name} is a system table of apidriver: it cannot be changed.")
             return apsw.SQLITE_DENY
         return apsw.SQLITE_OK
 
     def _authorize_ddl(self, action: int, name: str | None, detail: str | None, database: str | None) -> int:
         """CREATE/DROP/ALTER: allowed on local objects, refused on anything that would touch or
-        shadow the API's tables, the sys tables or the procedures (in any schema)."""
+        shadow the API's tables, the sys tables or the procedures (in main, temp, and the cache's
+        schemas; a database the user attached may have tables of those names)."""
         what = _DDL[action]
         self._shapes.clear()  # names may now resolve to other tables, results have other columns
         if action == apsw.SQLITE_ALTER_TABLE:
-            name = detail  # ALTER TABLE reports (database, table)
+            database, name = name, detail  # ALTER TABLE reports (database, table)
         elif action in _ON_TABLE:
             name = detail or name  # the table the index or trigger is on
         lowered = (name or "").lower()
-        if lowered in self._reserved:
+        if lowered in self._reserved and (database or "main").lower() in _OWN_SCHEMAS:
             kind = "a procedure" if lowered in self.procedures else "an API table" if lowered in self._api_tables else "a system table"
             message = (
                 f"{what} {name}: {name} is {kind} of this connection and cannot be created, dropped, altered, "
@@ -396,14 +402,14 @@ class Connection:
             self._preparing = None
             self._activate(previous)
         # DDL reports writes too (DROP TABLE deletes the table's rows): they are not DML.
-        writes = [] if prepared.ddl else [(action, table) for action, table, trigger in prepared.writes if trigger is None]
-        local = [] if prepared.ddl else [table for _, table, _ in prepared.writes if table not in self._api_tables]
+        writes = [] if prepared.ddl else [(action, api) for action, api, trigger in prepared.writes if trigger is None]
+        local = [] if prepared.ddl else [action for action, api, _ in prepared.writes if not api]
         answer = Shape(
             in_sets=probe.selects <= 1 and not probe.foreign_reads,
             description=described[0] if described else (),
             writes=bool(writes),
             local_writes=bool(local),
-            local_insert=any(action == apsw.SQLITE_INSERT and table not in self._api_tables for action, table in writes),
+            local_insert=any(action == apsw.SQLITE_INSERT and not api for action, api in writes),
             renames_temp=prepared.alters_temp and prepared.renames,
         )
         self._shapes[sql] = answer
