@@ -47,6 +47,15 @@ def test_rowcount_after_ddl_is_minus_one_not_the_last_inserts_count(conn: apidri
     assert cur.rowcount == -1
 
 
+def test_rowcount_of_dml_with_returning_is_known_once_its_rows_are_read(conn: apidriver.Connection) -> None:
+    cur = conn.cursor()
+    cur.execute("CREATE TEMP TABLE r (x)")
+    cur.execute("INSERT INTO r VALUES (1), (2), (3) RETURNING x")
+    assert cur.rowcount == -1  # SQLite counts the changes when the statement ends, as with sqlite3
+    assert cur.fetchall() == [(1,), (2,), (3,)]
+    assert cur.rowcount == 3
+
+
 def test_description_follows_a_table_recreated_with_other_columns(conn: apidriver.Connection) -> None:
     cur = conn.cursor()
     cur.execute("CREATE TEMP TABLE tt (x INT)")

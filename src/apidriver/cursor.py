@@ -96,6 +96,7 @@ class Cursor:
         self.rowcount = -1
         self.lastrowid: int | None = None
         self._returned = 0
+        self._counts_at_end = False  # rowcount is known once the rows are read (DML with RETURNING)
         self._closed = False
 
     # -- statements ------------------------------------------------------------------------
@@ -104,6 +105,7 @@ class Cursor:
         """Run one SQL statement; parameters use ``?`` (sequence) or ``:name`` (mapping)."""
         self._check_open()
         self.rowcount = -1  # until this statement has succeeded
+        self._counts_at_end = False
         with self.connection._stepping():
             self._finish()
             self._context = StatementContext()
@@ -176,6 +178,7 @@ class Cursor:
             self.rowcount = len(context.created) + len(context.deleted)
         else:
             self.rowcount = -1
+            self._counts_at_end = shape.writes
         return self
 
     def callproc(self, procname: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> Sequence[Any] | Mapping[str, Any]:
@@ -272,6 +275,8 @@ class Cursor:
                 row = next(self._cursor)
             except StopIteration:
                 self._finish()
+                if self._counts_at_end:  # INSERT/UPDATE/DELETE ... RETURNING: SQLite counts once it is done
+                    self.rowcount = self.connection.sqlite.changes()
                 return None
             except BaseException as error:
                 self._finish()

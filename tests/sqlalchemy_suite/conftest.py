@@ -32,6 +32,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    pytestplugin.pytest_unconfigure(config)
+    unconfigure = getattr(pytestplugin, "pytest_unconfigure", None)  # SQLAlchemy 2.x only
+    if unconfigure is not None:
+        unconfigure(config)
     while _started:
         _started.pop().stop()

@@ -19,20 +19,21 @@ from typing import Any
 
 from sqlalchemy import event, pool
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.testing import config
+from sqlalchemy.testing import config, provision
 from sqlalchemy.testing.provision import (
     create_db,
     drop_db,
     follower_url_from_main,
     post_configure_engine,
-    post_configure_testing_engine,
     stop_test_class_outside_fixtures,
     temp_table_keyword_args,
     update_db_opts,
-    upsert,
 )
 
 BACKENDS = ("cloudconvert", "api")
+# Hooks that SQLAlchemy 1.4's test plugin does not have (an ImportError here would drop every hook).
+post_configure_testing_engine: Any = getattr(provision, "post_configure_testing_engine", None)
+upsert: Any = getattr(provision, "upsert", None)
 
 
 @update_db_opts.for_db(*BACKENDS)
@@ -80,7 +81,6 @@ def _post_configure_engine(url: URL, engine: Engine, follower_ident: str | None)
             os.remove(path)
 
 
-@post_configure_testing_engine.for_db(*BACKENDS)
 def _post_configure_testing_engine(url: URL, engine: Engine, options: dict[str, Any], scope: str) -> None:
     """The suite's ``sqlite_savepoint`` and ``sqlite_share_pool`` options, as for SQLite.
 
@@ -103,6 +103,10 @@ def _post_configure_testing_engine(url: URL, engine: Engine, options: dict[str, 
         engine.pool._transfer_from(config.db.pool)
 
 
+if post_configure_testing_engine is not None:
+    post_configure_testing_engine.for_db(*BACKENDS)(_post_configure_testing_engine)
+
+
 @stop_test_class_outside_fixtures.for_db(*BACKENDS)
 def _stop_test_class_outside_fixtures(config: Any, db: Engine, cls: Any) -> None:
     """A fresh connection (and so an empty database) for each test class, as for ``sqlite://``."""
@@ -114,7 +118,6 @@ def _temp_table_keyword_args(cfg: Any, eng: Engine) -> dict[str, Any]:
     return {"prefixes": ["TEMPORARY"]}
 
 
-@upsert.for_db(*BACKENDS)
 def _upsert(
     cfg: Any,
     table: Any,
@@ -133,3 +136,7 @@ def _upsert(
     else:
         stmt = stmt.on_conflict_do_nothing()
     return stmt.returning(*returning, sort_by_parameter_order=sort_by_parameter_order)
+
+
+if upsert is not None:
+    upsert.for_db(*BACKENDS)(_upsert)
