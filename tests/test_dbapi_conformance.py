@@ -193,6 +193,13 @@ def test_api_and_sys_tables_still_refuse_ddl(conn: apidriver.Connection, sql: st
     assert conn.cursor().execute("SELECT count(*) FROM sqlite_temp_master").fetchone() == (0,)
 
 
+def test_the_cache_module_is_among_the_reserved_modules() -> None:
+    from apidriver import connection
+    from apidriver.cache import attach
+
+    assert connection.CACHE_MODULE == attach.CACHE_MODULE  # kept apart so that connecting loads no SQLAlchemy
+
+
 def test_a_temp_table_cannot_be_renamed_to_hide_an_api_table(conn: apidriver.Connection) -> None:
     cur = conn.cursor()
     cur.execute("CREATE TEMP TABLE scratch (a)")

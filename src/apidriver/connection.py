@@ -40,7 +40,6 @@ import httpx
 from . import exceptions as exc
 from .cache import CACHE_PROPERTIES
 from .cache import install as install_cache
-from .cache.attach import CACHE_MODULE
 from .client import CACHE, ApiClient, tls_context
 from .engine.executor import Engine, StatementContext
 from .engine.procedures import ProcedureModule, ProcedureRunner
@@ -94,6 +93,8 @@ _LOCAL_HINT = (
     "Local tables (CREATE TABLE or CREATE TEMP TABLE with a name that is not an API or sys table) "
     "live in this connection's own database until it closes."
 )
+# The cache's module (apidriver.cache.attach.CACHE_MODULE; not imported from there: that loads SQLAlchemy).
+CACHE_MODULE = "apidriver_cache"
 # Schemas that hold (or may hide) the API's tables: the names of those tables are reserved there.
 # Another attached database may use them: SQLite finds an unqualified name in temp and main first.
 _OWN_SCHEMAS = frozenset({"main", "temp", "cache", "live"})
@@ -312,6 +313,8 @@ class Connection:
             return apsw.SQLITE_OK
         if action in _DDL:
             return self._authorize_ddl(action, name, column, database)
+        if action in (apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH):
+            self._shapes.clear()  # names may now resolve to other tables
         if not name:
             return apsw.SQLITE_OK
         if action == apsw.SQLITE_READ:
