@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 

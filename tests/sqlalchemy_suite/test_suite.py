@@ -1,12 +1,12 @@
 """SQLAlchemy's dialect compliance suite; ``apidriver.sqlalchemy.requirements`` says what is excluded and why."""
 
 from sqlalchemy import testing
-
-from apidriver.sqlalchemy.compat import SQLALCHEMY_1
 from sqlalchemy.testing.suite import *  # noqa: F403
 from sqlalchemy.testing.suite import ComponentReflectionTest as _ComponentReflectionTest
 from sqlalchemy.testing.suite import InsertBehaviorTest as _InsertBehaviorTest
 from sqlalchemy.testing.suite import RowFetchTest as _RowFetchTest
+
+from apidriver.sqlalchemy.compat import SQLALCHEMY_1
 
 
 class ComponentReflectionTest(_ComponentReflectionTest):  # type: ignore[misc]
