@@ -23,7 +23,7 @@ from .typeobjects import type_code
 from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .connection import Connection, Shape
 
 _CONVERTED = (TIMESTAMP, BOOLEAN)
 
@@ -96,6 +96,7 @@ class Cursor:
         self.rowcount = -1
         self.lastrowid: int | None = None
         self._returned = 0
+        self._counts_at_end = False  # rowcount is known once the rows are read (DML with RETURNING)
         self._closed = False
 
     # -- statements ------------------------------------------------------------------------
@@ -104,6 +105,7 @@ class Cursor:
         """Run one SQL statement; parameters use ``?`` (sequence) or ``:name`` (mapping)."""
         self._check_open()
         self.rowcount = -1  # until this statement has succeeded
+        self._counts_at_end = False
         with self.connection._stepping():
             self._finish()
             self._context = StatementContext()
@@ -115,27 +117,34 @@ class Cursor:
                 except Exception as error:
                     raise translate(error, operation) from error
             bindings = self._adapt(parameters)
-            self._context.in_sets = self.connection.in_sets(operation, bindings)
-            return self._execute(operation, bindings)
+            shape = self.connection.shape(operation, bindings)
+            self._context.in_sets = shape.in_sets
+            return self._execute(operation, bindings, shape)
 
-    def _execute(self, operation: str, bindings: Any) -> Cursor:
+    def _execute(self, operation: str, bindings: Any, shape: Shape) -> Cursor:
         cursor = self.connection.sqlite.cursor()
         captured: dict[str, Any] = {}
 
         def trace(cur: apsw.Cursor, sql: str, bindings: Any) -> bool:
-            if "description" in captured:
+            if "first" in captured:
                 return True  # only a trailing comment can follow (checked below)
             if operation.startswith(sql) and _has_statement(operation[len(sql) :]):
                 captured["multiple"] = True
                 return False  # before anything ran
-            captured["description"] = cur.get_description()
+            captured["first"] = True
             return True
 
         cursor.exec_trace = trace
         self._returned = 0
         context = self._context
         try:
-            cursor.execute(operation, bindings)
+            if shape.local_writes:
+                self.connection._begin()
+            if shape.renames_temp:
+                with self.connection._renaming():
+                    cursor.execute(operation, bindings)
+            else:
+                cursor.execute(operation, bindings)
         except BaseException as error:
             if isinstance(error, apsw.AuthError) and context.refused is not None:
                 raise context.refused from None
@@ -151,17 +160,25 @@ class Cursor:
         if context.delete_failure is not None:
             self._finish()
             raise delete_failure(context)
-        description = captured.get("description") or ()
+        try:
+            # Read after the first step: a statement from APSW's cache that was prepared before a
+            # schema change is prepared again by that step, and only then has its new columns.
+            description = cursor.get_description()
+        except apsw.ExecutionCompleteError:
+            description = shape.description  # no row: the columns at the current schema
         self._set_description(description)
         if context.created:
             self.lastrowid = self.connection.rowids.rowid(context.created[-1][0], context.created[-1][1])
+        elif shape.local_insert:
+            self.lastrowid = self.connection.sqlite.last_insert_rowid()
         if not description:
-            self.rowcount = self.connection.sqlite.changes()
+            self.rowcount = self.connection.sqlite.changes() if shape.writes else -1  # DDL changes no rows
             self._finish()
         elif context.created or context.deleted:
             self.rowcount = len(context.created) + len(context.deleted)
         else:
             self.rowcount = -1
+            self._counts_at_end = shape.writes
         return self
 
     def callproc(self, procname: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> Sequence[Any] | Mapping[str, Any]:
@@ -258,6 +275,8 @@ class Cursor:
                 row = next(self._cursor)
             except StopIteration:
                 self._finish()
+                if self._counts_at_end:  # INSERT/UPDATE/DELETE ... RETURNING: SQLite counts once it is done
+                    self.rowcount = self.connection.sqlite.changes()
                 return None
             except BaseException as error:
                 self._finish()
