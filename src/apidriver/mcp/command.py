@@ -122,7 +122,7 @@ def mcp(
     _logging(log_level, scrub)
     from .server import build_server
 
-    try:
+    try:  # Ctrl-C ends the server quietly, as it ends the emulator
         limits = Limits(default_rows=default_rows, max_rows=max_rows, timeout=timeout or None)
         server = build_server(conn, limits, scrub)
         state = "read-only" if conn.settings["ReadOnly"] else "writes allowed"
@@ -137,5 +137,7 @@ def mcp(
             app = server.streamable_http_app(host=host)
             announce: Callable[[str], None] = lambda url: click.echo(f"apidriver mcp: serving MCP on {url} ({state})", err=True)
             anyio.run(serve, app, host, port, token, announce)
+    except KeyboardInterrupt:
+        pass
     finally:
         conn.close()
