@@ -33,8 +33,9 @@ async def settled(emulator: Emulator) -> int:
     return len(emulator.requests())
 
 
-async def test_a_cancelled_scan_sends_nothing_more_and_reported_progress(slow: Emulator, tmp_path: Path) -> None:
-    async with stdio_session(tmp_path, "--connect", slow_connection(slow)) as session:
+@pytest.mark.parametrize("mode", ["auto", "legacy"])  # the 2026 protocol, and the initialize handshake of today's assistants
+async def test_a_cancelled_scan_sends_nothing_more_and_reported_progress(slow: Emulator, tmp_path: Path, mode: str) -> None:
+    async with stdio_session(tmp_path, "--connect", slow_connection(slow), mode=mode) as session:
         messages: list[str] = []
         going = anyio.Event()
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from apidriver.mcp.command import _ScrubbingFormatter, scrubber
+from apidriver.mcp.launch import _ScrubbingFormatter, scrubber
 from apidriver.mcp.http import check_token, is_loopback, parse_address
 from apidriver.mcp.prompts import period
 from apidriver.mcp.queries import Limits, StatementError
@@ -39,7 +39,7 @@ def test_loopback_and_tokens() -> None:
 
 
 def test_period_defaults_to_the_last_day_and_reads_iso_8601() -> None:
-    now = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
     assert period("", "", now) == ("2026-12-03T12:00:00+00:00", "2026-12-04T12:00:00+00:00")
     assert period("2026-12-01", "2026-12-02T10:00:00+02:00", now) == ("2026-12-01T00:00:00+00:00", "2026-12-02T08:00:00+00:00")
     assert period("", "2026-12-02T00:00:00Z", now)[0] == "2026-12-01T00:00:00+00:00"

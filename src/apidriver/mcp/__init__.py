@@ -1,7 +1,7 @@
 """``apidriver mcp``: the tables, the cache and the safety rules of apidriver, served to AI assistants
 through the Model Context Protocol (on the official ``mcp`` SDK: ``pip install 'apidriver[mcp]'``).
 
-- :mod:`.command`: the ``apidriver mcp`` command (options, connection, transports); imports the SDK only when run.
+- :mod:`.launch`: starting it (the SDK, the connection, logging, the transport); the options are in :mod:`apidriver.cli.mcp`.
 - :mod:`.server`: the tools (``list_tables``, ``describe_table``, ``run_query``), resources and prompts.
 - :mod:`.queries`: one statement on a worker thread, under a row cap, with progress and cancellation.
 - :mod:`.catalogue`: the table reference as the assistant reads it (the text of ``docs/tables.md``).

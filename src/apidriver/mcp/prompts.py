@@ -26,7 +26,7 @@ CACHE_NOTE = (
 
 def period(start: str, end: str, now: dt.datetime | None = None) -> tuple[str, str]:
     """``start`` and ``end`` as ISO 8601 UTC text; empty means the last 24 hours (up to now)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     until = _instant(end, "end") if end else now
     since = _instant(start, "start") if start else until - dt.timedelta(hours=24)
     if since >= until:
@@ -39,7 +39,7 @@ def _instant(text: str, name: str) -> dt.datetime:
         value = dt.datetime.fromisoformat(text.strip())
     except ValueError:
         raise ValueError(f"{name} must be an ISO 8601 date or time, e.g. 2026-12-01 or 2026-12-01T09:00:00Z (got {text!r}).") from None
-    return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
 
 
 def explain_failed_jobs(

@@ -1,7 +1,8 @@
-"""The ``apidriver mcp`` command: options, the connection (as ``apidriver query`` opens it), logging, transports.
+"""Starting ``apidriver mcp``: the SDK, the connection (as ``apidriver query`` opens it), logging, the transport.
 
-This module imports neither the SDK nor the server until the command runs,
-so that the rest of the command line works without the ``mcp`` extra.
+The command's options are in :mod:`apidriver.cli.mcp`. This module imports
+neither the SDK nor the server until :func:`serve` runs, so that the rest
+of the command line works without the ``mcp`` extra.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from importlib import metadata
 
 import click
 
-from ..cli.connecting import connection_option, open_connection
+from ..cli.connecting import open_connection
 from ..cli.errors import Failure
-from .http import TOKEN_ENV, check_token, parse_address
+from .http import parse_address
 
-__all__ = ["mcp", "scrubber"]
+__all__ = ["scrubber", "serve"]
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
 SDK_VERSION = (2, 3)
 INSTALL_HINT = "pip install 'apidriver[mcp]'"
 
@@ -70,16 +70,7 @@ def _logging(level: str, scrub: Callable[[str], str]) -> None:
     root.setLevel(level.upper())
 
 
-@click.command(short_help="Serve the tables to AI assistants (Model Context Protocol).")
-@connection_option
-@click.option("--http", "address", metavar="HOST:PORT", help="Serve streamable HTTP on this address instead of stdio (e.g. 127.0.0.1:8765).")
-@click.option("--token", envvar=TOKEN_ENV, metavar="TOKEN", help=f"Bearer token HTTP clients must send; required off loopback (default: ${TOKEN_ENV}).")
-@click.option("--allow-writes", is_flag=True, help="Let run_query write (INSERT, DELETE, CreateJob, ...): calls that change the account and spend credits.")
-@click.option("--default-rows", type=click.IntRange(min=1), default=100, show_default=True, help="Rows a result holds when the call does not say.")
-@click.option("--max-rows", type=click.IntRange(min=1), default=1000, show_default=True, help="Rows a result may hold at most, whatever the call asks.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=300, show_default=True, help="Seconds a statement may run before it is cancelled; 0: no limit.")
-@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="warning", show_default=True, help="Logging on stderr.")
-def mcp(
+def serve(
     connection: str | None,
     address: str | None,
     token: str | None,
@@ -89,32 +80,10 @@ def mcp(
     timeout: float,
     log_level: str,
 ) -> None:
-    """Serve the tables to AI assistants over the Model Context Protocol.
-
-    Tools: list_tables, describe_table, run_query; the table reference as
-    resources apidriver://tables/{name}; prompts explain_failed_jobs and
-    credits_used. It connects as apidriver query does (--connect,
-    $APIDRIVER_CONNECTION, $CLOUDCONVERT_API_KEY; any property, e.g.
-    Offline=true to answer from the cache alone). It is read-only unless
-    --allow-writes is given. It speaks stdio, as desktop assistants start
-    it; --http HOST:PORT serves streamable HTTP instead (on 127.0.0.1; any
-    other address needs a bearer token). Logs go to stderr.
-
-    \b
-    Example:
-        apidriver mcp --connect "APIKey=emulator-key;BaseURL=http://127.0.0.1:8000"
-    """
+    """Start the server as ``apidriver mcp`` was told (the options are checked already) and serve until the client leaves."""
     from .queries import Limits
 
-    if default_rows > max_rows:
-        raise click.BadParameter(f"--default-rows {default_rows} is more than --max-rows {max_rows}", param_hint="--default-rows")
-    host = port = None
-    if address is not None:
-        try:
-            host, port = parse_address(address)
-            check_token(host, token)
-        except ValueError as error:
-            raise click.BadParameter(str(error), param_hint="--http") from None
+    host, port = parse_address(address) if address is not None else (None, None)
     _require_sdk()
     # Read-only unless --allow-writes: the connection's own ReadOnly property (its authorizer refuses the rest).
     conn = open_connection(connection) if allow_writes else open_connection(connection, ReadOnly=True)
@@ -132,11 +101,11 @@ def mcp(
         else:
             import anyio
 
-            from .http import serve
+            from .http import serve as serve_http
 
             app = server.streamable_http_app(host=host)
             announce: Callable[[str], None] = lambda url: click.echo(f"apidriver mcp: serving MCP on {url} ({state})", err=True)
-            anyio.run(serve, app, host, port, token, announce)
+            anyio.run(serve_http, app, host, port, token, announce)
     except KeyboardInterrupt:
         pass
     finally:
