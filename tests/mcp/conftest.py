@@ -6,6 +6,7 @@ and the server's stderr goes to a file, so that tests can search them all.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -50,8 +51,9 @@ class Session:
         """``run_query``, which must succeed: its structured result."""
         result = await self.call("run_query", sql=sql, parameters=parameters, **arguments)
         assert not result.is_error, text_of(result)
-        assert isinstance(result.structured_content, dict)
-        return result.structured_content
+        assert len(result.content) == 1 and result.structured_content is None  # the JSON text, once
+        answer: dict[str, Any] = json.loads(text_of(result))
+        return answer
 
     async def call(self, tool: str, **arguments: Any) -> CallToolResult:
         return await self.client.call_tool(tool, {k: v for k, v in arguments.items() if v is not None})

@@ -1,10 +1,13 @@
-"""The tools' results as JSON schemas (MCP ``outputSchema``): what a client may rely on in ``structuredContent``."""
+"""The catalogue tools' results as JSON schemas (MCP ``outputSchema``): what a client may rely on in ``structuredContent``.
+
+``run_query`` has none: its result is one compact JSON text (see :mod:`.queries`), sent once.
+"""
 
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-__all__ = ["ColumnInfo", "ParameterInfo", "ProcedureEntry", "QueryResult", "TableDescription", "TableEntry", "TableList"]
+__all__ = ["ColumnInfo", "ParameterInfo", "ProcedureEntry", "TableDescription", "TableEntry", "TableList"]
 
 
 class TableEntry(BaseModel):
@@ -52,16 +55,3 @@ class TableDescription(BaseModel):
     columns: list[ColumnInfo] = Field(description="The table's columns; for a procedure, the columns of its result.")
     parameters: list[ParameterInfo] = Field(description="For a procedure: its arguments, in order.")
     example: str = Field(description="A query showing how the table is meant to be read (? are parameters).")
-
-
-class QueryResult(BaseModel):
-    columns: list[str] = Field(description="The result's column names, once; empty for a statement without a result set.")
-    rows: list[list[Any]] = Field(description="The rows, each a list in column order. Timestamps are ISO 8601 UTC text, JSON columns nested JSON.")
-    row_count: int | None = Field(description="How many rows the result has, when known (null when truncated).")
-    truncated: bool = Field(description="True when the result has more rows than max_rows: only the first max_rows are here.")
-    max_rows: int = Field(description="The row cap applied to this call.")
-    rows_affected: int | None = Field(description="For INSERT and DELETE: how many rows the statement changed.")
-    requests: int = Field(description="HTTP requests the statement sent to the API (0: answered from SQLite, a cache or the statement's own reads).")
-    request_log: list[str] = Field(description="The first of those requests: method, URL, status, time.")
-    elapsed_ms: float = Field(description="Wall time of the statement in the server, in milliseconds.")
-    note: str | None = Field(default=None, description="A hint, e.g. how to read the rest of a truncated result.")

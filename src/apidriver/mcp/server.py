@@ -24,7 +24,7 @@ from pydantic import Field
 from .. import Connection, __version__
 from . import catalogue, prompts
 from .queries import Limits, QueryRunner, StatementError
-from .results import QueryResult, TableDescription, TableList
+from .results import TableDescription, TableList
 
 __all__ = ["build_server", "instructions"]
 
@@ -95,10 +95,11 @@ def build_server(connection: Connection, limits: Limits, scrub: Callable[[str], 
 
     @server.tool(
         title="Run a SQL statement",
-        description="Run one SQLite statement against the API's tables and return its rows compactly: the column "
-        "names once, then each row as a list. Timestamps are ISO 8601 UTC text; JSON columns are nested JSON. "
-        "The result says whether it was truncated to max_rows, how many rows there were when known, the HTTP "
-        "requests the statement sent and the time it took."
+        description="Run one SQLite statement against the API's tables. The result is one JSON object: columns "
+        "(the names, once), rows (each a list in column order; timestamps ISO 8601 UTC text, JSON columns nested), "
+        "row_count (rows in the result, null when truncated), truncated (more rows than max_rows exist), max_rows, "
+        "rows_affected (INSERT/DELETE), requests (HTTP requests sent) with request_log, elapsed_ms, and a note when "
+        "there is something to do next."
         + ("" if read_only else " Writes are allowed on this server: INSERT, DELETE and account-changing procedures act at once."),
         annotations=ToolAnnotations(
             read_only_hint=read_only, destructive_hint=not read_only, idempotent_hint=False, open_world_hint=True
@@ -115,7 +116,9 @@ def build_server(connection: Connection, limits: Limits, scrub: Callable[[str], 
             int | None,
             Field(ge=1, description=f"Rows to return at most (default {limits.default_rows}, at most {limits.max_rows})."),
         ] = None,
-    ) -> Annotated[CallToolResult, QueryResult]:
+    ) -> CallToolResult:
+        # The compact JSON text alone: the same rows again as structuredContent would double what the client
+        # receives (and perhaps what the model reads), and cost the SDK several times the statement's own time.
         async def progress(requests: int, rows: int) -> None:
             await ctx.report_progress(requests + rows, None, f"{requests} requests sent, {rows} rows fetched")
 
@@ -123,8 +126,7 @@ def build_server(connection: Connection, limits: Limits, scrub: Callable[[str], 
             result = await runner.run(sql, parameters, max_rows, progress)
         except StatementError as error:
             raise ToolError(scrub(str(error))) from None
-        text = orjson.dumps(result).decode()
-        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result)
+        return CallToolResult(content=[TextContent(type="text", text=orjson.dumps(result).decode())])
 
     def reference() -> str:
         return catalogue.reference(profile)
