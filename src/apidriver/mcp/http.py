@@ -117,6 +117,9 @@ async def serve(app: Callable[..., Any], host: str, port: int, token: str | None
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.create_server((host, port), family=family, reuse_port=False)
+    # Accepted connections inherit it: without it, a small answer after the SSE headers waits for the client's
+    # delayed ACK (Nagle), about 40 ms a call.
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     wrapped = BearerToken(app, token) if token is not None else app
     config = uvicorn.Config(wrapped, log_config=None, lifespan="on", timeout_graceful_shutdown=5, server_header=False)
     server = uvicorn.Server(config)
