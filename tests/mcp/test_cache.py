@@ -58,3 +58,16 @@ async def test_read_only_refuses_replicate_and_cache(synced: tuple[Emulator, Pat
         assert cached["rows"] == [[24]] and cached["requests"] == 0
     assert emulator.requests() == []
     assert path.read_bytes() == before
+
+
+async def test_auto_cache_syncs_once_then_answers_from_the_cache(make_emulator: Callable[..., Emulator], tmp_path: Path) -> None:
+    emulator = make_emulator(jobs=24, seed=5, rate_limit=0)
+    path = tmp_path / "auto.sqlite"
+    async with stdio_session(tmp_path, "--connect", connection(emulator, AutoCache="true", CacheLocation=str(path))) as session:
+        first = await session.query(BY_STATUS)
+        again = await session.query(BY_STATUS)
+        assert first["rows"] == again["rows"] == live(emulator, BY_STATUS)
+        assert first["requests"] >= 1 and again["requests"] == 0  # synced by the first, read from the cache by the second
+        fresh = await session.query("SELECT count(*) FROM live.Jobs")
+        assert fresh["rows"] == [[24]] and fresh["requests"] == 1
+    assert path.exists()

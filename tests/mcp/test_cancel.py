@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -12,7 +13,7 @@ import pytest
 from apidriver.emulator import Emulator
 
 from ..cli.conftest import connection
-from .conftest import stdio_session, text_of
+from .conftest import HttpServer, Session, stdio_session, text_of
 
 pytestmark = pytest.mark.anyio
 SCAN = "SELECT count(*) FROM Jobs"  # 300 jobs, 5 a page: 60 pages, 2 at a time, 100 ms each (about 3 s)
@@ -33,9 +34,24 @@ async def settled(emulator: Emulator) -> int:
     return len(emulator.requests())
 
 
-@pytest.mark.parametrize("mode", ["auto", "legacy"])  # the 2026 protocol, and the initialize handshake of today's assistants
-async def test_a_cancelled_scan_sends_nothing_more_and_reported_progress(slow: Emulator, tmp_path: Path, mode: str) -> None:
-    async with stdio_session(tmp_path, "--connect", slow_connection(slow), mode=mode) as session:
+@asynccontextmanager
+async def served(transport: str, tmp_path: Path, *arguments: str) -> AsyncIterator[Session]:
+    """A session over stdio (the 2026 protocol, or the initialize handshake of today's assistants) or streamable HTTP."""
+    if transport == "http":
+        server = HttpServer(tmp_path, "--http", "127.0.0.1:0", *arguments)
+        try:
+            async with server.session() as session:
+                yield session
+        finally:
+            server.stop()
+    else:
+        async with stdio_session(tmp_path, *arguments, mode=transport) as session:
+            yield session
+
+
+@pytest.mark.parametrize("transport", ["auto", "legacy", "http"])
+async def test_a_cancelled_scan_sends_nothing_more_and_reported_progress(slow: Emulator, tmp_path: Path, transport: str) -> None:
+    async with served(transport, tmp_path, "--connect", slow_connection(slow)) as session:
         messages: list[str] = []
         going = anyio.Event()
 
