@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp.shared.exceptions import MCPError
 
@@ -269,3 +270,17 @@ async def test_files_of_the_server_are_out_of_reach(session: Session, tmp_path: 
     scratch = await session.query("CREATE TEMP TABLE scratch AS SELECT id FROM Jobs WHERE status = 'error'")
     assert scratch["columns"] == [] and scratch["rows_affected"] is not None
     assert (await session.query("SELECT count(*) FROM scratch"))["rows"][0][0] >= 1
+
+
+async def test_concurrent_calls_take_turns_on_the_connection(session: Session) -> None:
+    statements = [f"SELECT count(*) FROM Jobs WHERE status = '{status}'" for status in ("error", "finished", "waiting", "processing")]
+    expected = [await session.query(sql) for sql in statements]
+    answers: dict[str, Any] = {}
+
+    async def run(sql: str) -> None:
+        answers[sql] = await session.query(sql)
+
+    async with anyio.create_task_group() as group:  # a connection serves one statement at a time: the server queues them
+        for sql in statements * 2:
+            group.start_soon(run, sql)
+    assert [answers[sql]["rows"] for sql in statements] == [e["rows"] for e in expected]

@@ -81,11 +81,9 @@ class _Statement:
         try:
             if self._cancelled:
                 raise QueryCancelledError("The statement was cancelled before it started.")
-            started = time.perf_counter()
             cursor = self.cursor.execute(self.sql, self.parameters)
-            if cursor.description is None:
-                affected = max(cursor.rowcount, 0)
-                return {"columns": [], "rows": [], "rows_affected": affected, "truncated": False, "row_count": None, "seconds": time.perf_counter() - started}
+            if cursor.description is None:  # INSERT, DELETE, CREATE TEMP TABLE: how many rows it changed
+                return {"columns": [], "rows": [], "rows_affected": max(cursor.rowcount, 0), "truncated": False, "row_count": None}
             types = [d[1] for d in cursor.description]
             rows: list[list[Any]] = []
             truncated = False
@@ -101,7 +99,6 @@ class _Statement:
                 "rows_affected": None,
                 "truncated": truncated,
                 "row_count": None if truncated else len(rows),
-                "seconds": time.perf_counter() - started,
             }
         finally:
             self.finished.set()
@@ -161,7 +158,6 @@ class QueryRunner:
         shown = [str(r) for r in requests[:REQUEST_LOG]]
         if len(requests) > REQUEST_LOG:
             shown.append(f"... and {len(requests) - REQUEST_LOG} more")
-        outcome.pop("seconds")
         result = {
             **outcome,
             "max_rows": cap,
@@ -223,9 +219,14 @@ async def _report(statement: _Statement, progress: Progress) -> None:
 
 def _bindings(sql: str, parameters: Sequence[Any] | Mapping[str, Any] | None) -> Sequence[Any] | Mapping[str, Any] | None:
     """``parameters`` checked against the statement's placeholders, with a message that says how to pass them."""
-    positional: Sequence[Any] = parameters if isinstance(parameters, Sequence) and not isinstance(parameters, str) else ()
-    named: Mapping[str, Any] = parameters if isinstance(parameters, Mapping) else {}
-    if isinstance(parameters, (str, bytes)) or (parameters is not None and not isinstance(parameters, (Sequence, Mapping))):
+    if parameters is None:
+        positional: Sequence[Any] = ()
+        named: Mapping[str, Any] = {}
+    elif isinstance(parameters, Mapping):
+        positional, named = (), parameters
+    elif isinstance(parameters, Sequence) and not isinstance(parameters, (str, bytes)):
+        positional, named = parameters, {}
+    else:
         raise StatementError(f"parameters must be a list or an object, not {type(parameters).__name__}; {HOW_TO_PASS}.")
     try:
         check_parameters(sql, positional, named, HOW_TO_PASS)
