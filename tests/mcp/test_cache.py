@@ -37,6 +37,7 @@ async def test_offline_over_a_synced_cache_sends_no_request(synced: tuple[Emulat
     expected = [live(emulator, BY_STATUS), live(emulator, JOIN)]
     emulator.clear_requests()
     async with stdio_session(tmp_path, "--connect", f"Offline=true;CacheLocation={path}") as session:  # no API key at all
+        assert "nothing is sent to the API" in (session.client.instructions or "")
         answers = [await session.query(BY_STATUS), await session.query(JOIN)]
         assert [a["rows"] for a in answers] == expected
         assert [a["requests"] for a in answers] == [0, 0]

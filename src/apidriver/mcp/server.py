@@ -34,7 +34,16 @@ TABLE_URI = "apidriver://tables/{name}"
 REFERENCE_URI = "apidriver://tables"
 
 
-def instructions(read_only: bool, limits: Limits, profile_name: str) -> str:
+SOURCES = {
+    None: "The API keeps jobs and tasks for 24 hours after they end.",
+    "explicit": "Plain table names read the API (which keeps jobs 24 hours); cache.Jobs etc. read a local cache with older history.",
+    "auto": "Tables read a local cache, brought up to date before a query when stale, with history beyond the API's 24 hours; "
+    "live.Jobs etc. read the API itself.",
+    "offline": "Every table reads a local cache (history beyond the API's 24 hours, as of its last sync); nothing is sent to the API.",
+}
+
+
+def instructions(read_only: bool, limits: Limits, profile_name: str, cache_mode: str | None = None) -> str:
     """What the assistant is told about the server when it connects."""
     writes = (
         "The server is read-only: INSERT, DELETE, procedures that change the account, REPLICATE and CACHE are refused."
@@ -49,7 +58,7 @@ def instructions(read_only: bool, limits: Limits, profile_name: str) -> str:
         "is evaluated locally on the rows fetched, so filter on those columns to send fewer requests. "
         "Timestamps are ISO 8601 UTC text and compare as instants. "
         f"A result has at most {limits.default_rows} rows unless max_rows asks for more (up to {limits.max_rows}); "
-        f"'truncated' says when rows were left out. {writes}"
+        f"'truncated' says when rows were left out. {SOURCES.get(cache_mode, '')} {writes}"
     )
 
 
@@ -62,7 +71,7 @@ def build_server(connection: Connection, limits: Limits, scrub: Callable[[str], 
         "apidriver",
         title=f"apidriver: {profile.name} as SQL",
         version=__version__,
-        instructions=instructions(read_only, limits, profile.name),
+        instructions=instructions(read_only, limits, profile.name, connection.cache.mode if connection.cache is not None else None),
         website_url="https://github.com/apidriver/apidriver/blob/main/docs/mcp.md",
     )
     catalogue_hints = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
