@@ -14,20 +14,25 @@ latency, no rate limit), then runs each statement, one call at a time:
 The statements: ``sys_tables`` (no HTTP request: the figure is the MCP
 layers alone), a lookup by id (one GET), and a 30-row list with
 timestamps and a JSON column (one GET, and the rows' conversion). Prints
-the mean time per call (best of 3 rounds, after 20 warm-up calls) and the
-overhead of each transport over the DB-API. The emulator's work is in
-every figure alike.
+the median time per call (after 20 warm-up calls) and the CPU per call of
+the process that runs the statement (this one for the DB-API, the server
+for MCP), with the overhead of each transport (stdio/HTTP) over the DB-API.
+CPU is the steadier figure on a shared machine. The emulator's work is in
+every time alike and in no CPU figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,33 +48,62 @@ KEY = "bench"
 COMMAND = [sys.executable, "-m", "apidriver.cli", "mcp"]
 
 
-def timed(function: Callable[[], object], count: int) -> float:
-    """Mean seconds per call over ``count`` calls (after 20 warm-up calls), best of 3 rounds."""
+Figures = tuple[float, float]
+"""(median wall seconds of one call, CPU seconds per call of the process doing the work)."""
+
+
+def timed(function: Callable[[], object], count: int, cpu: Callable[[], float]) -> Figures:
+    """The median seconds of one call over ``count`` calls, after 20 warm-up calls (a median: other processes'
+    bursts on a shared machine move a mean more than the cost measured), and ``cpu()`` spent per call."""
     for _ in range(20):
         function()
-    rounds = []
-    for _ in range(3):
+    times = []
+    spent = cpu()
+    for _ in range(count):
         started = time.perf_counter()
-        for _ in range(count):
-            function()
-        rounds.append((time.perf_counter() - started) / count)
-    return min(rounds)
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), (cpu() - spent) / count
 
 
-async def timed_async(function: Callable[[], Awaitable[object]], count: int) -> float:
+async def timed_async(function: Callable[[], Awaitable[object]], count: int, cpu: Callable[[], float]) -> Figures:
     for _ in range(20):
         await function()
-    rounds = []
-    for _ in range(3):
+    times = []
+    spent = cpu()
+    for _ in range(count):
         started = time.perf_counter()
-        for _ in range(count):
-            await function()
-        rounds.append((time.perf_counter() - started) / count)
-    return min(rounds)
+        await function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), (cpu() - spent) / count
+
+
+def process_cpu(pid: int) -> Callable[[], float]:
+    """CPU seconds (user + system) process ``pid`` has used so far, from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    return read
+
+
+def server_pid() -> int:
+    """The ``apidriver mcp`` child of this process."""
+    for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        for pid in children.read_text().split():
+            if b"mcp" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                return int(pid)
+    raise RuntimeError("apidriver mcp is not a child of this process")
+
+
+def run(cursor: apidriver.Cursor, sql: str, parameters: list[Any] | None) -> None:
+    cursor.execute(sql, parameters).fetchall()
 
 
 def statements(conn: apidriver.Connection) -> list[tuple[str, str, list[Any] | None]]:
-    job_id = conn.cursor().execute("SELECT id FROM Jobs LIMIT 1").fetchone()[0]
+    (job_id,) = conn.cursor().execute("SELECT id FROM Jobs LIMIT 1").fetchall()[0]
     return [
         ("sys_tables (no request)", "SELECT name, kind FROM sys_tables", None),
         ("lookup by id (1 GET)", "SELECT id, status, created_at FROM Jobs WHERE id = ?", [job_id]),
@@ -77,7 +111,8 @@ def statements(conn: apidriver.Connection) -> list[tuple[str, str, list[Any] | N
     ]
 
 
-async def through_mcp(client: Client, cases: list[tuple[str, str, list[Any] | None]], count: int) -> list[float]:
+async def through_mcp(client: Client, cases: list[tuple[str, str, list[Any] | None]], count: int) -> list[Figures]:
+    cpu = process_cpu(server_pid())
     out = []
     for _, sql, parameters in cases:
         arguments: dict[str, Any] = {"sql": sql, **({"parameters": parameters} if parameters else {})}
@@ -86,20 +121,20 @@ async def through_mcp(client: Client, cases: list[tuple[str, str, list[Any] | No
             result = await client.call_tool("run_query", arguments)
             assert not result.is_error, result.content
 
-        out.append(await timed_async(call, count))
+        out.append(await timed_async(call, count, cpu))
     return out
 
 
-async def over_stdio(connection: str, cases: list[tuple[str, str, list[Any] | None]], count: int) -> list[float]:
+async def over_stdio(connection: str, cases: list[tuple[str, str, list[Any] | None]], count: int) -> list[Figures]:
     with tempfile.TemporaryFile("w+") as errlog:
         params = StdioServerParameters(command=COMMAND[0], args=[*COMMAND[1:], "--connect", connection])
         from mcp.client.stdio import stdio_client
 
-        async with Client(stdio_client(params, errlog=errlog), cache=None) as client:  # type: ignore[arg-type]
+        async with Client(stdio_client(params, errlog=errlog), cache=None) as client:
             return await through_mcp(client, cases, count)
 
 
-async def over_http(connection: str, cases: list[tuple[str, str, list[Any] | None]], count: int) -> list[float]:
+async def over_http(connection: str, cases: list[tuple[str, str, list[Any] | None]], count: int) -> list[Figures]:
     with tempfile.NamedTemporaryFile("w+", suffix=".log") as errlog:
         process = subprocess.Popen([*COMMAND, "--connect", connection, "--http", "127.0.0.1:0"], stderr=errlog, stdout=subprocess.DEVNULL)
         try:
@@ -120,21 +155,28 @@ async def over_http(connection: str, cases: list[tuple[str, str, list[Any] | Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200, help="calls per round (3 rounds) of each statement and way")
+    parser.add_argument("--calls", type=int, default=300, help="timed calls of each statement, each way")
     args = parser.parse_args()
     with emulator_process("--jobs", "30", "--seed", "1", api_key=KEY) as root:
         connection = f"APIKey={KEY};BaseURL={root}"
         with apidriver.connect(connection, ReadOnly=True) as conn:
             cases = statements(conn)
             cursor = conn.cursor()
-            direct = [timed(lambda s=sql, p=params: cursor.execute(s, p).fetchall(), args.calls) for _, sql, params in cases]
+            direct = [timed(partial(run, cursor, sql, params), args.calls, time.process_time) for _, sql, params in cases]
         stdio = anyio.run(over_stdio, connection, cases, args.calls)
         http = anyio.run(over_http, connection, cases, args.calls)
-    print(f"mean time per call, best of 3 rounds of {args.calls} calls (emulator in its own process, no latency)\n")
-    print(f"{'statement':<28}{'DB-API':>10}{'MCP stdio':>12}{'overhead':>11}{'MCP HTTP':>12}{'overhead':>11}")
+    print(f"per call, over {args.calls} calls (emulator in its own process, no latency); CPU: of the process that runs")
+    print("the statement (this one for the DB-API, the server for MCP; the MCP client's own CPU is not counted)\n")
+    print(f"{'':<28}{'median wall time':^40}{'CPU per call':^40}")
+    header = f"{'DB-API':>9}{'stdio':>9}{'HTTP':>9}{'overhead':>13}"
+    print(f"{'statement':<28}{header}   {header}")
     for (name, _, _), d, s, h in zip(cases, direct, stdio, http):
-        print(f"{name:<28}{d * 1e3:>8.2f}ms{s * 1e3:>10.2f}ms{(s - d) * 1e3:>+9.2f}ms{h * 1e3:>10.2f}ms{(h - d) * 1e3:>+9.2f}ms")
-
+        cells = []
+        for i in (0, 1):
+            cells.append(
+                f"{d[i] * 1e3:>7.2f}ms{s[i] * 1e3:>7.2f}ms{h[i] * 1e3:>7.2f}ms{(s[i] - d[i]) * 1e3:>+6.1f}/{(h[i] - d[i]) * 1e3:>+5.1f}ms"
+            )
+        print(f"{name:<28}{cells[0]}   {cells[1]}")
 
 if __name__ == "__main__":
     main()
