@@ -167,7 +167,7 @@ def main() -> None:
         http = anyio.run(over_http, connection, cases, args.calls)
     print(f"per call, over {args.calls} calls (emulator in its own process, no latency); CPU: of the process that runs")
     print("the statement (this one for the DB-API, the server for MCP; the MCP client's own CPU is not counted)\n")
-    print(f"{'':<28}{'median wall time':^40}{'CPU per call':^40}")
+    print(f"{'':<28}{'median wall time':^40}{'CPU per call':^40}".rstrip())
     header = f"{'DB-API':>9}{'stdio':>9}{'HTTP':>9}{'overhead':>13}"
     print(f"{'statement':<28}{header}   {header}")
     for (name, _, _), d, s, h in zip(cases, direct, stdio, http):
@@ -176,7 +176,7 @@ def main() -> None:
             cells.append(
                 f"{d[i] * 1e3:>7.2f}ms{s[i] * 1e3:>7.2f}ms{h[i] * 1e3:>7.2f}ms{(s[i] - d[i]) * 1e3:>+6.1f}/{(h[i] - d[i]) * 1e3:>+5.1f}ms"
             )
-        print(f"{name:<28}{cells[0]}   {cells[1]}")
+        print(f"{name:<28}{cells[0]}   {cells[1]}".rstrip())
 
 if __name__ == "__main__":
     main()
