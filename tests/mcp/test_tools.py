@@ -217,7 +217,7 @@ async def test_timestamps_are_iso_utc_text_and_json_columns_nested(session: Sess
         ({"sql": "SELECT nope FROM Jobs"}, "ProgrammingError: no such column: nope"),
         ({"sql": "SELECT * FROM Invoices"}, "ProgrammingError: no such table: Invoices"),
         ({"sql": "SELECT * FROM Jobs WHERE id = ?"}, "the statement has 1 parameter (?) and no value was given; pass values in `parameters`"),
-        ({"sql": "SELECT * FROM Jobs WHERE id = :id", "parameters": {"job": "x"}}, "no value for :id"),
+        ({"sql": "SELECT * FROM Jobs WHERE id = :id", "parameters": {"job": "x"}}, "no value for the parameter id"),
         ({"sql": "SELECT 1; SELECT 2"}, "execute() runs one statement at a time"),
         ({"sql": "  "}, "sql is empty"),
     ],

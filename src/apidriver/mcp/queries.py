@@ -2,7 +2,7 @@
 
 The DB-API cursor blocks, so the statement runs in a worker thread while
 the event loop stays free to report progress (the HTTP requests sent, the
-rows fetched) and to hear a cancellation. A cancellation (the MCP client's
+rows read from the API) and to hear a cancellation. A cancellation (the MCP client's
 ``notifications/cancelled``, or the server's ``--timeout``) calls
 ``Cursor.cancel()``: the driver's waits end at once, nothing more is sent,
 and the runner waits for the thread so that the connection is free for the
@@ -28,7 +28,7 @@ import anyio
 
 from .. import Connection, Error, QueryCancelledError
 from ..cli.output import json_value
-from ..cli.statement import ParameterError, check_parameters
+from ..cli.statement import ParameterError, check_parameters, parameters_of
 from ..cursor import Cursor
 from .confine import Confinement
 
@@ -73,7 +73,6 @@ class _Statement:
         self.sql = sql
         self.parameters = parameters
         self.cap = cap
-        self.rows = 0
         self.finished = threading.Event()
         self._cancelled = False
 
@@ -81,7 +80,8 @@ class _Statement:
         try:
             if self._cancelled:
                 raise QueryCancelledError("The statement was cancelled before it started.")
-            cursor = self.cursor.execute(self.sql, self.parameters)
+            bound = _bindings(self.cursor.connection, self.sql, self.parameters)  # SQLite names them: with the connection's turn
+            cursor = self.cursor.execute(self.sql, bound)
             if cursor.description is None:  # INSERT, DELETE, CREATE TEMP TABLE: how many rows it changed
                 return {"columns": [], "rows": [], "rows_affected": max(cursor.rowcount, 0), "truncated": False, "row_count": None}
             types = [d[1] for d in cursor.description]
@@ -92,7 +92,6 @@ class _Statement:
                     truncated = True  # one row more than the cap exists: stop reading (and sending)
                     break
                 rows.append([json_value(value, kind) for value, kind in zip(row, types)])
-                self.rows += 1
             return {
                 "columns": [str(d[0]) for d in cursor.description],
                 "rows": rows,
@@ -134,10 +133,9 @@ class QueryRunner:
         if not sql.strip():
             raise StatementError("sql is empty: give one SQL statement, e.g. SELECT id, status FROM Jobs LIMIT 10.")
         cap = self.limits.rows(max_rows)
-        bound = _bindings(sql, parameters)
         async with self._lock:
             cursor = self.connection.cursor()
-            statement = _Statement(cursor, sql, bound, cap)
+            statement = _Statement(cursor, sql, parameters, cap)
             self.confinement.reset()
             started = time.perf_counter()
             timeout = self.limits.timeout
@@ -151,6 +149,8 @@ class QueryRunner:
                 ) from None
             except Error as error:
                 raise StatementError(self._message(error)) from None
+            except ParameterError as error:
+                raise StatementError(f"ProgrammingError: {error}.") from None
             finally:
                 requests = cursor.requests
                 cursor.close()
@@ -203,11 +203,11 @@ async def _drive(statement: _Statement, progress: Progress | None) -> dict[str, 
 
 
 async def _report(statement: _Statement, progress: Progress) -> None:
-    """Every :data:`PROGRESS_EVERY` seconds, the requests sent and rows fetched, when either grew."""
+    """Every :data:`PROGRESS_EVERY` seconds, the requests sent and rows read from the API, when either grew."""
     last = (0, 0)
     while True:
         await anyio.sleep(PROGRESS_EVERY)
-        now = (len(statement.cursor.requests), statement.rows)
+        now = (len(statement.cursor.requests), statement.cursor.rows_read)
         if now != last:
             last = now
             try:
@@ -217,8 +217,9 @@ async def _report(statement: _Statement, progress: Progress) -> None:
                 return
 
 
-def _bindings(sql: str, parameters: Sequence[Any] | Mapping[str, Any] | None) -> Sequence[Any] | Mapping[str, Any] | None:
-    """``parameters`` checked against the statement's placeholders, with a message that says how to pass them."""
+def _bindings(connection: Connection, sql: str, parameters: Sequence[Any] | Mapping[str, Any] | None) -> Sequence[Any] | Mapping[str, Any] | None:
+    """``parameters`` checked against the statement's placeholders as SQLite numbers them (:class:`ParameterError`
+    says how to pass them)."""
     if parameters is None:
         positional: Sequence[Any] = ()
         named: Mapping[str, Any] = {}
@@ -227,11 +228,8 @@ def _bindings(sql: str, parameters: Sequence[Any] | Mapping[str, Any] | None) ->
     elif isinstance(parameters, Sequence) and not isinstance(parameters, (str, bytes)):
         positional, named = parameters, {}
     else:
-        raise StatementError(f"parameters must be a list or an object, not {type(parameters).__name__}; {HOW_TO_PASS}.")
-    try:
-        check_parameters(sql, positional, named, HOW_TO_PASS)
-    except ParameterError as error:
-        raise StatementError(f"ProgrammingError: {error}.") from None
+        raise ParameterError(f"parameters must be a list or an object, not {type(parameters).__name__}; {HOW_TO_PASS}")
+    check_parameters(parameters_of(connection, sql), positional, named, HOW_TO_PASS)
     if named:
         return dict(named)
     return tuple(positional) if positional else None

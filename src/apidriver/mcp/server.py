@@ -129,7 +129,7 @@ def build_server(connection: Connection, limits: Limits, scrub: Callable[[str], 
         # The compact JSON text alone: the same rows again as structuredContent would double what the client
         # receives (and perhaps what the model reads), and cost the SDK several times the statement's own time.
         async def progress(requests: int, rows: int) -> None:
-            await ctx.report_progress(requests + rows, None, f"{requests} requests sent, {rows} rows fetched")
+            await ctx.report_progress(requests + rows, None, f"{requests} requests sent, {rows} rows read")
 
         try:
             result = await runner.run(sql, parameters, max_rows, progress)
