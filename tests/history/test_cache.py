@@ -153,6 +153,24 @@ def test_offline_sends_nothing_needs_no_key_and_refuses_writes(history_emulator:
         apidriver.connect(Offline=True, CacheLocation=str(tmp_path / "none.sqlite"))
 
 
+def test_read_only_refuses_replicate_and_cache_before_sending(history_emulator: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    apidriver.sync(connect_to(history_emulator), to=f"sqlite:///{path}")
+    before = path.read_bytes()
+    history_emulator.clear_requests()
+    conn = connect_to(history_emulator, ReadOnly=True, CacheLocation=str(path))
+    try:
+        cursor = conn.cursor()
+        for statement in ("REPLICATE", "REPLICATE Jobs", "CACHE SELECT * FROM Jobs", "CACHE WITH TRUNCATE SELECT id FROM Jobs"):
+            with pytest.raises(apidriver.NotSupportedError, match=r"read-only \(ReadOnly=true\)\. Nothing was sent"):
+                cursor.execute(statement)
+        assert history_emulator.requests() == []
+        assert cursor.execute("SELECT count(*) FROM cache.Jobs").fetchone() == (24,)  # reading the cache still works
+    finally:
+        conn.close()
+    assert path.read_bytes() == before
+
+
 def test_writes_through_auto_cache_go_to_the_api(history_emulator: Emulator, tmp_path: Path) -> None:
     conn = connect_to(history_emulator, AutoCache=True, CacheLocation=str(tmp_path / "cache.sqlite"))
     try:

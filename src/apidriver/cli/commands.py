@@ -18,6 +18,7 @@ from .errors import Group
 from .statement import ParameterError, check_parameters, parameters_of, run, split_statements
 
 HOW_TO_PASS = 'pass values after the SQL for ? (apidriver query "... WHERE id = ?" VALUE) and -p NAME VALUE for :NAME'
+from .mcp import mcp
 from .sync import sync
 
 
@@ -180,6 +181,7 @@ def describe(name: str, connection: str | None, markdown: bool) -> None:
 
 
 cli.add_command(sync)  # apidriver sync: cli/sync.py
+cli.add_command(mcp)  # apidriver mcp: cli/mcp.py (the SDK is imported only when it runs)
 
 
 def _scoped_keys(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
