@@ -4,6 +4,7 @@ once without blocking the event loop (on SQLAlchemy 1.4 and 2.x)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -243,3 +244,27 @@ def test_opening_connections_never_runs_on_the_event_loops_thread(
     assert len(connects) >= 12 + 15 and len(workers) == len(connects)  # each connection started its thread
     assert loop_thread not in connects
     assert [name for caller, name in starts if caller == loop_thread] == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_opens_connections_too(shared_emulator: Emulator) -> None:
+    """The opener thread is the process's: a child forked after the parent opened connections
+    (prefork servers, Celery) gets its own instead of waiting for ever on the parent's."""
+
+    async def count() -> int:
+        engine = create_async_engine(async_url(shared_emulator))
+        try:
+            async with engine.connect() as conn:
+                return int((await conn.execute(text("SELECT count(*) FROM Jobs"))).scalar_one())
+        finally:
+            await engine.dispose()
+
+    assert run(count()) == 60
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if it could count the jobs within 20 s
+        try:
+            os._exit(0 if run(asyncio.wait_for(count(), 20)) == 60 else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -85,6 +86,16 @@ class Opener:
                 cls._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apidriver-async-open")
                 cls._executor.submit(_nothing).result()
             return cls._executor
+
+    @classmethod
+    def _forget(cls) -> None:
+        """In a forked child: the parent's thread is not there (an executor would wait for it for ever)."""
+        cls._lock = threading.Lock()
+        cls._executor = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=Opener._forget)
 
 
 def _open(connect: Callable[[], Connection]) -> tuple[Connection, Worker]:
