@@ -74,9 +74,9 @@ def cloudconvert_emulator(cloudconvert_server: Emulator, request: pytest.Fixture
     """
     account = request.node.get_closest_marker("cloudconvert")
     options = dict(account.kwargs) if account is not None else {}
-    unknown = set(options) - {"jobs", "seed"}
+    unknown = sorted(set(options) - {"jobs", "seed"}) + [repr(a) for a in (account.args if account is not None else ())]
     if unknown:
-        raise pytest.UsageError(f"@pytest.mark.cloudconvert takes jobs= and seed=, not {', '.join(sorted(unknown))}")
+        raise pytest.UsageError(f"@pytest.mark.cloudconvert takes jobs= and seed=, not {', '.join(unknown)}")
     cloudconvert_server.reset(jobs=int(options.get("jobs", 0)), seed=int(options.get("seed", 0)))
     for fault in reversed(list(request.node.iter_markers("cloudconvert_fault"))):  # the closest last, in file order
         cloudconvert_server.add_fault(*fault.args, **fault.kwargs)

@@ -22,7 +22,7 @@ def test_every_python_block_of_the_testing_guide_passes(pytester: pytest.Pyteste
     tests = re.findall(r"^def (test_\w+)", code, flags=re.MULTILINE)
     assert len(tests) >= 6 and len(set(tests)) == len(tests)
     pytester.makepyfile(test_from_docs=code)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=len(tests))
 
 
@@ -30,4 +30,4 @@ def test_the_readmes_plugin_example_passes(pytester: pytest.Pytester) -> None:
     readme = (DOC.parents[1] / "README.md").read_text()
     (code,) = [b for b in re.findall(r"^```python\n(.*?)^```", readme, flags=re.DOTALL | re.MULTILINE) if "@pytest.mark.cloudconvert" in b]
     pytester.makepyfile(test_readme=code)
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=len(re.findall(r"^def test_", code, flags=re.MULTILINE)))
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=len(re.findall(r"^def test_", code, flags=re.MULTILINE)))

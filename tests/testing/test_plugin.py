@@ -1,6 +1,10 @@
 """apidriver's pytest plugin (pytest_apidriver, entry point pytest11 "apidriver"), run by pytest itself
 through ``pytester``: the test files below are what a user of the plugin writes; each asserts real
-behaviour of the emulator behind the fixtures, and the outer test checks they all passed."""
+behaviour of the emulator behind the fixtures, and the outer test checks they all passed.
+
+Each run is a fresh process, as a user's is: an in-process run would also drop from ``sys.modules``
+whatever it imported first (httpcore's backends, say), and the next import elsewhere in this process
+would make new exception classes that httpx no longer recognises."""
 
 from __future__ import annotations
 
@@ -103,7 +107,7 @@ def test_the_official_sdk(cloudconvert_sdk, cloudconvert_emulator):
 
 def test_the_fixtures_as_a_user_writes_them(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_usage=USAGE)
-    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:randomly")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=8)
 
 
@@ -115,11 +119,15 @@ def test_a_misspelt_marker_argument_is_an_error_not_an_empty_account(pytester: p
         @pytest.mark.cloudconvert(job=5)
         def test_typo(cloudconvert_emulator):
             pass
+
+        @pytest.mark.cloudconvert(5)
+        def test_positional(cloudconvert_emulator):
+            pass
         """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*@pytest.mark.cloudconvert takes jobs= and seed=, not job*"])
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*@pytest.mark.cloudconvert takes jobs= and seed=, not job", "*takes jobs= and seed=, not 5"])
 
 
 def test_runs_that_do_not_use_it_never_import_apidriver(pytester: pytest.Pytester) -> None:

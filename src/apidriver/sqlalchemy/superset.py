@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app  # type: ignore[import-not-found,unused-ignore]
@@ -51,7 +52,7 @@ __all__ = ["APIDriverEngineSpec"]
 _watches: weakref.WeakKeyDictionary[Any, StopWatch] = weakref.WeakKeyDictionary()
 
 
-def _metadata_says_stopped(query_id: int) -> Any:
+def _metadata_says_stopped(query_id: int) -> Callable[[], bool]:
     """A check, run on the watch's thread, of whether the query's row in Superset's metadata says stopped."""
     from superset.extensions import db  # type: ignore[import-not-found,unused-ignore]
     from superset.models.sql_lab import Query  # type: ignore[import-not-found,unused-ignore]
@@ -114,6 +115,9 @@ class APIDriverEngineSpec(SqliteEngineSpec):  # type: ignore[misc,unused-ignore]
         ``Connection.interrupt()``, so the statement ends with
         ``QueryCancelledError`` and Superset reports the query stopped.
         """
+        earlier = _watches.pop(cursor, None)  # a statement whose rows were never fetched
+        if earlier is not None:
+            earlier.stop()
         interval = float(current_app.config.get("DB_POLL_INTERVAL_SECONDS", {}).get(cls.engine, 1))
         watch = StopWatch(_metadata_says_stopped(query.id), cursor.connection.interrupt, interval).start()
         try:

@@ -23,7 +23,7 @@ import httpx
 
 from ..emulator import Emulator
 
-__all__ = ["TASK_SECONDS", "Jobs", "sdk_settings", "sqlalchemy_url", "start_emulator"]
+__all__ = ["TASK_SECONDS", "Jobs", "conversion", "sdk_settings", "sqlalchemy_url", "start_emulator"]
 
 TASK_SECONDS = 0.05
 """How long each task of the shared emulator processes (the real API takes seconds)."""
