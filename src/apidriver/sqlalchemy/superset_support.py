@@ -135,6 +135,7 @@ class StopWatch:
                 logger.debug("Could not read whether the query was stopped", exc_info=True)
                 continue
             if not self._done.is_set():
+                logger.info("The query was stopped: interrupting its statement")
                 self.interrupted = True
                 self._interrupt()
             return
