@@ -268,3 +268,39 @@ def test_a_forked_child_opens_connections_too(shared_emulator: Emulator) -> None
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_connect_cancelled_meanwhile_is_closed_or_never_made(shared_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task cancelled while its connection is being opened leaves nothing open: a connect still queued
+    for the opener never runs, and one already running is closed once made."""
+    from apidriver.sqlalchemy.async_dbapi import Opener
+
+    opened: list[Any] = []
+    running, release = threading.Event(), threading.Event()
+    connect = apidriver.connect
+
+    def slow_connect(*args: Any, **kwargs: Any) -> Any:
+        running.set()
+        release.wait(20)
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(apidriver, "connect", slow_connect)
+
+    async def main() -> None:
+        engine = create_async_engine(async_url(shared_emulator))
+        first = asyncio.create_task(engine.connect().__aenter__())  # runs on the opener, then waits
+        while not running.is_set():
+            await asyncio.sleep(0.01)
+        second = asyncio.create_task(engine.connect().__aenter__())  # queued behind it
+        await asyncio.sleep(0.05)
+        for task in (first, second):
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        release.set()
+        await asyncio.wrap_future(Opener.shared().submit(lambda: None))  # the opener is done with both
+        await engine.dispose()
+
+    run(main())
+    assert len(opened) == 1 and opened[0].closed

@@ -29,7 +29,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 from sqlalchemy.engine import AdaptedConnection
@@ -257,9 +257,25 @@ class AsyncDBAPI:
         return getattr(self._module, name)
 
     def connect(self, *args: Any, **kwargs: Any) -> AsyncAdaptedConnection:
-        """Open on the opener thread while the loop waits (see the module's docstring)."""
-        opening = asyncio.get_running_loop().run_in_executor(
-            self._opener, _open, functools.partial(self._module.connect, *args, **kwargs)
-        )
-        connection, worker = await_only(opening)
+        """Open on the opener thread while the loop waits (see the module's docstring).
+
+        If the waiting task is cancelled, what the opener still makes is closed, not leaked.
+        """
+        opening = self._opener.submit(_open, functools.partial(self._module.connect, *args, **kwargs))
+        try:
+            connection, worker = await_only(asyncio.wrap_future(opening))
+        except BaseException:
+            opening.add_done_callback(_discard)
+            raise
         return AsyncAdaptedConnection(self, connection, worker)
+
+
+def _discard(opening: Future[tuple[Connection, Worker]]) -> None:
+    """Close a connection opened for a task that stopped waiting for it."""
+    if opening.cancelled() or opening.exception() is not None:
+        return
+    connection, worker = opening.result()
+    try:
+        connection.close()
+    finally:
+        worker.shutdown()
