@@ -45,6 +45,9 @@ What it does (the reference is ``docs/cloudconvert-api.md`` of the project):
   does it: a job (with its tasks) and a standalone task are deleted 24 hours
   after they end (``retention_hours``, ``--retention-hours``); export URLs
   expire 24 hours after they were made (403 ``AccessDenied``).
+- Reset: ``POST /_emulator/reset`` with ``{"jobs": N, "seed": S}``
+  (:meth:`Emulator.reset`) starts a new account on the running server, so one
+  emulator serves test after test (the pytest plugin, ``docs/testing.md``).
 
 Where the reference is unsure, the emulator picks (and these are choices, not
 facts about the real API):

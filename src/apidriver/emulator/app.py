@@ -30,6 +30,7 @@ from .backend import ApiError, Backend, invalid, not_found
 from .control import Control, ControlMiddleware, Fault
 from .files import media_type
 from .models import Job, Task, encode
+from .seed import seed as seed_backend
 from .webhooks import Dispatcher
 
 SCOPES = ("user.read", "user.write", "task.read", "task.write", "webhook.read", "webhook.write", "preset.read", "preset.write")
@@ -51,6 +52,17 @@ class Emulation:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def reset(self, jobs: int = 0, seed: int = 0) -> None:
+        """A new account (seeded with ``jobs`` sample jobs), an empty request log, no faults, the
+        clock back at wall-clock time; downloads and webhook deliveries under way are dropped."""
+        for task in list(self._background):
+            task.cancel()
+        self.dispatcher.cancel()
+        self.backend.reset()
+        self.control.reset()
+        if jobs:
+            seed_backend(self.backend, jobs, seed, self.backend.now())
 
     async def ticker(self) -> None:
         while True:
@@ -428,6 +440,18 @@ def build_app(emu: Emulation) -> Any:
             emu.dispatcher.drain()
         return Response(json.dumps(clock_state(b)), media_type="application/json")
 
+    async def control_reset(request: Request) -> Response:
+        try:
+            body = await request.json() if await request.body() else {}
+            jobs, seed = int(body.get("jobs", 0)), int(body.get("seed", 0))
+            if jobs < 0:
+                raise ValueError(jobs)
+        except (ValueError, TypeError, AttributeError):
+            message = 'give {"jobs": N, "seed": S}: the sample jobs to seed (0 or more) and their random seed, or nothing'
+            return Response(json.dumps({"message": message}), 400, media_type="application/json")
+        emu.reset(jobs, seed)
+        return Response(json.dumps({"jobs": b.count_jobs(), **clock_state(b)}), media_type="application/json")
+
     async def not_found_route(request: Request) -> Response:
         return json_response(request, 404, not_found("Route").body())
 
@@ -461,6 +485,7 @@ def build_app(emu: Emulation) -> Any:
         Route("/_emulator/deliveries", control_deliveries, methods=["GET"]),
         Route("/_emulator/clock", control_clock, methods=["GET", "POST"]),
         Route("/_emulator/secrets", control_secrets, methods=["GET"]),
+        Route("/_emulator/reset", control_reset, methods=["POST"]),
         Route("/{rest:path}", not_found_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
 

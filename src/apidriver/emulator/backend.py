@@ -84,6 +84,7 @@ class Backend:
         retention_hours: float = 24.0,
     ) -> None:
         self.task_seconds = task_seconds
+        self.initial_credits = credits
         self.retention = retention_hours * 3600.0
         self.clock_offset = 0.0
         self.catalogue = catalogue or Catalogue()
@@ -111,6 +112,19 @@ class Backend:
         # (deletion time, tie-breaker, "job"|"task", id): checked lazily, see ``expire``.
         self._expiries: list[tuple[float, int, str, str]] = []
         self._expiry_of: dict[str, float] = {}
+
+    def reset(self) -> None:
+        """Start over as a new, empty account with the same settings, root URL and job webhook
+        secret (``POST /_emulator/reset``): one server can serve test after test."""
+        root_url, secret = self.root_url, self.job_webhook_secret
+        Backend.__init__(
+            self,
+            task_seconds=self.task_seconds,
+            credits=self.initial_credits,
+            catalogue=self.catalogue,
+            retention_hours=self.retention / 3600.0,
+        )
+        self.root_url, self.job_webhook_secret = root_url, secret
 
     # -- the clock -------------------------------------------------------------
 

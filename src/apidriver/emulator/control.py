@@ -80,8 +80,17 @@ class Control:
         self._log: list[dict[str, Any]] = []
         self._pending: dict[int, dict[str, Any]] = {}  # arrived, not answered yet (id of the entry)
         self._faults: list[Fault] = []
+        self._seed = seed
         self._random = random.Random(seed)
         self._windows: dict[str, tuple[float, int]] = {}  # method → (window start, requests counted)
+
+    def reset(self) -> None:
+        """Forget the request log, the faults and the rate-limit windows (requests under way stay)."""
+        with self._lock:
+            self._log.clear()
+            self._faults.clear()
+            self._windows.clear()
+            self._random = random.Random(self._seed)
 
     # request log
     def arrived(self, entry: dict[str, Any]) -> None:

@@ -40,9 +40,13 @@ class Dispatcher:
     async def start(self) -> None:
         self._client = httpx.AsyncClient(timeout=self.timeout)
 
-    async def stop(self) -> None:
+    def cancel(self) -> None:
+        """Drop the deliveries under way (their events are not recorded)."""
         for task in list(self._running):
             task.cancel()
+
+    async def stop(self) -> None:
+        self.cancel()
         if self._client is not None:
             await self._client.aclose()
 
