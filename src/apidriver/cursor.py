@@ -113,7 +113,7 @@ class Cursor:
                 try:
                     operation, parameters = special.run(self.connection, self._adapt(parameters))
                 except Exception as error:
-                    raise translate(error, operation) from error
+                    raise exc.chained(translate(error, operation), error)
             bindings = self._adapt(parameters)
             self._context.in_sets = self.connection.in_sets(operation, bindings)
             return self._execute(operation, bindings)
@@ -146,7 +146,7 @@ class Cursor:
             failure = translate(error, operation, context)
             if isinstance(failure, exc.Error) and (context.delete_failure or context.deleted or context.created):
                 failure = partial_failure(context, failure)  # e.g. cancelled between two rows
-            raise failure from error
+            raise exc.chained(failure, error)
         self._cursor = cursor
         if context.delete_failure is not None:
             self._finish()
@@ -261,7 +261,7 @@ class Cursor:
                 return None
             except BaseException as error:
                 self._finish()
-                raise translate(error, None, self._context) from error
+                raise exc.chained(translate(error, None, self._context), error)
         if self._context.created:
             row = self._returning(row)
         if self._convert:
