@@ -161,7 +161,7 @@ class _Answer:
     reason: str
     headers: httpx.Headers
     content: bytearray | None = None
-    refused: str | None = None
+    refused: BodyRefused | None = None
 
 
 def _parse(answer: _Answer) -> tuple[Any, str | None]:
@@ -604,7 +604,7 @@ class ApiClient:
                 try:
                     answer.content = read_body(response, ERROR_BODY_LIMIT if failed else self.max_response_size)
                 except BodyRefused as why:
-                    answer.refused = str(why)
+                    answer.refused = why
                 except httpx.HTTPError:
                     if not failed:
                         raise
@@ -616,24 +616,27 @@ class ApiClient:
         """The error for an answer that is not one the API gives: a redirect, an odd status, a refused body."""
         status = answer.status
         said = f"{status} {answer.reason}".rstrip()
-        if 300 <= status < 400:
-            what = f"answered {said}, a redirect{_destination(url, answer.headers.get('location'))}. Redirects are never " \
-                "followed, so the API key is never sent anywhere else"
+        elsewhere = (
+            "Something between here and the API (a proxy, a captive portal) may be answering instead of it; "
+            "check BaseURL and the network."
+        )
+        if 300 <= status < 400 and status != 304:
+            to = _destination(url, answer.headers.get("location"))
+            what = f"answered {said}, a redirect{to}. Redirects are never followed, so the API key never goes anywhere else"
             fix = "Check BaseURL: its scheme (http:// or https://), host and path."
         elif answer.refused is not None:
             what = f"answered {said}, but the answer was refused: {answer.refused}"
-            fix = "Raise MaxResponseSize if answers this large are expected, or lower PageSize." if "MaxResponseSize" in answer.refused else \
-                "Something between here and the API (a proxy?) may be rewriting answers; check BaseURL and the network."
+            larger = "Raise MaxResponseSize if answers this large are expected, or lower PageSize."
+            fix = larger if answer.refused.too_large else elsewhere
         else:
             what = f"answered {said}, which is not an answer the API gives to a {method}"
-            fix = "Something between here and the API (a proxy, a captive portal) may be answering instead of it; " \
-                "check BaseURL and the network."
+            fix = elsewhere
         if method in ("GET", "HEAD"):
             return self._error(exc.UnexpectedResponseError, f"{method} {shown} {what}. {fix}", method, shown, status)
         return self._error(
             exc.AmbiguousWriteError,
-            f"{method} {shown} {what}. Whether the {method} took effect is unknown; it was not retried. Check the current "
-            f"state (e.g. SELECT the objects by tag) before trying again. {fix}",
+            f"{method} {shown} {what}. Whether the {method} took effect is unknown; it was not retried. Check the "
+            f"current state (e.g. SELECT the objects by tag) before trying again. {fix}",
             method, shown, status,
         )
 

@@ -128,7 +128,11 @@ def enforce_deadlines(client: httpx.Client) -> bool:
 
 
 class BodyRefused(Exception):
-    """A body the client will not take: larger than allowed, or in an encoding it did not ask for."""
+    """A body the client will not take: larger than allowed (``too_large``), or in an encoding it did not ask for."""
+
+    def __init__(self, message: str, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.too_large = too_large
 
 
 def read_body(response: httpx.Response, limit: int) -> bytearray:
@@ -139,7 +143,7 @@ def read_body(response: httpx.Response, limit: int) -> bytearray:
     if encoding in ("", "identity"):
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise BodyRefused(f"it is {int(declared):,} bytes long, more than MaxResponseSize ({limit:,} bytes)")
+            raise BodyRefused(f"it is {int(declared):,} bytes long, more than MaxResponseSize ({limit:,} bytes)", True)
     else:
         response.stream = _Pieces(response.stream)
     body = bytearray()
@@ -147,7 +151,7 @@ def read_body(response: httpx.Response, limit: int) -> bytearray:
         body += chunk
         if len(body) > limit:
             what = "decompressed, it is" if encoding not in ("", "identity") else "it is"
-            raise BodyRefused(f"{what} more than MaxResponseSize ({limit:,} bytes)")
+            raise BodyRefused(f"{what} more than MaxResponseSize ({limit:,} bytes)", True)
     return body
 
 

@@ -45,8 +45,9 @@ def list_params(endpoint: Endpoint, includes: Iterable[str], filters: Mapping[st
     return list(params.items()) + sorted((filters or {}).items())
 
 
-def page_data(body: Any, where: str, status: int | None = None) -> list[Any]:
-    """The objects of one list answer: its ``data``, a list of objects (one object counts as a list of one).
+def page_data(body: Any, where: str, status: int | None = None, paginated: bool = False) -> list[Any]:
+    """The objects of one list answer: its ``data``, a list of objects (unless ``paginated``, one
+    object counts as a list of one: ``/users/me`` is the Users list).
 
     Anything else (no body, ``[]``, ``{"data": null}``, a string, a list
     holding something other than objects) raises
@@ -59,7 +60,7 @@ def page_data(body: Any, where: str, status: int | None = None) -> list[Any]:
             return data
         if all(isinstance(o, Mapping) for o in data):
             return data
-    elif isinstance(data, Mapping):
+    elif isinstance(data, Mapping) and not paginated:
         return [data]
     said = f" {status}" if status is not None else ""
     raise _unexpected(
@@ -339,7 +340,7 @@ class ListStream:
                 body = response.body if response is not None else None
                 where = response.url if response is not None and response.url else self.endpoint.path
                 status = response.status if response is not None else None
-                data = page_data(body, where, status)
+                data = page_data(body, where, status, self.endpoint.paginated)
                 if self.endpoint.paginated:
                     self.repeats.check(data, page, where, status)
                 more = self.endpoint.paginated and has_more(self.engine.pagination, body, data, self.size)
