@@ -94,6 +94,7 @@ CASES: dict[str, Case] = {
     "chunked body cut off": Case(chunked_cut, True, None),
     "corrupt gzip": Case(encoded("gzip", b"this is not gzip"), True, None),
     "100 Continue, then closed": Case(interim_then_close, True, None),
+    "101 Switching Protocols": Case(lambda r, w, o: w.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"), True, None),  # h11 refuses it: a protocol error
     "204": Case(lambda r, w, o: w.reply(204, content_type=None), False, 204),
     "301 to another host": Case(redirect(301, True), False, 301),
     "302 on the same host": Case(redirect(302, False), False, 302),
