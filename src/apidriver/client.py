@@ -73,8 +73,8 @@ import httpx
 import orjson
 
 from . import exceptions as exc
-from .cancel import Cancel
 from . import transport
+from .cancel import Cancel
 from .transport import ACCEPT_ENCODING, BodyRefused, enforce_deadlines, read_body
 
 logger = logging.getLogger("apidriver")

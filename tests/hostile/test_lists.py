@@ -94,6 +94,7 @@ CASES: dict[str, Case] = {
     "chunked body cut off": Case(chunked_cut, True, None),
     "corrupt gzip": Case(encoded("gzip", b"this is not gzip"), True, None),
     "100 Continue, then closed": Case(interim_then_close, True, None),
+    "headers past httpcore's 100 KB": Case(lambda r, w, o: w.reply(200, jobs_page(r, 10), headers=[("X-Pad", "p" * 200_000)]), True, None),
     "101 Switching Protocols": Case(lambda r, w, o: w.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"), True, None),  # h11 refuses it: a protocol error
     "204": Case(lambda r, w, o: w.reply(204, content_type=None), False, 204),
     "301 to another host": Case(redirect(301, True), False, 301),
@@ -159,10 +160,15 @@ def test_an_odd_page_fails_the_list(serve: Callable[..., HostileServer], name: s
 
 def test_a_redirect_is_never_followed_and_takes_no_key_along(serve: Callable[..., HostileServer]) -> None:
     other = serve(Scripted(10))
-    server = serve(odd_page(1, redirect(307, True), other))
+
+    def answer(r: Request, w: Wire, _: HostileServer) -> None:
+        w.reply(307, b"", content_type=None, headers=[("Location", f"{other.url}/v2/jobs?token=sk-REDIRECT-TOKEN")])
+
+    server = serve(odd_page(1, answer, other))
     with connect(server, MaxRetries=3) as conn, pytest.raises(apidriver.UnexpectedResponseError) as caught:
         conn.cursor().execute("SELECT * FROM Jobs").fetchall()
-    assert f"a redirect to {other.url}" in str(caught.value) and "BaseURL" in str(caught.value)
+    assert f"a redirect to {other.url}." in str(caught.value) and "BaseURL" in str(caught.value)
+    assert "REDIRECT-TOKEN" not in str(caught.value)  # only the scheme and host of where it points
     assert server.count("GET", "/v2/jobs") == 1  # not retried: the same request gets the same redirect
     assert other.requests == []
 
