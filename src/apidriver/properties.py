@@ -85,7 +85,7 @@ def byte_size(value: Any) -> int:
     match = _SIZE.fullmatch(str(value).strip())
     if match is None:
         raise ValueError("use a number of bytes, or one with KB, MB or GB after it, such as 32MB")
-    number = int(match.group(1)) * 1024 ** " kmg".index((match.group(2) or " ")[0].lower())
+    number = int(match.group(1)) << 10 * " kmg".index((match.group(2) or " ")[0].lower())
     if number < 1024:
         raise ValueError("use at least 1KB")
     return number

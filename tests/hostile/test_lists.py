@@ -18,10 +18,13 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 import apidriver
+from apidriver.exceptions import APIErrorMixin
 
 from .conftest import connect
 from .server import HostileServer, Request, Scripted, Wire, head, jobs_page
@@ -73,7 +76,7 @@ def page_gzip_twice(r: Request, w: Wire, other: HostileServer) -> None:
     w.reply(200, data, headers=[("Content-Encoding", "gzip, gzip")])
 
 
-def first_job(r: Request) -> dict[str, object]:
+def first_job(r: Request) -> Any:
     return jobs_page(r, 10)["data"][0]
 
 
@@ -146,11 +149,12 @@ def test_an_odd_page_fails_the_list(serve: Callable[..., HostileServer], name: s
     error = caught.value
     expected = apidriver.APIUnavailableError if case.retried else apidriver.UnexpectedResponseError
     assert type(error) is expected, repr(error)
+    assert isinstance(error, APIErrorMixin)
     message = str(error)
     assert f"GET {server.url}/v2/jobs?page={page}&per_page=4" in message
     if case.status is not None:
-        assert str(case.status) in message and error.status == case.status  # type: ignore[attr-defined]
-    assert error.method == "GET" and error.url.startswith(f"{server.url}/v2/jobs?page={page}&")  # type: ignore[attr-defined]
+        assert str(case.status) in message and error.status == case.status
+    assert error.method == "GET" and str(error.url).startswith(f"{server.url}/v2/jobs?page={page}&")
     asked = [r for r in server.requests if r.path == "/v2/jobs" and r.page == page]
     assert len(asked) == (2 if case.retried else 1)
     assert other.requests == []
@@ -176,6 +180,14 @@ def test_a_redirect_is_never_followed_and_takes_no_key_along(serve: Callable[...
 # -- lists that never end ------------------------------------------------------------------------
 
 
+def always_page_1(r: Request, w: Wire) -> bool:
+    """A list of a million jobs, but whatever page is asked for, page 1."""
+    if r.path != "/v2/jobs":
+        return False
+    w.reply(200, jobs_page(r, 10**6, page=1))
+    return True
+
+
 def run_bounded(conn: apidriver.Connection, sql: str, seconds: float = 10.0) -> Exception | list[tuple[object, ...]]:
     """Run ``sql``; a statement still running after ``seconds`` is interrupted (the test then fails)."""
     timer = threading.Timer(seconds, conn.interrupt)
@@ -189,7 +201,7 @@ def run_bounded(conn: apidriver.Connection, sql: str, seconds: float = 10.0) -> 
 
 
 def test_a_server_that_ignores_page_is_caught_at_the_first_repeat(serve: Callable[..., HostileServer]) -> None:
-    server = serve(Scripted(10, lambda r, w: w.reply(200, jobs_page(r, 10**6, page=1)) is None if r.path == "/v2/jobs" else False))
+    server = serve(Scripted(10, always_page_1))
     with connect(server, MaxConcurrency=4) as conn:
         started = time.monotonic()
         outcome = run_bounded(conn, "SELECT count(*) FROM Jobs")
@@ -216,24 +228,24 @@ def test_a_server_that_cycles_through_pages_is_caught(serve: Callable[..., Hosti
     assert server.count("GET", "/v2/jobs") <= 5
 
 
-def test_a_sync_from_a_server_that_ignores_page_ends(serve: Callable[..., HostileServer], tmp_path: object) -> None:
-    server = serve(Scripted(10, lambda r, w: w.reply(200, jobs_page(r, 10**6, page=1)) is None if r.path == "/v2/jobs" else False))
+def test_a_sync_from_a_server_that_ignores_page_ends(serve: Callable[..., HostileServer], tmp_path: Path) -> None:
+    server = serve(Scripted(10, always_page_1))
     target = f"sqlite:///{tmp_path}/replica.sqlite"
     with connect(server) as conn:
         timer = threading.Timer(10, conn.close)  # a sync that never ends is cut off (and the test fails)
         timer.start()
         try:
             with pytest.raises(apidriver.UnexpectedResponseError, match="same 4 objects as page 1"):
-                apidriver.sync(conn, target, tables="Jobs")
+                apidriver.sync(conn, target, tables="Jobs")  # type: ignore[operator]  # (mypy sees the module replica.sync)
         finally:
             timer.cancel()
     assert server.count("GET", "/v2/jobs") <= 2 + 8
 
 
-def test_a_sync_refuses_a_page_that_is_not_a_page(serve: Callable[..., HostileServer], tmp_path: object) -> None:
+def test_a_sync_refuses_a_page_that_is_not_a_page(serve: Callable[..., HostileServer], tmp_path: Path) -> None:
     server = serve(odd_page(2, body('{"data": null}'), serve(Scripted(0))))
     with connect(server) as conn, pytest.raises(apidriver.UnexpectedResponseError, match='"data": null'):
-        apidriver.sync(conn, f"sqlite:///{tmp_path}/replica.sqlite", tables="Jobs")
+        apidriver.sync(conn, f"sqlite:///{tmp_path}/replica.sqlite", tables="Jobs")  # type: ignore[operator]
 
 
 # -- answers that are odd but whole: exactly the rows --------------------------------------------
