@@ -64,6 +64,22 @@ def test_a_drip_fails_within_timeout(serve: Callable[..., HostileServer], part: 
     assert "page=1" in str(caught.value)
 
 
+def test_a_drip_through_a_proxy_fails_within_timeout(serve: Callable[..., HostileServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY from the environment is honoured, and its connections obey the deadline too."""
+    box: list[HostileServer] = []
+    proxy = serve(dripping("headers", box))
+    box.append(proxy)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    with connect(proxy, BaseURL="http://api.cloudconvert.invalid", Timeout=TIMEOUT) as conn:
+        started = time.monotonic()
+        with pytest.raises(apidriver.APIUnavailableError, match="no complete answer within"):
+            conn.cursor().execute("SELECT count(*) FROM Jobs").fetchall()
+        assert time.monotonic() - started < TIMEOUT + 0.5
+    assert proxy.requests and proxy.requests[0].target.startswith("http://api.cloudconvert.invalid/v2/jobs?")
+
+
 def test_each_retry_of_a_drip_has_its_own_deadline(serve: Callable[..., HostileServer]) -> None:
     box: list[HostileServer] = []
     server = serve(dripping("body", box))

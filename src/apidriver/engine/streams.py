@@ -55,10 +55,9 @@ def page_data(body: Any, where: str, status: int | None = None, paginated: bool 
     the list there, silently partial. ``where`` is the URL (or path) asked.
     """
     data = body.get("data") if isinstance(body, Mapping) else None
-    if type(data) is list:
-        if all(type(o) is dict for o in data):  # what orjson makes: the usual case, checked fast
-            return data
-        if all(isinstance(o, Mapping) for o in data):
+    if isinstance(data, list):
+        # Objects as orjson makes them (the usual case, checked fast), or any mapping.
+        if all(type(o) is dict for o in data) or all(isinstance(o, Mapping) for o in data):
             return data
     elif isinstance(data, Mapping) and not paginated:
         return [data]
