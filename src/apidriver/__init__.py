@@ -74,6 +74,7 @@ from .exceptions import (  # noqa: E402
     ProgrammingError,
     QueryCancelledError,
     RateLimitError,
+    UnexpectedResponseError,
     Warning,
 )
 from .replica import sync  # noqa: E402
@@ -126,6 +127,7 @@ __all__ = [
     "TimeFromTicks",
     "Timestamp",
     "TimestampFromTicks",
+    "UnexpectedResponseError",
     "Warning",
     "__version__",
     "apilevel",

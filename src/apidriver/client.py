@@ -5,23 +5,48 @@ turned into a DB-API exception here, in one place, with a message that says
 what happened and what to do. The API key travels only in the
 ``Authorization`` header; it is never logged and never part of a message.
 
+An answer is the API's answer only if it is one the API documents; anything
+else is an error, never an empty result:
+
+- GET succeeds with 200 and a JSON body; POST with 200, 201 or 202 and a
+  JSON body; DELETE with 204, or 200/202 and a JSON body. A 404 is an answer
+  where the caller allows it (a lookup by id).
+- ``Timeout`` bounds each attempt as a whole (connecting, sending, the
+  headers and the body; :mod:`.transport`), not each socket read: a server
+  that drips bytes fails like one that does not answer.
+- Bodies are read streaming, decoded (gzip or deflate only) and refused past
+  ``MaxResponseSize`` bytes, so memory stays bounded whatever comes back.
+
 Retry policy:
 
-- GET and DELETE are idempotent: 5xx answers, timeouts, dropped connections
-  and unparseable bodies are retried ``max_retries`` times with exponential
-  backoff, then raise :class:`APIUnavailableError`.
+- GET and DELETE are idempotent: 5xx answers, timeouts, dropped connections,
+  bodies cut short, and 200s without JSON (an empty body, an HTML page from a
+  proxy, invalid JSON: often a glitch on the way) are retried ``max_retries``
+  times with exponential backoff, then raise :class:`APIUnavailableError`.
 - POST is retried only when the request certainly did not take effect: the
   connection could not be opened, or the API answered 429. After a timeout,
-  a dropped connection or a 5xx the outcome is unknown, so it raises
-  :class:`AmbiguousWriteError` instead of risking a duplicate.
+  a dropped connection, a 5xx, or a success without the JSON it should
+  carry, the outcome is unknown, so it raises :class:`AmbiguousWriteError`
+  instead of risking a duplicate.
 - A DELETE is idempotent too: when an attempt got no answer (timeout,
   dropped connection, unreadable body) and the retry answers 404, the first
   attempt took effect, and the DELETE succeeded.
+- Answers the same request would get again are not retried: a redirect
+  (3xx, never followed: the key stays with BaseURL), a status the API does
+  not use for the method (1xx, 203, 206, 6xx, ...), a body past
+  ``MaxResponseSize`` or in an encoding not asked for. A read raises
+  :class:`UnexpectedResponseError`; a write :class:`AmbiguousWriteError`,
+  since it may have taken effect.
 - 429 waits for ``Retry-After`` (at most ``max_wait`` seconds each time, a
   few times), then raises :class:`RateLimitError`.
 - A request whose URL would be longer than servers accept
   (``MAX_URL_LENGTH``), or that has a ``.`` or ``..`` path segment (which
-  would address another endpoint), is refused before anything is sent.
+  would address another endpoint), is refused before anything is sent; so is
+  any request from a child process made by ``fork()`` (the connection's
+  sockets and threads belong to the parent).
+
+What a list page or an object must look like is the engine's concern
+(``engine.streams.page_data``): here, only HTTP and JSON.
 
 Waits and retries are logged at INFO on the ``apidriver`` logger, give-ups
 at WARNING, each request at DEBUG. A :class:`~.cancel.Cancel` passed with a
@@ -33,6 +58,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import logging
+import os
 import random
 import ssl
 import threading
@@ -47,12 +73,27 @@ import httpx
 import orjson
 
 from . import exceptions as exc
+from . import transport
 from .cancel import Cancel
+from .transport import ACCEPT_ENCODING, BodyRefused, enforce_deadlines, read_body
 
 logger = logging.getLogger("apidriver")
 logger.addHandler(logging.NullHandler())  # a library: the application decides where records go
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+# The successful statuses the API answers, by method ("": any other method). Anything else
+# that is not a 4xx/5xx (a redirect, 1xx, 203, 206, 6xx) is not the API's answer.
+SUCCESS: dict[str, frozenset[int]] = {
+    "GET": frozenset({200}),
+    "HEAD": frozenset({200}),
+    "POST": frozenset({200, 201, 202}),
+    "DELETE": frozenset({200, 202, 204}),
+    "": frozenset({200, 201, 202, 204}),
+}
+# An error answer is read for its message and code only: this much is plenty.
+ERROR_BODY_LIMIT = 1 << 20
+# MaxResponseSize's default: far above a page of 1,000 jobs with their tasks.
+DEFAULT_MAX_RESPONSE_SIZE = 32 << 20
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Longer URLs are refused by common front ends (nginx answers 414 past 8 KB of request line).
 MAX_URL_LENGTH = 8000
@@ -99,9 +140,57 @@ class RequestRecord:
 
 @dataclass
 class ApiResponse:
+    """A successful answer: its status, parsed JSON body (None for a 204), headers and the URL as shown."""
+
     status: int
     body: Any
     headers: Mapping[str, str] = field(default_factory=dict)
+    url: str = ""
+
+
+@dataclass
+class _Answer:
+    """What one attempt got back: the status line, the headers, and the decoded body as read.
+
+    ``content`` is None when the body was not read (a redirect, a 204) or
+    could not be (an error answer's body that broke off); ``refused`` says
+    why a body was not taken (too large, an encoding not asked for).
+    """
+
+    status: int
+    reason: str
+    headers: httpx.Headers
+    content: bytearray | None = None
+    refused: BodyRefused | None = None
+
+
+def _parse(answer: _Answer) -> tuple[Any, str | None]:
+    """``(JSON body, None)``, or ``(None, what came instead)``: an empty body, an HTML page, not JSON."""
+    kind = answer.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not answer.content or not answer.content.strip():
+        return None, "an empty body"
+    if kind and "json" not in kind:
+        page = " (perhaps from a proxy or a captive portal)" if kind in ("text/html", "application/xhtml+xml") else ""
+        return None, f"a body of type {kind[:60]}{page}"
+    try:
+        return orjson.loads(answer.content), None
+    except ValueError:
+        return None, "a body that is not valid JSON (cut short?)" if kind else "a body that is not JSON"
+
+
+def _destination(url: str, location: str | None) -> str:
+    """Where a redirect points, for a message: only the scheme and host (a URL may hold a token)."""
+    if not location:
+        return " without a Location"
+    try:
+        target = httpx.URL(url).join(location)
+    except (httpx.InvalidURL, ValueError):
+        return " to an unreadable Location"
+    here = httpx.URL(url)
+    if (target.scheme, target.host, target.port) == (here.scheme, here.host, here.port):
+        return " to another path on the same host"
+    port = f":{target.port}" if target.port else ""
+    return f" to {target.scheme}://{target.host}{port}"
 
 
 Observer = Callable[[RequestRecord], None]
@@ -255,6 +344,7 @@ class ApiClient:
         backoff: float = 0.1,
         cache_ttl: float = 0.0,
         rate_window: float = 60.0,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.cache_ttl = cache_ttl
@@ -267,11 +357,19 @@ class ApiClient:
         self.auth_hint = auth_hint
         self.error_details = error_details
         self.max_connections = max_connections
+        self.max_response_size = max_response_size
+        self.pid = os.getpid()
         self.pacer = RatePacer(window=rate_window, reserve=2 * max_connections)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(
-            headers=dict(headers), timeout=timeout, limits=limits, follow_redirects=False, verify=tls_context()
+            headers={"Accept-Encoding": ACCEPT_ENCODING, **headers},
+            timeout=timeout,
+            limits=limits,
+            follow_redirects=False,
+            verify=tls_context(),
         )
+        if not enforce_deadlines(self._http):
+            logger.warning("httpx's connection pools could not be reached: Timeout bounds each socket read only")
         self._closed = False
         self._stopping = Cancel()  # set by stop(): ends every backoff and 429 wait at once
 
@@ -318,6 +416,12 @@ class ApiClient:
         seconds) bounds every attempt and retry of the request together.
         """
         method = method.upper()
+        if os.getpid() != self.pid:
+            raise exc.ProgrammingError(
+                f"{method} not sent: this connection was opened in process {self.pid} and this is process "
+                f"{os.getpid()}, a child made by fork(). Its sockets and threads belong to the parent; open a new "
+                "connection in the child (e.g. in a multiprocessing initializer)."
+            )
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "DELETE", "PUT", "OPTIONS")
         url = self.url(path)
@@ -376,14 +480,9 @@ class ApiClient:
             if self._closed:
                 raise exc.InterfaceError(f"{method} {shown} not sent: the connection was closed.")
             started = time.monotonic()
+            seconds = attempt.seconds(timeout)
             try:
-                response = self._http.request(
-                    method,
-                    url,
-                    params=list(params or []),
-                    json=json,
-                    timeout=attempt.timeout(timeout),
-                )
+                answer = self._exchange(method, url, params, json, seconds)
             except httpx.HTTPError as error:
                 duration = (time.monotonic() - started) * 1000
                 kind = type(error).__name__
@@ -400,11 +499,14 @@ class ApiClient:
                 if not certainly_not_sent:
                     attempt.unanswered = True
                 if attempt.last():
+                    if isinstance(error, httpx.TimeoutException):  # Timeout bounds the whole attempt (see above)
+                        why = f"{kind}: no complete answer within {seconds:g} s"
+                    else:
+                        why = f"{kind}: {sentence(str(error) or kind).rstrip('.')}"
                     raise self._give_up(self._error(
                         exc.APIUnavailableError,
-                        f"Could not get an answer from {method} {shown} after {attempt.number} attempts ({kind}: "
-                        f"{sentence(str(error) or kind)}) {attempt.outcome()}Check BaseURL and the network, or raise "
-                        "Timeout/MaxRetries.",
+                        f"Could not get an answer from {method} {shown} after {attempt.number} attempts ({why}). "
+                        f"{attempt.outcome()}Check BaseURL and the network, or raise Timeout/MaxRetries.",
                         method, shown,
                     )) from error
                 self._backoff(attempt, kind)
@@ -414,19 +516,19 @@ class ApiClient:
                     raise
                 raise exc.InterfaceError(f"{method} {shown} was cut short: the connection was closed.") from error
             duration = (time.monotonic() - started) * 1000
-            status = response.status_code
+            status = answer.status
             self._note(RequestRecord(method, shown, status, duration, attempt.number), observer)
-            self.pacer.update(response.headers)
+            self.pacer.update(answer.headers)
             if status == 429:
                 attempt.limited += 1
-                wait = self._retry_after(response.headers.get("retry-after"), attempt.number)
+                wait = self._retry_after(answer.headers.get("retry-after"), attempt.number)
                 if attempt.limited > max(3, self.max_retries) or wait > self.max_wait or not attempt.allows(wait):
                     raise self._give_up(self._error(
                         exc.RateLimitError,
                         f"The API rate limit was hit ({method} {shown} answered 429 {attempt.limited} times; it asked to "
                         f"wait {wait:.0f} s). Wait a minute, lower MaxConcurrency, or narrow the query so it needs fewer "
                         "requests.",
-                        method, shown, status, self._details(response),
+                        method, shown, status, self._details(answer),
                     ))
                 logger.info("Rate limited: %s %s answered 429; waiting %.1f s as Retry-After asks", method, shown, wait)
                 attempt.sleep(wait)
@@ -437,50 +539,106 @@ class ApiClient:
                         exc.AmbiguousWriteError,
                         f"{method} {shown} answered {status}; the API may or may not have carried it out. It was not "
                         "retried, to avoid doing it twice; check the current state before trying again.",
-                        method, shown, status, self._details(response),
+                        method, shown, status, self._details(answer),
                     ))
                 attempt.server_error = status
                 if attempt.last():
                     raise self._give_up(self._error(
                         exc.APIUnavailableError,
-                        f"{method} {shown} kept failing: {status} {response.reason_phrase} after {attempt.number} "
+                        f"{method} {shown} kept failing: {status} {answer.reason} after {attempt.number} "
                         f"attempts. {attempt.outcome()}The API may be down; try again later.",
-                        method, shown, status, self._details(response),
+                        method, shown, status, self._details(answer),
                     ))
-                self._backoff(attempt, f"{status} {response.reason_phrase}")
+                self._backoff(attempt, f"{status} {answer.reason}")
                 continue
             if status == 404 and method == "DELETE" and attempt.unanswered:
                 logger.info(
                     "%s %s answered 404 after an attempt that got no answer: that attempt took effect", method, shown
                 )
-                return ApiResponse(status, None, response.headers)
+                return ApiResponse(status, None, answer.headers, shown)
             if status == 404 and allow_404:
                 return None
-            if status >= 400:
-                raise self._status_error(response, method, shown, scope, attempt)
-            if status == 204 or not response.content:
-                return ApiResponse(status, None, response.headers)
+            if 400 <= status < 600:
+                raise self._status_error(answer, method, shown, scope, attempt)
+            if status not in SUCCESS.get(method, SUCCESS[""]) or answer.refused is not None:
+                raise self._give_up(self._unexpected(answer, method, shown, url))  # not retried: see the module docstring
+            if status == 204:
+                return ApiResponse(status, None, answer.headers, shown)
+            body, unreadable = _parse(answer)
+            if unreadable is None:
+                return ApiResponse(status, body, answer.headers, shown)
+            if not idempotent:
+                raise self._give_up(self._error(
+                    exc.AmbiguousWriteError,
+                    f"{method} {shown} answered {status}, so it may have taken effect, but with {unreadable} instead of "
+                    "the API's JSON: what it did is unknown. It was not retried, to avoid doing it twice; check the "
+                    "current state (e.g. SELECT the objects by tag) before trying again.",
+                    method, shown, status,
+                ))
+            attempt.unanswered = True
+            if attempt.last():
+                raise self._give_up(self._error(
+                    exc.APIUnavailableError,
+                    f"{method} {shown} kept answering {status} with {unreadable} instead of the API's JSON "
+                    f"({attempt.number} attempts). {attempt.outcome()}Something between here and the API (a proxy, a "
+                    "captive portal) may be answering instead of it: check BaseURL and the network.",
+                    method, shown, status,
+                ))
+            self._backoff(attempt, f"{status} with {unreadable}")
+
+    def _exchange(self, method: str, url: str, params: Params | None, json: Any, seconds: float) -> _Answer:
+        """One request and its answer, headers and body, within ``seconds`` in all; raises httpx's errors.
+
+        A redirect's body is never read; an error answer's body is read for
+        its details (at most ``ERROR_BODY_LIMIT``), and a failure to read it
+        loses only the details.
+        """
+        with transport.deadline(time.monotonic() + seconds):
+            request = self._http.build_request(method, url, params=list(params or []), json=json, timeout=seconds)
+            response = self._http.send(request, stream=True)
             try:
-                body = orjson.loads(response.content)
-            except ValueError as error:
-                if not idempotent:
-                    raise self._give_up(self._error(
-                        exc.AmbiguousWriteError,
-                        f"{method} {shown} answered {status}, so it took effect, but its body is not valid JSON: what it "
-                        "made is unknown. It was not retried, to avoid doing it twice; check the current state (e.g. "
-                        "SELECT the objects by tag).",
-                        method, shown, status,
-                    )) from error
-                attempt.unanswered = True
-                if attempt.last():
-                    raise self._give_up(self._error(
-                        exc.APIUnavailableError,
-                        f"{method} {shown} kept answering with a body that is not valid JSON ({attempt.number} attempts).",
-                        method, shown, status,
-                    )) from error
-                self._backoff(attempt, "a body that is not valid JSON")
-                continue
-            return ApiResponse(status, body, response.headers)
+                answer = _Answer(response.status_code, response.reason_phrase, response.headers)
+                if 300 <= answer.status < 400 or answer.status == 204:
+                    return answer
+                failed = answer.status >= 400
+                try:
+                    answer.content = read_body(response, ERROR_BODY_LIMIT if failed else self.max_response_size)
+                except BodyRefused as why:
+                    answer.refused = why
+                except httpx.HTTPError:
+                    if not failed:
+                        raise
+                return answer
+            finally:
+                response.close()
+
+    def _unexpected(self, answer: _Answer, method: str, shown: str, url: str) -> exc.Error:
+        """The error for an answer that is not one the API gives: a redirect, an odd status, a refused body."""
+        status = answer.status
+        said = f"{status} {answer.reason}".rstrip()
+        elsewhere = (
+            "Something between here and the API (a proxy, a captive portal) may be answering instead of it; "
+            "check BaseURL and the network."
+        )
+        if 300 <= status < 400 and status != 304:
+            to = _destination(url, answer.headers.get("location"))
+            what = f"answered {said}, a redirect{to}. Redirects are never followed, so the API key never goes anywhere else"
+            fix = "Check BaseURL: its scheme (http:// or https://), host and path."
+        elif answer.refused is not None:
+            what = f"answered {said}, but the answer was refused: {answer.refused}"
+            larger = "Raise MaxResponseSize if answers this large are expected, or lower PageSize."
+            fix = larger if answer.refused.too_large else elsewhere
+        else:
+            what = f"answered {said}, which is not an answer the API gives to a {method}"
+            fix = elsewhere
+        if method in ("GET", "HEAD"):
+            return self._error(exc.UnexpectedResponseError, f"{method} {shown} {what}. {fix}", method, shown, status)
+        return self._error(
+            exc.AmbiguousWriteError,
+            f"{method} {shown} {what}. Whether the {method} took effect is unknown; it was not retried. Check the "
+            f"current state (e.g. SELECT the objects by tag) before trying again. {fix}",
+            method, shown, status,
+        )
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -515,9 +673,11 @@ class ApiClient:
                     return max(0.0, float(parsed.timestamp()) - time.time())
         return min(10.0, self.backoff * 2.0**attempt)
 
-    def _details(self, response: httpx.Response) -> tuple[str | None, str | None, dict[str, Any] | None]:
+    def _details(self, answer: _Answer) -> tuple[str | None, str | None, dict[str, Any] | None]:
+        if not answer.content:
+            return None, None, None
         try:
-            return self.error_details(response.json())
+            return self.error_details(orjson.loads(answer.content))
         except ValueError:
             return None, None, None
 
@@ -536,10 +696,10 @@ class ApiClient:
         error._set_api(status, details[0], details[2], method, url)
         return error
 
-    def _status_error(self, response: httpx.Response, method: str, url: str, scope: str | None, attempt: _Attempt) -> exc.Error:
-        status = response.status_code
-        code, message, errors = self._details(response)
-        said = f"{status} {code}" if code else f"{status} {response.reason_phrase}"
+    def _status_error(self, answer: _Answer, method: str, url: str, scope: str | None, attempt: _Attempt) -> exc.Error:
+        status = answer.status
+        code, message, errors = self._details(answer)
+        said = f"{status} {code}" if code else f"{status} {answer.reason}"
         text = f" {sentence(str(message))}" if message else ""
         if status == 401:
             return self._error(
@@ -642,11 +802,12 @@ class _Attempt:
         if self.stopping.is_set:
             raise exc.InterfaceError(f"{self.method} {self.shown}: not sent again, the connection was closed.")
 
-    def timeout(self, timeout: float | None) -> Any:
+    def seconds(self, timeout: float | None) -> float:
+        """The time this attempt may take, all of it: connecting, sending, the headers and the body."""
+        seconds = timeout if timeout is not None else self.default_timeout
         if self.deadline is None:
-            return timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT
-        remaining = max(0.001, self.deadline - time.monotonic())
-        return min(timeout if timeout is not None else self.default_timeout, remaining)
+            return seconds
+        return min(seconds, max(0.001, self.deadline - time.monotonic()))
 
     def allows(self, wait: float) -> bool:
         """Whether a wait of ``wait`` seconds ends before the deadline."""

@@ -20,10 +20,15 @@ until the connection closes. Their changes are transactional as with
 transaction (unless ``isolation_level`` is None), ``commit()`` and
 ``rollback()`` end it. Writes to the API are sent when their statement runs
 and are never undone (docs/querying.md, "Local tables and transactions").
+
+After ``fork()``, a connection belongs to the parent: in the child, every
+use raises :class:`ProgrammingError` (as sqlite3 and psycopg refuse), and
+``close()`` or garbage collection there releases nothing the parent uses.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -156,13 +161,17 @@ def _weak(method: Callable[..., int]) -> Callable[..., int]:
     return call
 
 
-def _release(engine: Engine, client: ApiClient, storage: httpx.Client, db: apsw.Connection) -> None:
+def _release(pid: int, engine: Engine, client: ApiClient, storage: httpx.Client, db: apsw.Connection) -> None:
     """Free what a connection holds: queued requests, workers, sockets, the database.
 
     The API client's sockets are closed once no worker uses them any more
     (a request under way ends within its Timeout, and is not retried): a
-    socket closed under a thread still reading from it is a race.
+    socket closed under a thread still reading from it is a race. In a
+    child made by ``fork()``, nothing: it all belongs to the parent, and
+    its locks may be held by threads the child does not have.
     """
+    if os.getpid() != pid:
+        return
     client.stop()
     engine.pool.shutdown(on_idle=client.close)
     storage.close()
@@ -232,6 +241,7 @@ class Connection:
             error_details=profile.error_details,
             cache_ttl=settings["CacheTTL"],
             rate_window=settings["RateLimitWindow"] or 60.0,
+            max_response_size=settings["MaxResponseSize"],
         )
         tables: list[Table] = list(profile.tables)
         tables += system_tables(lambda: tables, lambda: profile.procedures)
@@ -260,7 +270,8 @@ class Connection:
         self._api_tables = {t.name.lower(): t for t in profile.tables}
         self._db = apsw.Connection(":memory:")
         self._db.create_collation(ISO8601, iso8601_collation)
-        self._finalizer = weakref.finalize(self, _release, self.engine, self.client, self.storage, self._db)
+        self._pid = os.getpid()
+        self._finalizer = weakref.finalize(self, _release, self._pid, self.engine, self.client, self.storage, self._db)
         self._finalizer.atexit = False  # at exit there is nothing to release, and nothing to wait for
         self._db.set_progress_handler(lambda: current.context.cancel.is_set, PROGRESS_STEPS)
         module: Any = Module(  # (APSW's typing protocol is stricter than what it accepts)
@@ -559,6 +570,9 @@ class Connection:
         """
         if self._closed:
             return
+        if os.getpid() != self._pid:
+            self._closed = True  # in this process only; the parent's connection is untouched
+            return
         waited = self._using.acquire(blocking=False)
         if not waited:
             self._cancel_all(CLOSED_BY_OTHER)
@@ -643,6 +657,12 @@ class Connection:
     # -- internals ------------------------------------------------------------------------------
 
     def _check_open(self) -> None:
+        if os.getpid() != self._pid:
+            raise exc.ProgrammingError(
+                f"This connection was opened in process {self._pid} and cannot be used in process {os.getpid()}, a "
+                "child made by fork(): its sockets, threads and locks belong to the parent. Open a new connection in "
+                "the child (e.g. in a multiprocessing initializer), or start processes with the 'spawn' method."
+            )
         if self._closed:
             raise exc.InterfaceError("The connection is closed.")
 
@@ -657,6 +677,7 @@ class Connection:
     @contextmanager
     def _stepping(self) -> Iterator[None]:
         """Held while a cursor runs SQLite; close() from another thread waits for it."""
+        self._check_open()  # first: after fork() the lock may be held by a thread of the parent
         if not self._using.acquire(blocking=False):
             raise exc.ProgrammingError(
                 "The connection is in use by another thread (a connection may be used by one thread at a time; "

@@ -115,7 +115,7 @@ class Cursor:
                 try:
                     operation, parameters = special.run(self.connection, self._adapt(parameters))
                 except Exception as error:
-                    raise translate(error, operation) from error
+                    raise exc.chained(translate(error, operation), error)
             bindings = self._adapt(parameters)
             shape = self.connection.shape(operation, bindings)
             self._context.in_sets = shape.in_sets
@@ -155,7 +155,7 @@ class Cursor:
             failure = translate(error, operation, context)
             if isinstance(failure, exc.Error) and (context.delete_failure or context.deleted or context.created):
                 failure = partial_failure(context, failure)  # e.g. cancelled between two rows
-            raise failure from error
+            raise exc.chained(failure, error)
         self._cursor = cursor
         if context.delete_failure is not None:
             self._finish()
@@ -280,7 +280,7 @@ class Cursor:
                 return None
             except BaseException as error:
                 self._finish()
-                raise translate(error, None, self._context) from error
+                raise exc.chained(translate(error, None, self._context), error)
         if self._context.created:
             row = self._returning(row)
         if self._convert:

@@ -38,7 +38,7 @@ from .lookahead import look_ahead
 from .planner import Arg, Plan
 from .schema import Column, Pagination, Table
 from .statement import FullTable, Obj, StatementContext
-from .streams import KeyScan, ListStream, LookupStream, ReadyStream, list_params, page_params
+from .streams import KeyScan, ListStream, LookupStream, ReadyStream, list_params, object_data, page_params
 from .workers import Workers
 
 __all__ = ["Engine", "StatementContext"]
@@ -156,9 +156,10 @@ PAGE_HINTS = PageHints()
 
 
 def _data(response: ApiResponse | None) -> Any:
-    if response is None or not isinstance(response.body, Mapping):
+    """The object a lookup by key found; None for a 404 (no such object). Any other answer raises."""
+    if response is None:
         return None
-    return response.body.get("data")
+    return object_data(response.body, response.url, response.status)
 
 
 class Engine:

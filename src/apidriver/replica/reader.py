@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from ..client import ApiClient, ApiResponse, RequestRecord
 from ..engine.schema import Endpoint, Pagination
-from ..engine.streams import has_more, list_params, page_data
+from ..engine.streams import PageRepeats, has_more, list_params, page_data
 
 Obj = dict[str, Any]
 
@@ -67,7 +67,8 @@ class ApiReader:
             params += [(self.pagination.page_param, str(number)), (self.pagination.size_param, str(self.size))]
         response = self.client.request("GET", endpoint.path, params=params, scope=endpoint.scope, observer=self._observe)
         body = response.body if response is not None else None
-        objects = [o for o in page_data(body, endpoint.path) if isinstance(o, dict)]
+        status = response.status if response is not None else None
+        objects = page_data(body, endpoint.path, status, endpoint.paginated)  # objects, or it raises
         return Page(number, objects, endpoint.paginated and has_more(self.pagination, body, objects, self.size))
 
     def pages(
@@ -92,6 +93,7 @@ class ApiReader:
         # as the engine's list streams do: a short list wastes a request or two, a long one runs
         # ``concurrency`` pages at a time.
         window, mark, number = 1, first, first
+        repeats = PageRepeats()  # a server that ignores the page parameter must not make a sync endless
         try:
             while True:
                 top = number + window
@@ -101,6 +103,7 @@ class ApiReader:
                     if ahead not in futures:
                         futures[ahead] = self._pool.submit(self.fetch_page, endpoint, includes, ahead, filters)
                 page = futures.pop(number).result()
+                repeats.check(page.objects, number, endpoint.path)
                 yield page
                 if not page.more or not wanted(page):
                     return
