@@ -11,6 +11,11 @@ processing, the timestamps of new objects, retention and the expiry of
 export URLs all follow it. Retention: a job (with its tasks) and a
 standalone task are deleted ``retention_hours`` after they end, as the API
 deletes them 24 hours after they end.
+
+The emulator remembers every job it ever had: a job deleted (``DELETE``) or
+expired (retention) is kept in ``removed`` with why and when it went and its
+last state, so that tests and the churn soak can compare a replica with the
+whole truth (``GET /_emulator/history``).
 """
 
 from __future__ import annotations
@@ -63,6 +68,16 @@ def not_found(what: str) -> ApiError:
 
 
 @dataclass(slots=True)
+class Removed:
+    """A job the API no longer has: why it went (``deleted`` or ``expired``), when (the emulator's clock), as it was."""
+
+    job: Job
+    tasks: list[Task]
+    reason: str
+    at: float
+
+
+@dataclass(slots=True)
 class Event:
     """A webhook delivery waiting to be sent."""
 
@@ -101,6 +116,7 @@ class Backend:
         self.task_order: list[Task] = []  # oldest first
         self.tasks_by_job: dict[str, list[str]] = {}
         self.webhooks: dict[int, Webhook] = {}
+        self.removed: dict[str, Removed] = {}  # every job deleted or expired, by id
         self.blobs: dict[str, bytes] = {}
         self.outbox: list[Event] = []
         self.deliveries: list[Event] = []
@@ -416,6 +432,7 @@ class Backend:
 
     def delete_job(self, job_id: str) -> None:
         job = self.get_job(job_id)
+        self.removed[job.id] = Removed(job, self.job_tasks(job), "deleted", self.now())
         for task in self.job_tasks(job):
             self._drop_task(task)
         self.tasks_by_job.pop(job.id, None)
@@ -568,6 +585,7 @@ class Backend:
             return 0
         gone_tasks = {t.id for t in tasks}
         for job in jobs:
+            self.removed[job.id] = Removed(job, self.job_tasks(job), "expired", now)
             gone_tasks.update(self.tasks_by_job.pop(job.id, []))
             gone_tasks.update(job.task_ids)
             del self.jobs[job.id]

@@ -18,7 +18,7 @@ import uvicorn
 
 from .app import SCOPES, Emulation, build_app
 from .backend import Backend
-from .control import Control, Fault
+from .control import Action, Control, Fault
 from .seed import seed as seed_backend
 
 DEFAULT_API_KEY = "emulator-key"
@@ -99,7 +99,8 @@ class Emulator:
     method, as the recorded API says; ``rate_limit=0`` turns it off (for
     benchmarks and tests that make many requests). ``job_webhook_secret``
     signs per-job ``webhook_url`` deliveries (random unless given; also at
-    ``GET /_emulator/secrets``).
+    ``GET /_emulator/secrets``). Webhook deliveries go only to loopback
+    addresses unless ``allow_webhook_hosts`` names the host (``"*"``: any).
     """
 
     def __init__(
@@ -119,6 +120,7 @@ class Emulator:
         port: int = 0,
         webhook_retry_delay: float = 0.2,
         job_webhook_secret: str | None = None,
+        allow_webhook_hosts: Sequence[str] = (),
     ) -> None:
         self.api_key = api_key
         keys = {api_key: frozenset(SCOPES)}
@@ -128,7 +130,7 @@ class Emulator:
         if job_webhook_secret:
             self.backend.job_webhook_secret = job_webhook_secret
         self.control = Control(latency_ms=latency_ms, rate_limit=rate_limit, rate_window=rate_window, seed=seed)
-        self.emulation = Emulation(self.backend, self.control, keys, webhook_retry_delay)
+        self.emulation = Emulation(self.backend, self.control, keys, webhook_retry_delay, allow_webhook_hosts)
         self._host = host
         self._port = port
         self._jobs = jobs
@@ -176,6 +178,7 @@ class Emulator:
             lifespan="on",
             timeout_keep_alive=30,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+            date_header=False,  # the middleware dates answers on the emulator's clock
         )
         self._server = _Server(config)
         return self._server
@@ -253,6 +256,35 @@ class Emulator:
     def clear_faults(self) -> None:
         self.control.clear_faults()
 
+    def add_action(
+        self,
+        do: str,
+        path: str = "/",
+        method: str | None = None,
+        query: str | None = None,
+        after: int = 1,
+        count: int = 1,
+        offset: int = 0,
+        seconds: float = 0.0,
+        tag: str | None = None,
+    ) -> None:
+        """Change the account once the ``after``-th matching request has been answered; see
+        :mod:`apidriver.emulator.control` (``delete_jobs``, ``create_jobs``, ``advance_clock``)."""
+        self.control.add_action(
+            Action(do=do, path=path, method=method, query=query, after=after, count=count, offset=offset, seconds=seconds, tag=tag)
+        )
+
+    def actions(self) -> list[dict[str, Any]]:
+        """The actions given so far: whether each was done, and the job ids it deleted or created."""
+        return self.control.actions()
+
+    def history(self) -> dict[str, Any]:
+        """Every job the emulator ever had, as ``GET /_emulator/history`` answers."""
+        response = httpx.get(self.base_url + "/_emulator/history", timeout=60)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
     def advance_clock(self, seconds: float) -> dt.datetime:
         """Move the emulator's clock forward (as ``POST /_emulator/clock``); returns the new time.
 
@@ -310,6 +342,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--credits", type=int, default=2500, help="conversion credits of the account")
     p.add_argument("--retention-hours", type=float, default=24.0, help="delete jobs and tasks this long after they end (default 24, as the API)")
     p.add_argument("--job-webhook-secret", default=None, help="the secret signing per-job webhook_url deliveries (default: random, printed)")
+    p.add_argument(
+        "--allow-webhook-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also deliver webhooks to HOST (repeatable; * = any host). By default deliveries go only to loopback "
+        "addresses (127.0.0.1, ::1, localhost): the emulator never calls the internet",
+    )
     return p
 
 
@@ -329,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         job_webhook_secret=args.job_webhook_secret,
+        allow_webhook_hosts=args.allow_webhook_host,
     )
     try:
         emulator.serve_forever()
