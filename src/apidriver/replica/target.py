@@ -288,6 +288,14 @@ class Target:
             return float(value)
         return value
 
+    def holds(self, sql_type: str, value: Any) -> bool:
+        """Whether this target holds ``value`` exactly in a column of ``sql_type`` (else it is in ``_exact``)."""
+        try:
+            self._exactly(sql_type, value)
+        except (ValueError, TypeError, OverflowError):
+            return False
+        return True
+
     def row_to_target(self, columns: Sequence[tuple[str, str]], row: Sequence[Any]) -> tuple[list[Any], str | None]:
         """A row of driver values (``columns``: name and type of each) as this target stores it, and
         its ``_exact`` text (None: every value fits).
