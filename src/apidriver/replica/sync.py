@@ -51,7 +51,7 @@ import sqlalchemy as sa
 from .. import exceptions as exc
 from ..client import RequestRecord
 from ..engine.schema import Embed, Table
-from .reader import ApiClock, ApiReader, Obj, Page, Scan
+from .reader import ApiReader, Obj, Page, Scan, clock_of
 from .schema import DELETED, EXPIRED, REMOVED_AT, SYNCED_AT
 from .target import Target, as_utc
 from .writer import Counts, Key, ReplicaWriter, chunks
@@ -135,7 +135,7 @@ class Replicator:
         self.writer = ReplicaWriter(target)
         self.observer = observer
         self.progress = progress
-        self.clock = ApiClock()
+        self.clock = clock_of(connection.root_url)
         self.specs = {t.name: t for t in replica_specs(self.profile.tables)}
         hints: Mapping[str, Any] = self.profile.extras.get("replica", {})
         self.settled: Mapping[str, str] = hints.get("settled", {})
@@ -250,7 +250,7 @@ class Replicator:
                     else:
                         counts = {}
                         if run.progressed(conn, spec, obj):
-                            counts = run.write(conn, spec, [obj], run._unknown(spec, frozenset()), observed, force=True)
+                            counts = run.write(conn, spec, [obj], frozenset(), observed, force=True)  # (it carries its includes)
                         run.cascade_removed(conn, spec, run.reasons(conn, spec, [(key,)], observed), observed)
                 for name, c in counts.items():
                     out.setdefault(name, Counts()).add(c)
@@ -318,10 +318,10 @@ class _Run:
             older: set[Key] = set()
             counts, inserted = self.writer.upsert(conn, spec, rows, observed, unknown, older, force)
             note(spec.name, counts)
+            self.seen.setdefault(spec.name, set()).update(self.writer.key_of(spec, r) for r in rows)  # (older ones too: listed)
             if older:
                 keep = [i for i, row in enumerate(rows) if self.writer.key_of(spec, row) not in older]
                 rows, objects = [rows[i] for i in keep], [objects[i] for i in keep]
-            self.seen.setdefault(spec.name, set()).update(self.writer.key_of(spec, r) for r in rows)
             settled = self.r.settled.get(spec.name)
             if settled is not None:
                 position = spec.index(settled)
