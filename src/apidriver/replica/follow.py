@@ -81,6 +81,7 @@ class _Listener(ThreadingHTTPServer):
     """A thread per delivery, but a bounded number of them, each with a deadline."""
 
     daemon_threads = True
+    request_queue_size = 128  # connections waiting to be accepted (socketserver's default, 5, drops bursts)
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int, deadline: float) -> None:
         self._slots = threading.BoundedSemaphore(max_connections)
