@@ -32,12 +32,14 @@ faster than it can be read ends the scan with an error, never a partial
 result. Cost without changes: about one request per 85 rows at 100 rows a
 page (+18% over plain pages), as window sizes must divide their starts.
 
-**The API's clock.** Every answer's ``Date`` header says the API's time
-(whole seconds); :class:`ApiClock` keeps the offset between it and this
-machine's clock, so times the replica records (when a row was seen, when
-it was found gone) are on the API's clock, comparable with its
-``created_at`` and ``ended_at`` even when they differ from ours (the
-emulator's clock can be moved forward).
+**Two clocks.** Every read is a :class:`Moment`: when it went out on this
+machine's clock (to the microsecond: observations are ordered by it, and a
+state read earlier never replaces one read later), and on the API's clock.
+Every answer's ``Date`` header says the API's time (whole seconds);
+:class:`ApiClock` keeps the offset between it and this machine's clock, so
+that the time a row is found gone is on the API's clock, comparable with its
+``created_at`` and ``ended_at`` even when the two clocks differ (the
+emulator's can be moved forward).
 """
 
 from __future__ import annotations
@@ -66,14 +68,22 @@ STALE_WINDOWS = 3
 LINKS = 3  # accepted windows a new one may link to  # accepted windows in a row that bring no new row: the list repeats itself
 
 
+@dataclass(frozen=True)
+class Moment:
+    """When a request went out: on this machine's clock (``local``) and on the API's (``api``), both UTC."""
+
+    local: dt.datetime
+    api: dt.datetime
+
+
 @dataclass
 class Page:
-    """One answer of a list: its rows, whether the list goes on, when (API clock) its request went out."""
+    """One answer of a list: its rows, whether the list goes on, when its request went out."""
 
     number: int
     objects: list[Obj]
     more: bool
-    observed: dt.datetime
+    observed: Moment
     accepted: bool = True  # (scans) part of the chain of windows that proves the scan complete
 
 
@@ -165,12 +175,11 @@ class ApiClock:
         low = self._low or 0.0
         return 0.0 if abs(low) < self.AGREE else low
 
-    def at(self, local: float) -> dt.datetime:
-        """The API's time at local time ``local`` (``time.time()`` seconds)."""
-        return dt.datetime.fromtimestamp(local + self.offset, dt.timezone.utc)
-
-    def now(self) -> dt.datetime:
-        return self.at(time.time())
+    def moment(self, local: float | None = None) -> Moment:
+        """Local time ``local`` (``time.time()`` seconds; by default now) on both clocks."""
+        local = time.time() if local is None else local
+        utc = dt.timezone.utc
+        return Moment(dt.datetime.fromtimestamp(local, utc), dt.datetime.fromtimestamp(local + self.offset, utc))
 
 
 _CLOCKS: dict[str, ApiClock] = {}
@@ -215,12 +224,12 @@ class ApiReader:
         if self.observer is not None:
             self.observer(record)
 
-    def _get(self, path: str, params: list[tuple[str, str]], scope: str | None, allow_404: bool = False) -> tuple[ApiResponse | None, dt.datetime]:
-        """One GET and the API's time when it went out (the answer shows the object at that time or later)."""
+    def _get(self, path: str, params: list[tuple[str, str]], scope: str | None, allow_404: bool = False) -> tuple[ApiResponse | None, Moment]:
+        """One GET and when it went out (the answer shows the object at that moment or later)."""
         sent = time.time()
         response = self.client.request("GET", path, params=params, scope=scope, observer=self._observe, allow_404=allow_404)
         self.clock.learn(response.headers if response is not None else None, sent, time.time())
-        return response, self.clock.at(sent)
+        return response, self.clock.moment(sent)
 
     # -- lists -----------------------------------------------------------------------------------
 
@@ -292,15 +301,15 @@ class ApiReader:
 
     # -- single objects -----------------------------------------------------------------------------
 
-    def get(self, endpoint: Endpoint, key: Any, includes: Iterable[str]) -> tuple[Obj | None, dt.datetime]:
-        """One object by key (None when the API answers 404: it is gone), and when (API clock) it was asked."""
+    def get(self, endpoint: Endpoint, key: Any, includes: Iterable[str]) -> tuple[Obj | None, Moment]:
+        """One object by key (None when the API answers 404: it is gone), and when it was asked."""
         path = endpoint.path.replace("{key}", quote(str(key), safe=""))
         response, observed = self._get(path, list_params(endpoint, includes), endpoint.scope, allow_404=True)
         body = response.body if response is not None else None
         data = body.get("data") if isinstance(body, Mapping) else None
         return (data if isinstance(data, dict) else None), observed
 
-    def get_many(self, endpoint: Endpoint, keys: Iterable[Any], includes: Iterable[str]) -> Iterator[tuple[Any, Obj | None, dt.datetime]]:
+    def get_many(self, endpoint: Endpoint, keys: Iterable[Any], includes: Iterable[str]) -> Iterator[tuple[Any, Obj | None, Moment]]:
         """Objects by key, fetched concurrently, handed out in the order of ``keys``."""
         includes = tuple(includes)
         futures = [(key, self._pool.submit(self.get, endpoint, key, includes)) for key in keys]
@@ -319,7 +328,7 @@ class Scan:
     Iterating yields every window read (its rows are real, accepted or not),
     in the order read. Afterwards ``complete`` says whether the list was
     read to its end (``wanted`` can stop it earlier), ``started`` and
-    ``ended`` bound the reading on the API's clock, ``rereads`` counts the
+    ``ended`` bound the reading, ``rereads`` counts the
     windows read again. ``key`` identifies a row; ``order`` gives its
     position key (``created_at``: larger is newer), used only to tell a list
     pushed down by new rows from one pulled up by deletions.
@@ -344,8 +353,8 @@ class Scan:
         self.expected = expected  # rows the list is thought to have: windows past them are fetched one at a time
         self.complete = False
         self.rereads = 0
-        self.started: dt.datetime | None = None
-        self.ended: dt.datetime | None = None
+        self.started: Moment | None = None
+        self.ended: Moment | None = None
 
     def _fetch(self, index: int) -> Page:
         window = window_plan(self.reader.size, index) if self.endpoint.paginated else Window(1, self.reader.size)
@@ -370,7 +379,7 @@ class Scan:
 
     def __iter__(self) -> Iterator[Page]:
         reader = self.reader
-        self.started = reader.clock.now()
+        self.started = reader.clock.moment()
         chain: list[tuple[int, set[Hashable], Any]] = []  # accepted windows: (index, keys, newest order value)
         seen: set[Hashable] = set()
         futures: dict[int, Future[Page]] = {}
@@ -442,4 +451,4 @@ class Scan:
         finally:
             for future in futures.values():
                 future.cancel()
-            self.ended = reader.clock.now()
+            self.ended = reader.clock.moment()

@@ -4,10 +4,12 @@ One table per API table, with the same name, the same columns and the same
 key (a primary key; a composite key is a unique index, as its parts may be
 NULL), plus bookkeeping columns:
 
-- ``_synced_at``: when the API last showed the row (the API's clock, at the
-  request that showed it); a state observed earlier never replaces it.
-- ``_removed_at``: when the row was first found gone from the API (the API's
-  clock); NULL while it is live.
+- ``_synced_at``: when the request that last showed the row (or found it
+  gone) went out, on this machine's clock; a state observed earlier never
+  replaces the one the row holds.
+- ``_removed_at``: when the row was first found gone from the API, on the
+  API's clock (its ``Date`` headers), so that it compares with ``ended_at``;
+  NULL while it is live.
 - ``_removed_reason``: why it went, where that can be known: ``expired``
   (gone once the API's retention after its end had run out), ``deleted``
   (gone before: someone deleted it), ``replaced`` (a row cut from its parent,
@@ -54,7 +56,7 @@ from sqlalchemy.types import TypeEngine, UserDefinedType
 from ..engine.schema import Table
 from ..values import BOOLEAN, INTEGER, JSON, REAL, TEXT, TIMESTAMP
 
-SCHEMA_VERSION = 2  # 2: _removed_reason, _exact; _synced_at/_removed_at on the API's clock; hash indexes on PostgreSQL text
+SCHEMA_VERSION = 2  # 2: _removed_reason, _exact; _removed_at on the API's clock; hash indexes on PostgreSQL text
 SYNCED_AT = "_synced_at"
 REMOVED_AT = "_removed_at"
 REMOVED_REASON = "_removed_reason"

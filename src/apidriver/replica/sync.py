@@ -25,11 +25,12 @@ Other tables (webhooks, the account, the catalogue) are scanned whole: rows
 not listed are marked gone. The list order is checked on every page read;
 if the API ever breaks it, that sync reads the whole list instead.
 
-Times are the API's (:class:`~.reader.ApiClock`): ``_synced_at`` is when the
-request that showed a row went out, and an older observation never replaces
+``_synced_at`` is when the request that showed a row (or found it gone)
+went out, on this machine's clock, and an older observation never replaces
 a newer one (:mod:`.writer`). A row is only marked gone if no observation
 newer than the reading that missed it exists; ``_removed_at`` is when it was
-found gone and ``_removed_reason`` says why (:meth:`_Run.reasons`).
+found gone on the API's clock (:class:`~.reader.ApiClock`) and
+``_removed_reason`` says why (:meth:`_Run.reasons`).
 
 Safe to interrupt: every page is written in its own transaction, and a
 table's watermark moves only when its whole sync succeeded, so the next
@@ -51,7 +52,7 @@ import sqlalchemy as sa
 from .. import exceptions as exc
 from ..client import RequestRecord
 from ..engine.schema import Embed, Table
-from .reader import ApiReader, Obj, Page, Scan, clock_of
+from .reader import ApiReader, Moment, Obj, Page, Scan, clock_of
 from .schema import DELETED, EXPIRED, REMOVED_AT, SYNCED_AT
 from .target import Target, as_utc
 from .writer import Counts, Key, ReplicaWriter, chunks
@@ -213,7 +214,7 @@ class Replicator:
         return report
 
     def write_objects(
-        self, table: str, objects: Sequence[Obj], written: set[str] | None = None, observed: dt.datetime | None = None
+        self, table: str, objects: Sequence[Obj], written: set[str] | None = None, observed: Moment | None = None
     ) -> dict[str, Counts]:
         """Write objects that arrived without a request as the API's state at ``observed`` (by default now):
         the rows, children, derived rows. Rows the replica holds from a later observation stay."""
@@ -221,7 +222,7 @@ class Replicator:
         spec = self.specs[table]
         run = _Run(self, set(written) if written is not None else set(self.resolve(None)), SyncReport(self.target.shown), False)
         with self.target.write(f"writing objects of {table}") as conn:
-            counts = run.write(conn, spec, objects, frozenset(), observed or self.clock.now())
+            counts = run.write(conn, spec, objects, frozenset(), observed or self.clock.moment())
         return counts
 
     def refresh(self, table: str, objects: Sequence[Obj], written: set[str] | None = None) -> dict[str, Counts]:
@@ -243,7 +244,7 @@ class Replicator:
             includes = frozenset(c.include for c in spec.columns if c.include)
             for obj in objects:
                 key = spec.key_of(obj)[0]
-                found, observed = reader.get(spec.get, key, includes) if spec.get is not None else (obj, self.clock.now())
+                found, observed = reader.get(spec.get, key, includes) if spec.get is not None else (obj, self.clock.moment())
                 with self.target.write(f"writing objects of {table}") as conn:
                     if found is not None:
                         counts = run.write(conn, spec, [found], run._unknown(spec, includes), observed)
@@ -301,7 +302,7 @@ class _Run:
         return rows
 
     def write(
-        self, conn: sa.Connection, spec: Table, objects: Sequence[Obj], unknown: frozenset[str], observed: dt.datetime, force: bool = False
+        self, conn: sa.Connection, spec: Table, objects: Sequence[Obj], unknown: frozenset[str], observed: Moment, force: bool = False
     ) -> dict[str, Counts]:
         """Write ``objects`` of ``spec`` (as the API showed them at ``observed``) with what they embed
         and what is derived from them; returns the counts per table (the caller reports them once committed).
@@ -316,7 +317,7 @@ class _Run:
         if spec.name in self.written:
             rows = self._rows(spec, objects)
             older: set[Key] = set()
-            counts, inserted = self.writer.upsert(conn, spec, rows, observed, unknown, older, force)
+            counts, inserted = self.writer.upsert(conn, spec, rows, observed.local, unknown, older, force)
             note(spec.name, counts)
             self.seen.setdefault(spec.name, set()).update(self.writer.key_of(spec, r) for r in rows)  # (older ones too: listed)
             if older:
@@ -329,7 +330,7 @@ class _Run:
             for derived, column in self._derived(spec):
                 parents = [self.writer.key_of(spec, r)[0] for r in rows]
                 cut = [row for obj in objects for row in derived.derived.rows(obj)]  # type: ignore[union-attr]
-                note(derived.name, self.writer.replace_children(conn, derived, column, parents, self._rows(derived, cut), observed))
+                note(derived.name, self.writer.replace_children(conn, derived, column, parents, self._rows(derived, cut), observed.local, observed.api))
             self._note_new_children(spec, rows, inserted)
         for embed, child in self._embeds(spec):
             done = self.settled_seen.get(child.name, set())
@@ -374,9 +375,9 @@ class _Run:
         before = self.target.from_target(spec.column(settled).type, stored[0])
         return ended is not None and (before is None or ended > before)
 
-    def reasons(self, conn: sa.Connection, spec: Table, keys: Sequence[Key], at: dt.datetime) -> dict[Key, str]:
-        """Why rows found gone at ``at`` (API clock) went: ``expired`` if the API's retention after their
-        end had run out by then, else ``deleted`` (also for rows that never ended: they do not expire)."""
+    def reasons(self, conn: sa.Connection, spec: Table, keys: Sequence[Key], found: Moment) -> dict[Key, str]:
+        """Why rows found gone at ``found`` went: ``expired`` if the API's retention after their end had run
+        out by then (on the API's clock), else ``deleted`` (also for rows that never ended: they do not expire)."""
         settled, retention = self.r.settled.get(spec.name), self.r.retention
         if settled is None or retention is None or len(spec.key) != 1:
             return {k: DELETED for k in keys}
@@ -388,22 +389,22 @@ class _Run:
         out = {}
         for key in keys:
             end = ended.get(key)
-            out[key] = EXPIRED if end is not None and end + retention <= at + EXPIRY_SLACK else DELETED
+            out[key] = EXPIRED if end is not None and end + retention <= found.api + EXPIRY_SLACK else DELETED
         return out
 
-    def cascade_removed(self, conn: sa.Connection, spec: Table, reasons: Mapping[Key, str], at: dt.datetime) -> None:
-        """Mark ``reasons``' keys of ``spec`` gone at ``at``, each with its reason, and what came with them
-        (embedded children, derived rows: with their parent's reason)."""
+    def cascade_removed(self, conn: sa.Connection, spec: Table, reasons: Mapping[Key, str], at: Moment) -> None:
+        """Mark ``reasons``' keys of ``spec`` found gone at ``at``, each with its reason, and what came with
+        them (embedded children, derived rows: with their parent's reason)."""
         if not reasons:
             return
-        removed = self.writer.mark_removed(conn, spec, reasons, at)
+        removed = self.writer.mark_removed(conn, spec, reasons, at.api, at.local)
         if spec.name in self.report.tables:
             self.report.tables[spec.name].removed += removed
         if len(spec.key) != 1:
             return
         singles = {k[0]: reason for k, reason in reasons.items()}
         for derived, column in self._derived(spec):
-            count = self.writer.mark_removed_where(conn, derived, column, singles, at)
+            count = self.writer.mark_removed_where(conn, derived, column, singles, at.api, at.local)
             if derived.name in self.report.tables:
                 self.report.tables[derived.name].removed += count
         for embed, child in self._embeds(spec):
@@ -535,7 +536,7 @@ class _Run:
         assert scan.started is not None and scan.ended is not None
         with self.target.write(f"recording the sync of {spec.name}") as conn:
             if spec.key:
-                gone = [k for k, synced in self._live(conn, spec) if k not in self.seen.get(spec.name, set()) and _before(synced, scan.started)]
+                gone = [k for k, synced in self._live(conn, spec) if k not in self.seen.get(spec.name, set()) and _before(synced, scan.started.local)]
                 self.cascade_removed(conn, spec, self.reasons(conn, spec, gone, scan.ended), scan.ended)
             self.target.save_state(conn, spec.name, None, dt.datetime.now(dt.timezone.utc), True)
 
@@ -606,7 +607,7 @@ class _Run:
         known: set[Key],
         complete: Scan | None,
         last_listed: Page | None,
-    ) -> dict[Key, dt.datetime]:
+    ) -> dict[Key, Moment]:
         """The live rows the API no longer has, with when that was found (``complete``: the head scanned
         the whole list)."""
         assert spec.list is not None and spec.list.order is not None
@@ -614,11 +615,11 @@ class _Run:
         table = self.target.table(spec.name)
         if complete is not None:
             return self._unlisted(spec, complete, seen, known)
-        tail_started = self.r.clock.now()
+        tail_started = self.r.clock.moment()
         last, total = self._tail(spec, reader, includes, order)
-        unseen = self._unseen(spec, seen, known, tail_started)
+        unseen = self._unseen(spec, seen, known, tail_started.local)
         if last is None:
-            now = self.r.clock.now()
+            now = self.r.clock.moment()
             return {k: now for k, _ in unseen}  # the API's list is empty: nothing is left
         if order.broken:
             return {}  # nothing can be inferred from a list out of order; the next sync reads it whole
@@ -636,11 +637,11 @@ class _Run:
             gone.update(self._unlisted(spec, scan, seen, known | set(gone)))
         return gone
 
-    def _unlisted(self, spec: Table, scan: Scan, seen: set[Key], known: set[Key]) -> dict[Key, dt.datetime]:
+    def _unlisted(self, spec: Table, scan: Scan, seen: set[Key], known: set[Key]) -> dict[Key, Moment]:
         """Live rows a complete scan did not list: gone (rows never come back), unless something showed
         them after the scan began (a webhook's write during the scan); found gone when it ended."""
         assert scan.complete and scan.started is not None and scan.ended is not None
-        return {k: scan.ended for k, _ in self._unseen(spec, seen, known, scan.started)}
+        return {k: scan.ended for k, _ in self._unseen(spec, seen, known, scan.started.local)}
 
     def _live(self, conn: sa.Connection, spec: Table) -> list[tuple[Key, dt.datetime | None]]:
         table = self.target.table(spec.name)
@@ -662,19 +663,19 @@ class _Run:
             if (r[0],) not in seen and (r[0],) not in known and _before(as_utc(r[2]), before)
         ]
 
-    def _read_by_key(self, spec: Table, reader: ApiReader, keys: Sequence[Any], includes: frozenset[str]) -> dict[Key, dt.datetime]:
+    def _read_by_key(self, spec: Table, reader: ApiReader, keys: Sequence[Any], includes: frozenset[str]) -> dict[Key, Moment]:
         """Read ``keys`` one by one (concurrently) and write them; returns the keys the API no longer has,
         with when it said so."""
         assert spec.get is not None
-        gone: dict[Key, dt.datetime] = {}
+        gone: dict[Key, Moment] = {}
         batch: list[Obj] = []
-        when: dt.datetime | None = None
+        when: Moment | None = None
         for key, obj, observed in reader.get_many(spec.get, keys, includes):
             if obj is None:
                 gone[(key,)] = observed
             else:
                 batch.append(obj)
-                when = observed if when is None else min(when, observed)
+                when = observed if when is None or observed.local < when.local else when
                 if len(batch) >= 100:
                     self._write_page(spec, Page(0, batch, False, when), includes)
                     batch, when = [], None
@@ -761,8 +762,8 @@ def _before(synced: dt.datetime | None, moment: dt.datetime) -> bool:
     return synced is None or synced < moment
 
 
-def _by_time(gone: Mapping[Key, dt.datetime]) -> dict[dt.datetime, list[Key]]:
-    out: dict[dt.datetime, list[Key]] = {}
+def _by_time(gone: Mapping[Key, Moment]) -> dict[Moment, list[Key]]:
+    out: dict[Moment, list[Key]] = {}
     for key, at in gone.items():
         out.setdefault(at, []).append(key)
     return out

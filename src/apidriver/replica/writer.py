@@ -6,12 +6,13 @@ no difference): new keys are inserted, changed rows updated, unchanged rows
 only get ``_synced_at``. Rows found gone are marked (``_removed_at``,
 ``_removed_reason``), never deleted: the history is the point.
 
-Every write carries the time (API clock) its request went out, and a state
-observed earlier than the one the replica holds never replaces it: a page
-read before a webhook's fetch, a late or replayed delivery, a second sync
-running behind the first. A row marked gone comes back (``_removed_at``
-NULL again) only if it is seen after it was found gone, which never
-happens on CloudConvert.
+Every write carries the time (this machine's clock, ``_synced_at``) its
+request went out, and a state observed earlier than the one the replica
+holds never replaces it: a page read before a webhook's fetch, a second sync
+running behind the first. Marking a row gone is an observation too
+(``_synced_at`` moves on with it), so a row marked gone comes back
+(``_removed_at`` NULL again) only if it is seen after it was found gone,
+which never happens on CloudConvert.
 """
 
 from __future__ import annotations
@@ -196,10 +197,11 @@ class ReplicaWriter:
             conn.execute(table.update().where(self.key_clause(table, spec, chunk)).values({SYNCED_AT: stamp}))
         return counts, inserted
 
-    def mark_removed(self, conn: Connection, spec: Table, reasons: Mapping[Key, str], at: dt.datetime) -> int:
-        """Mark rows gone from the API at ``at`` (those not marked already), each with its reason; returns how many were."""
+    def mark_removed(self, conn: Connection, spec: Table, reasons: Mapping[Key, str], removed_at: dt.datetime, synced_at: dt.datetime) -> int:
+        """Mark rows gone (those not marked already), each with its reason: found gone at ``removed_at``
+        (the API's clock), ``synced_at`` on ours; returns how many were."""
         table = self.target.table(spec.name)
-        stamp = self.target.timestamp(at)
+        values = {REMOVED_AT: self.target.timestamp(removed_at), SYNCED_AT: self.target.timestamp(synced_at)}
         count = 0
         by_reason: dict[str, list[Key]] = {}
         for key, reason in reasons.items():
@@ -210,26 +212,28 @@ class ReplicaWriter:
                     table.update()
                     .where(self.key_clause(table, spec, chunk))
                     .where(table.c[REMOVED_AT].is_(None))
-                    .values({REMOVED_AT: stamp, REMOVED_REASON: reason})
+                    .values({**values, REMOVED_REASON: reason})
                 )
                 count += result.rowcount
         return count
 
-    def mark_removed_where(self, conn: Connection, spec: Table, column: str, reasons: Mapping[Any, str], at: dt.datetime) -> int:
+    def mark_removed_where(
+        self, conn: Connection, spec: Table, column: str, reasons: Mapping[Any, str], removed_at: dt.datetime, synced_at: dt.datetime
+    ) -> int:
         """Mark the live rows whose ``column`` is a key of ``reasons`` gone (children of removed parents), with its reason."""
         table = self.target.table(spec.name)
-        stamp = self.target.timestamp(at)
+        values = {REMOVED_AT: self.target.timestamp(removed_at), SYNCED_AT: self.target.timestamp(synced_at)}
         count = 0
         by_reason: dict[str, list[Any]] = {}
         for value, reason in reasons.items():
             by_reason.setdefault(reason, []).append(value)
-        for reason, values in by_reason.items():
-            for chunk in chunks(values):
+        for reason, values_ in by_reason.items():
+            for chunk in chunks(values_):
                 result = conn.execute(
                     table.update()
                     .where(table.c[column].in_(list(chunk)))
                     .where(table.c[REMOVED_AT].is_(None))
-                    .values({REMOVED_AT: stamp, REMOVED_REASON: reason})
+                    .values({**values, REMOVED_REASON: reason})
                 )
                 count += result.rowcount
         return count
@@ -243,9 +247,17 @@ class ReplicaWriter:
         return [tuple(r) for r in conn.execute(statement)]
 
     def replace_children(
-        self, conn: Connection, spec: Table, parent_column: str, parents: Sequence[Any], rows: Sequence[Sequence[Any]], observed: dt.datetime
+        self,
+        conn: Connection,
+        spec: Table,
+        parent_column: str,
+        parents: Sequence[Any],
+        rows: Sequence[Sequence[Any]],
+        observed: dt.datetime,
+        api_time: dt.datetime | None = None,
     ) -> Counts:
-        """The rows of a derived table cut from ``parents``: upsert them, mark the parents' other rows gone (``replaced``)."""
+        """The rows of a derived table cut from ``parents`` (read at ``observed``, ``api_time`` on the API's
+        clock): upsert them, mark the parents' other rows gone (``replaced``)."""
         counts, _ = self.upsert(conn, spec, rows, observed)
         if not parents:
             return counts
@@ -256,5 +268,5 @@ class ReplicaWriter:
             for found in self.live_keys(conn, spec, table.c[parent_column].in_(list(chunk))):
                 if found not in current:
                     stale[found] = REPLACED
-        counts.removed += self.mark_removed(conn, spec, stale, observed)
+        counts.removed += self.mark_removed(conn, spec, stale, api_time or observed, observed)
         return counts
