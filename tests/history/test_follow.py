@@ -15,8 +15,8 @@ import pytest
 import apidriver
 from apidriver.emulator import Emulator
 from apidriver.replica import open_target
-from apidriver.replica.sync import Replicator
 from apidriver.replica.follow import Delivery, Follower
+from apidriver.replica.sync import Replicator
 
 from ..conftest import connect_to
 from ..emulator.support import client, create_job, wait_job, wait_until
@@ -247,7 +247,9 @@ def test_stalled_clients_hold_no_thread_for_long(make_emulator: MakeEmulator, fo
         # Each stalled client was answered (503, busy) or cut off (its read timed out): none is left open.
         for sock in stalled:
             sock.settimeout(5)
-            data = b"".join(iter(lambda: sock.recv(4096), b""))
+            data = b""
+            while chunk := sock.recv(4096):
+                data += chunk
             assert data == b"" or data.startswith(b"HTTP/1.0 503") or b" 408 " in data.split(b"\r\n")[0], data[:80]
         # And a real delivery goes through afterwards.
         with client(emu) as api:

@@ -61,12 +61,12 @@ def touched(emulator: Emulator) -> set[str]:
 
 # What happens right after the n-th page: (do, which rows, how many), positions in the list, newest first.
 CHANGES = {
-    "delete the 5 newest": lambda n: [dict(do="delete_jobs", offset=0, count=5)],
-    "delete 6 across the next page's start": lambda n: [dict(do="delete_jobs", offset=max(0, window_plan(PAGE, n - 1).end - 3), count=6)],
-    "delete the page just read": lambda n: [dict(do="delete_jobs", offset=window_plan(PAGE, n - 1).start, count=window_plan(PAGE, n - 1).size)],
-    "delete 25 newest (more than any overlap)": lambda n: [dict(do="delete_jobs", offset=0, count=25)],
-    "create 7": lambda n: [dict(do="create_jobs", count=7, tag="during")],
-    "create 4 and delete 4 newest older ones": lambda n: [dict(do="delete_jobs", offset=0, count=4), dict(do="create_jobs", count=4, tag="during")],
+    "delete the 5 newest": lambda n: [{"do": "delete_jobs", "offset": 0, "count": 5}],
+    "delete 6 across the next page's start": lambda n: [{"do": "delete_jobs", "offset": max(0, window_plan(PAGE, n - 1).end - 3), "count": 6}],
+    "delete the page just read": lambda n: [{"do": "delete_jobs", "offset": window_plan(PAGE, n - 1).start, "count": window_plan(PAGE, n - 1).size}],
+    "delete 25 newest (more than any overlap)": lambda n: [{"do": "delete_jobs", "offset": 0, "count": 25}],
+    "create 7": lambda n: [{"do": "create_jobs", "count": 7, "tag": "during"}],
+    "create 4 and delete 4 newest older ones": lambda n: [{"do": "delete_jobs", "offset": 0, "count": 4}, {"do": "create_jobs", "count": 4, "tag": "during"}],
 }
 
 

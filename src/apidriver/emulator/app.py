@@ -9,8 +9,8 @@ hold no state of their own.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import base64
+import datetime as dt
 import hashlib
 import json
 import time

@@ -29,9 +29,17 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from .. import exceptions as exc
 from ..engine.schema import Table
-from ..values import BOOLEAN, INTEGER, JSON, REAL, TEXT, TIMESTAMP, format_timestamp, parse_timestamp
+from ..values import (
+    BOOLEAN,
+    INTEGER,
+    JSON,
+    REAL,
+    TEXT,
+    TIMESTAMP,
+    format_timestamp,
+    parse_timestamp,
+)
 from .schema import (
-    EXACT,
     GENERIC,
     META_TABLE,
     POSTGRESQL,
@@ -169,9 +177,9 @@ class Target:
                         index.create(conn)
                     if index.name is not None and index.name.startswith("hx_"):
                         # Schema version 1 had B-tree indexes on text, which refuse long values on PostgreSQL.
-                        column = next(iter(index.columns)).name
-                        if index_name(table.name, column) in indexes and hash_index_name(table.name, column) == index.name:
-                            conn.execute(sa.text(f"DROP INDEX IF EXISTS {_quote(conn, index_name(table.name, column))}"))
+                        indexed = next(iter(index.columns)).name
+                        if index_name(table.name, indexed) in indexes and hash_index_name(table.name, indexed) == index.name:
+                            conn.execute(sa.text(f"DROP INDEX IF EXISTS {_quote(conn, index_name(table.name, indexed))}"))
             meta = self.table(META_TABLE)
             values = {"schema_version": str(SCHEMA_VERSION), "profile": profile_name, "api_root": api_root}
             stored = {name: value for name, value in conn.execute(sa.select(meta.c.name, meta.c.value))}

@@ -189,9 +189,9 @@ class ReplicaWriter:
             conn.execute(table.update().where(sa.and_(*match)).values(assignments), group)
         for record in forced:  # (one row at a time: a webhook's object and its children)
             match = [table.c[name].is_(None) if record[f"k_{name}"] is None else table.c[name] == record[f"k_{name}"] for name in spec.key]
-            values = {c.name: record[f"v_{c.name}"] for _, c in known}
-            values[EXACT] = record["v_" + EXACT]
-            conn.execute(table.update().where(sa.and_(*match)).values(values))
+            assigned = {c.name: record[f"v_{c.name}"] for _, c in known}
+            assigned[EXACT] = record["v_" + EXACT]
+            conn.execute(table.update().where(sa.and_(*match)).values(assigned))
         counts.updated = len(updates) + len(forced)
         for chunk in chunks(touched):
             conn.execute(table.update().where(self.key_clause(table, spec, chunk)).values({SYNCED_AT: stamp}))
