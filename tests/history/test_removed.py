@@ -46,7 +46,7 @@ def instant(value: Any) -> dt.datetime:
 def test_deleted_and_expired_rows_say_so_on_the_apis_clock(make_emulator: MakeEmulator, replica_url: str) -> None:
     """Issue #16: both only got _removed_at, the sync's wall-clock time, which came out earlier than ended_at
     once the emulator's clock had moved. Now _removed_at is on the API's clock and _removed_reason says why."""
-    emu = make_emulator(jobs=10, seed=5, rate_limit=0)
+    emu = make_emulator(jobs=10, seed=5, rate_limit=0, keep_history=True)
     emu.advance_clock(10 * HOUR)  # the API's clock is ahead of ours from here on
     with client(emu) as api:
         jobs = [create_job(api, tag=f"day-{i}")["id"] for i in range(4)]

@@ -220,8 +220,9 @@ def _scoped_keys(ctx: click.Context, param: click.Parameter, values: tuple[str, 
     help="Also deliver webhooks to HOST (repeatable; * = any host). By default deliveries go only to loopback "
     "addresses (127.0.0.1, ::1, localhost): the emulator never calls the internet.",
 )
+@click.option("--keep-history", is_flag=True, help="Remember every job it ever had, deleted and expired ones too (GET /_emulator/history).")
 @click.pass_context
-def emulator(ctx: click.Context, /, scoped_keys: tuple[str, ...], webhook_hosts: tuple[str, ...], **options: Any) -> None:
+def emulator(ctx: click.Context, /, scoped_keys: tuple[str, ...], webhook_hosts: tuple[str, ...], keep_history: bool, **options: Any) -> None:
     """Run the local CloudConvert API emulator (the same as python -m apidriver.emulator).
 
     Prints its root URL on the first line of stdout (the API is under /v2)
@@ -236,4 +237,5 @@ def emulator(ctx: click.Context, /, scoped_keys: tuple[str, ...], webhook_hosts:
     argv = [f"--{name.replace('_', '-')}={value}" for name, value in options.items() if value is not None]
     argv += [f"--scoped-key={key}" for key in scoped_keys]
     argv += [f"--allow-webhook-host={host}" for host in webhook_hosts]
+    argv += ["--keep-history"] if keep_history else []
     ctx.exit(emulator_main(argv))

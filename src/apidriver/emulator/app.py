@@ -243,7 +243,7 @@ def build_app(emu: Emulation) -> Any:
     b = emu.backend
 
     def job_dict(job: Job, with_tasks: bool = True) -> dict[str, Any]:
-        return job.to_dict(b.root_url, b.job_tasks(job) if with_tasks else None)
+        return b.show(job, job.to_dict(b.root_url, b.job_tasks(job) if with_tasks else None))
 
     def task_dict(task: Task, include: frozenset[str] = frozenset()) -> dict[str, Any]:
         return task.to_dict(b.root_url, include, b)
@@ -456,14 +456,23 @@ def build_app(emu: Emulation) -> Any:
         return Response(json.dumps(emu.control.actions()), 201, media_type="application/json")
 
     async def control_history(request: Request) -> Response:
-        # Every job the emulator ever had: those it has (as GET /v2/jobs?include=tasks shows them) and
-        # those it deleted or expired, with why and when (its clock) and their last state.
+        # Every job the emulator ever had (with keep_history): those it has, as GET /v2/jobs?include=tasks
+        # shows them, and those it deleted or expired, with why and when (its clock) and their last state;
+        # each with the last state an answer or a webhook delivery showed ("shown"). Shows nothing itself.
+        if not b.keep_history:
+            message = "the emulator keeps no history: start it with keep_history=True (--keep-history)"
+            return Response(json.dumps({"message": message}), 409, media_type="application/json")
         removed = [
-            {"reason": r.reason, "at": dt.datetime.fromtimestamp(r.at, dt.timezone.utc).isoformat(), "job": r.job.to_dict(b.root_url, r.tasks)}
+            {
+                "reason": r.reason,
+                "at": dt.datetime.fromtimestamp(r.at, dt.timezone.utc).isoformat(),
+                "job": r.job.to_dict(b.root_url, r.tasks),
+                "shown": b.shown.get(r.job.id),
+            }
             for r in b.removed.values()
         ]
-        body = {"now": clock_state(b)["now"], "jobs": [job_dict(j) for j in b.list_jobs(None, None)], "removed": removed}
-        return Response(encode(body), media_type="application/json")
+        jobs = [{"job": j.to_dict(b.root_url, b.job_tasks(j)), "shown": b.shown.get(j.id)} for j in b.list_jobs(None, None)]
+        return Response(encode({"now": clock_state(b)["now"], "jobs": jobs, "removed": removed}), media_type="application/json")
 
     async def control_clock(request: Request) -> Response:
         if request.method == "POST":

@@ -101,6 +101,7 @@ class Emulator:
     signs per-job ``webhook_url`` deliveries (random unless given; also at
     ``GET /_emulator/secrets``). Webhook deliveries go only to loopback
     addresses unless ``allow_webhook_hosts`` names the host (``"*"``: any).
+    ``keep_history`` remembers every job it ever had (:meth:`history`).
     """
 
     def __init__(
@@ -121,12 +122,13 @@ class Emulator:
         webhook_retry_delay: float = 0.2,
         job_webhook_secret: str | None = None,
         allow_webhook_hosts: Sequence[str] = (),
+        keep_history: bool = False,
     ) -> None:
         self.api_key = api_key
         keys = {api_key: frozenset(SCOPES)}
         for key, scopes in (scoped_keys or {}).items():
             keys[key] = frozenset(scopes)
-        self.backend = Backend(task_seconds=task_seconds, credits=credits, retention_hours=retention_hours)
+        self.backend = Backend(task_seconds=task_seconds, credits=credits, retention_hours=retention_hours, keep_history=keep_history)
         if job_webhook_secret:
             self.backend.job_webhook_secret = job_webhook_secret
         self.control = Control(latency_ms=latency_ms, rate_limit=rate_limit, rate_window=rate_window, seed=seed)
@@ -279,7 +281,9 @@ class Emulator:
         return self.control.actions()
 
     def history(self) -> dict[str, Any]:
-        """Every job the emulator ever had, as ``GET /_emulator/history`` answers."""
+        """Every job the emulator ever had (with ``keep_history``), as ``GET /_emulator/history`` answers:
+        ``jobs`` (those it has) and ``removed`` (deleted or expired: ``reason``, ``at``), each with ``job``
+        (its state) and ``shown`` (the last state an answer or a webhook delivery showed)."""
         response = httpx.get(self.base_url + "/_emulator/history", timeout=60)
         response.raise_for_status()
         result: dict[str, Any] = response.json()
@@ -350,6 +354,11 @@ def parser() -> argparse.ArgumentParser:
         help="also deliver webhooks to HOST (repeatable; * = any host). By default deliveries go only to loopback "
         "addresses (127.0.0.1, ::1, localhost): the emulator never calls the internet",
     )
+    p.add_argument(
+        "--keep-history",
+        action="store_true",
+        help="remember every job it ever had, deleted and expired ones too (GET /_emulator/history)",
+    )
     return p
 
 
@@ -370,6 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         job_webhook_secret=args.job_webhook_secret,
         allow_webhook_hosts=args.allow_webhook_host,
+        keep_history=args.keep_history,
     )
     try:
         emulator.serve_forever()
