@@ -220,7 +220,7 @@ def _scoped_keys(ctx: click.Context, param: click.Parameter, values: tuple[str, 
     help="Also deliver webhooks to HOST (repeatable; * = any host). By default deliveries go only to loopback "
     "addresses (127.0.0.1, ::1, localhost): the emulator never calls the internet.",
 )
-@click.option("--keep-history", is_flag=True, help="Remember every job it ever had, deleted and expired ones too (GET /_emulator/history).")
+@click.option("--keep-history", is_flag=True, default=False, help="Remember every job it ever had, deleted and expired ones too (GET /_emulator/history).")
 @click.pass_context
 def emulator(ctx: click.Context, /, scoped_keys: tuple[str, ...], webhook_hosts: tuple[str, ...], keep_history: bool, **options: Any) -> None:
     """Run the local CloudConvert API emulator (the same as python -m apidriver.emulator).
