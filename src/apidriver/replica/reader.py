@@ -103,6 +103,9 @@ class Window:
         return self.page * self.size
 
 
+_PLANS_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=16)
 def _plans(size: int) -> list[Window]:
     return [Window(1, size)]
@@ -118,8 +121,15 @@ def window_plan(size: int, index: int) -> Window:
     be up to twice as large: too few sizes divide their starts.
     """
     plan = _plans(size)
+    if index < len(plan):
+        return plan[index]
     minimum = max(1, size // MIN_OVERLAP_SHARE)
     largest = size if size >= SMALL_PAGE else 2 * size + 1
+    with _PLANS_LOCK:  # scans of one size share the plan, from several threads
+        return _extend(plan, size, index, minimum, largest)
+
+
+def _extend(plan: list[Window], size: int, index: int, minimum: int, largest: int) -> Window:
     while len(plan) <= index:
         end = plan[-1].end
         best: Window | None = None
