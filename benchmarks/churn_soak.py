@@ -105,6 +105,7 @@ class Soak:
         self.since: dict[str, tuple[Any, float]] = {}  # job → (expected, local time first expected)
         self.flagged_missing: set[str] = set()
         self.flagged_wrong: set[str] = set()
+        self.details: list[dict[str, Any]] = []  # the first jobs a check found missing or wrong, as it found them
         self.checks = 0
         self.follower_lines: list[str] = []
         self.spec = __import__("apidriver.profiles.cloudconvert", fromlist=["profile"]).profile.table("Jobs")
@@ -260,6 +261,8 @@ class Soak:
             elif now - before[1] > self.args.lag:
                 settled.add(job)
         missing, wrong, _ = self.compare(expected, replica, settled)
+        for job in sorted((missing | wrong) - self.flagged_missing - self.flagged_wrong)[:3]:
+            self.details.append({"job": job, "expected": expected[job], "replica": replica.get(job), "for seconds": round(now - self.since[job][1], 1)})
         self.flagged_missing |= missing
         self.flagged_wrong |= wrong
         self.checks += 1
@@ -326,7 +329,7 @@ class Soak:
             "rows in a wrong state": len(wrong),
             "undecidable removal reasons": len(undecidable),
             "replica rows": len(replica),
-            "examples": {"missing": sorted(missing)[:3], "wrong": sorted(wrong)[:3], "errors": self.sync_errors[:3]},
+            "examples": {"missing": sorted(missing)[:3], "wrong": sorted(wrong)[:3], "errors": self.sync_errors[:3], "checks": self.details[:6]},
         }
 
 
@@ -371,7 +374,7 @@ def main() -> int:
     for name, value in figures.items():
         if name != "examples":
             print(f"{name:<{width}}  {value}")
-    print(json.dumps(figures))
+    print(json.dumps(figures, default=str))
     return 1 if figures["jobs missing"] or figures["rows in a wrong state"] else 0
 
 

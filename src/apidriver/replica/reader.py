@@ -288,6 +288,7 @@ class ApiReader:
                 page = futures.pop(number).result()
                 yield page
                 if not page.more or not wanted(page):
+                    yield from Scan._drain(futures)  # (pages read ahead: written too, every answer is)
                     return
                 if number >= mark:
                     window = min(window * 2, self.concurrency)
@@ -336,7 +337,7 @@ class Scan:
     """A complete reading of an offset-paged list, newest first (see the module's docstring).
 
     Iterating yields every window read (its rows are real, accepted or not),
-    in the order read. Afterwards ``complete`` says whether the list was
+    in the order read, those read ahead and no longer needed included. Afterwards ``complete`` says whether the list was
     read to its end (``wanted`` can stop it earlier), ``started`` and
     ``ended`` bound the reading, ``rereads`` counts the
     windows read again. ``key`` identifies a row; ``order`` gives its
@@ -387,6 +388,22 @@ class Scan:
         oldest = self.order(page.objects[-1])
         return oldest is not None and oldest > anchor
 
+    @staticmethod
+    def _drain(futures: dict[int, Future[Page]]) -> Iterator[Page]:
+        """The windows already asked for and no longer needed: those under way are awaited and handed out
+        (not accepted), so that every answer the API gave is written; the others are cancelled."""
+        pending = sorted(futures.items())
+        futures.clear()
+        for _, future in pending:
+            if future.cancel():
+                continue
+            try:
+                page = future.result()
+            except exc.Error:
+                continue  # a page no longer needed: its failure changes nothing
+            page.accepted = False
+            yield page
+
     def __iter__(self) -> Iterator[Page]:
         reader = self.reader
         self.started = reader.clock.moment()
@@ -419,8 +436,10 @@ class Scan:
                     seen |= keys
                     if not page.more:
                         self.complete = True
+                        yield from self._drain(futures)
                         return
                     if not self.wanted(page):
+                        yield from self._drain(futures)
                         return
                     if stale >= STALE_WINDOWS:
                         raise exc.OperationalError(
@@ -450,9 +469,7 @@ class Scan:
                         f"GET {self.endpoint.path} kept changing while it was read ({self.rereads} pages read again); "
                         "the list was not read whole. Try again."
                     )
-                for future in futures.values():
-                    future.cancel()
-                futures.clear()
+                yield from self._drain(futures)
                 index = anchor_index if index > anchor_index else 0 if newer else index - 1
                 if index <= 0:
                     index = 0
