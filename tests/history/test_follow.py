@@ -183,7 +183,8 @@ def test_a_late_or_replayed_delivery_never_rolls_a_row_back(make_emulator: MakeE
     with client(emu) as api:
         created = create_job(api, tag="replayed")
         job = created["id"]
-        assert httpx.post(running.hook_url, content=signed(running, "job.created", created)[0], headers=signed(running, "job.created", created)[1]).status_code == 200
+        body, headers = signed(running, "job.created", created)
+        assert httpx.post(running.hook_url, content=body, headers=headers).status_code == 200
         assert job_row(url, job)[0] in ("waiting", "processing")
         emu.advance_clock(1800)
         finished = api.get(f"/jobs/{job}", params={"include": "tasks"}).json()["data"]
