@@ -214,8 +214,17 @@ def _scoped_keys(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--credits", type=int, default=2500, show_default=True, help="Conversion credits of the account.")
 @click.option("--retention-hours", type=float, default=24.0, show_default=True, help="Delete jobs and tasks this long after they end, as the API does.")
 @click.option("--job-webhook-secret", default=None, help="The secret signing per-job webhook_url deliveries (default: random, printed).")
+@click.option(
+    "--allow-webhook-host",
+    "webhook_hosts",
+    multiple=True,
+    metavar="HOST",
+    help="Also deliver webhooks to HOST (repeatable; * = any host). By default deliveries go only to loopback "
+    "addresses (127.0.0.1, ::1, localhost): the emulator never calls the internet.",
+)
+@click.option("--keep-history", is_flag=True, default=False, help="Remember every job it ever had, deleted and expired ones too (GET /_emulator/history).")
 @click.pass_context
-def emulator(ctx: click.Context, /, scoped_keys: tuple[str, ...], **options: Any) -> None:
+def emulator(ctx: click.Context, /, scoped_keys: tuple[str, ...], webhook_hosts: tuple[str, ...], keep_history: bool, **options: Any) -> None:
     """Run the local CloudConvert API emulator (the same as python -m apidriver.emulator).
 
     Prints its root URL on the first line of stdout (the API is under /v2)
@@ -229,4 +238,6 @@ def emulator(ctx: click.Context, /, scoped_keys: tuple[str, ...], **options: Any
 
     argv = [f"--{name.replace('_', '-')}={value}" for name, value in options.items() if value is not None]
     argv += [f"--scoped-key={key}" for key in scoped_keys]
+    argv += [f"--allow-webhook-host={host}" for host in webhook_hosts]
+    argv += ["--keep-history"] if keep_history else []
     ctx.exit(emulator_main(argv))

@@ -187,6 +187,8 @@ class Shell:
             "End statements with ';'. .help for commands, Ctrl-D to leave.",
             style="dim",
         )
+        if not history.exists():
+            history.touch(mode=0o600)  # a new history file is its owner's only: statements hold data and names
         session: PromptSession[str] = PromptSession(
             history=FileHistory(str(history)),
             completer=self.completer(),

@@ -9,8 +9,8 @@ hold no state of their own.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import base64
+import datetime as dt
 import hashlib
 import json
 import time
@@ -27,7 +27,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from .backend import ApiError, Backend, invalid, not_found
-from .control import Control, ControlMiddleware, Fault
+from .control import Action, Control, ControlMiddleware, Fault
 from .files import media_type
 from .models import Job, Task, encode
 from .seed import seed as seed_backend
@@ -35,18 +35,41 @@ from .webhooks import Dispatcher
 
 SCOPES = ("user.read", "user.write", "task.read", "task.write", "webhook.read", "webhook.write", "preset.read", "preset.write")
 WAIT_TIMEOUT = 300.0
+ACTION_TASK = {"operation": "import/raw", "file": "made by an action"}  # the one task of jobs an action creates
 Handler = Callable[[Request], Awaitable[Any]]
 
 
 class Emulation:
     """Everything one running emulator owns."""
 
-    def __init__(self, backend: Backend, control: Control, keys: dict[str, frozenset[str]], webhook_retry_delay: float = 0.2) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        control: Control,
+        keys: dict[str, frozenset[str]],
+        webhook_retry_delay: float = 0.2,
+        allow_webhook_hosts: Sequence[str] = (),
+    ) -> None:
         self.backend = backend
         self.control = control
         self.keys = keys
-        self.dispatcher = Dispatcher(backend, retry_delay=webhook_retry_delay)
+        self.dispatcher = Dispatcher(backend, retry_delay=webhook_retry_delay, allow_hosts=allow_webhook_hosts)
         self._background: set[asyncio.Task[None]] = set()
+
+    def run_action(self, action: Action) -> None:
+        """Carry out an action of the control API (on the server's loop, between two requests)."""
+        b = self.backend
+        if action.do == "delete_jobs":
+            for job in b.list_jobs(None, None)[action.offset : action.offset + action.count]:
+                b.delete_job(job.id)
+                action.jobs.append(job.id)
+        elif action.do == "create_jobs":
+            for number in range(action.count):
+                job = b.create_job({"tag": action.tag or "created", "tasks": {"make": dict(ACTION_TASK, filename=f"created-{number}.txt")}})
+                action.jobs.append(job.id)
+        else:
+            b.advance_clock(action.seconds)
+        self.dispatcher.drain()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -232,7 +255,7 @@ def build_app(emu: Emulation) -> Any:
     b = emu.backend
 
     def job_dict(job: Job, with_tasks: bool = True) -> dict[str, Any]:
-        return job.to_dict(b.root_url, b.job_tasks(job) if with_tasks else None)
+        return b.show(job, job.to_dict(b.root_url, b.job_tasks(job) if with_tasks else None))
 
     def task_dict(task: Task, include: frozenset[str] = frozenset()) -> dict[str, Any]:
         return task.to_dict(b.root_url, include, b)
@@ -428,6 +451,41 @@ def build_app(emu: Emulation) -> Any:
         ]
         return Response(json.dumps(out), media_type="application/json")
 
+    async def control_actions(request: Request) -> Response:
+        if request.method == "DELETE":
+            emu.control.clear_actions()
+            return Response(status_code=204)
+        if request.method == "GET":
+            return Response(json.dumps(emu.control.actions()), media_type="application/json")
+        try:
+            spec = await request.json()
+            specs = spec if isinstance(spec, list) else [spec]
+            actions = [Action(**{k: v for k, v in s.items() if k not in ("seen", "done", "jobs")}) for s in specs]
+        except (ValueError, TypeError, AttributeError) as exc:
+            return Response(json.dumps({"message": f"bad action: {exc}"}), 400, media_type="application/json")
+        for action in actions:
+            emu.control.add_action(action)
+        return Response(json.dumps(emu.control.actions()), 201, media_type="application/json")
+
+    async def control_history(request: Request) -> Response:
+        # Every job the emulator ever had (with keep_history): those it has, as GET /v2/jobs?include=tasks
+        # shows them, and those it deleted or expired, with why and when (its clock) and their last state;
+        # each with the last state an answer or a webhook delivery showed ("shown"). Shows nothing itself.
+        if not b.keep_history:
+            message = "the emulator keeps no history: start it with keep_history=True (--keep-history)"
+            return Response(json.dumps({"message": message}), 409, media_type="application/json")
+        removed = [
+            {
+                "reason": r.reason,
+                "at": dt.datetime.fromtimestamp(r.at, dt.timezone.utc).isoformat(),
+                "job": r.job.to_dict(b.root_url, r.tasks),
+                "shown": b.shown.get(r.job.id),
+            }
+            for r in b.removed.values()
+        ]
+        jobs = [{"job": j.to_dict(b.root_url, b.job_tasks(j)), "shown": b.shown.get(j.id)} for j in b.list_jobs(None, None)]
+        return Response(encode({"now": clock_state(b)["now"], "jobs": jobs, "removed": removed}), media_type="application/json")
+
     async def control_clock(request: Request) -> Response:
         if request.method == "POST":
             try:
@@ -484,6 +542,8 @@ def build_app(emu: Emulation) -> Any:
         Route("/_emulator/faults", control_faults, methods=["GET", "POST", "DELETE"]),
         Route("/_emulator/deliveries", control_deliveries, methods=["GET"]),
         Route("/_emulator/clock", control_clock, methods=["GET", "POST"]),
+        Route("/_emulator/actions", control_actions, methods=["GET", "POST", "DELETE"]),
+        Route("/_emulator/history", control_history, methods=["GET"]),
         Route("/_emulator/secrets", control_secrets, methods=["GET"]),
         Route("/_emulator/reset", control_reset, methods=["POST"]),
         Route("/{rest:path}", not_found_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
@@ -500,4 +560,4 @@ def build_app(emu: Emulation) -> Any:
             await emu.dispatcher.stop()
 
     app = Starlette(routes=routes, lifespan=lifespan)
-    return ControlMiddleware(app, emu.control, lambda key: key in emu.keys)
+    return ControlMiddleware(app, emu.control, lambda key: key in emu.keys, clock=b.now, run_action=emu.run_action)

@@ -11,6 +11,12 @@ processing, the timestamps of new objects, retention and the expiry of
 export URLs all follow it. Retention: a job (with its tasks) and a
 standalone task are deleted ``retention_hours`` after they end, as the API
 deletes them 24 hours after they end.
+
+With ``keep_history`` the emulator remembers every job it ever had: a job
+deleted (``DELETE``) or expired (retention) is kept in ``removed`` with why
+and when it went and its last state, and ``shown`` holds the last state of
+each job any answer or webhook delivery showed, so that tests and the churn
+soak can compare a replica with the whole truth (``GET /_emulator/history``).
 """
 
 from __future__ import annotations
@@ -63,6 +69,16 @@ def not_found(what: str) -> ApiError:
 
 
 @dataclass(slots=True)
+class Removed:
+    """A job the API no longer has: why it went (``deleted`` or ``expired``), when (the emulator's clock), as it was."""
+
+    job: Job
+    tasks: list[Task]
+    reason: str
+    at: float
+
+
+@dataclass(slots=True)
 class Event:
     """A webhook delivery waiting to be sent."""
 
@@ -82,9 +98,11 @@ class Backend:
         credits: int = 2500,
         catalogue: Catalogue | None = None,
         retention_hours: float = 24.0,
+        keep_history: bool = False,
     ) -> None:
         self.task_seconds = task_seconds
         self.initial_credits = credits
+        self.keep_history = keep_history
         self.retention = retention_hours * 3600.0
         self.clock_offset = 0.0
         self.catalogue = catalogue or Catalogue()
@@ -102,6 +120,8 @@ class Backend:
         self.task_order: list[Task] = []  # oldest first
         self.tasks_by_job: dict[str, list[str]] = {}
         self.webhooks: dict[int, Webhook] = {}
+        self.removed: dict[str, Removed] = {}  # (keep_history) every job deleted or expired, by id
+        self.shown: dict[str, dict[str, Any]] = {}  # (keep_history) the last state of each job an answer or delivery showed
         self.blobs: dict[str, bytes] = {}
         self.outbox: list[Event] = []
         self.deliveries: list[Event] = []
@@ -430,6 +450,8 @@ class Backend:
 
     def delete_job(self, job_id: str) -> None:
         job = self.get_job(job_id)
+        if self.keep_history:
+            self.removed[job.id] = Removed(job, self.job_tasks(job), "deleted", self.now())
         for task in self.job_tasks(job):
             self._drop_task(task)
         self.tasks_by_job.pop(job.id, None)
@@ -503,13 +525,22 @@ class Backend:
             raise not_found("Webhook")
         del self.webhooks[key]
 
+    def show(self, job: Job, shown: dict[str, Any]) -> dict[str, Any]:
+        """``shown`` (``job`` as an answer or a delivery shows it), remembered with ``keep_history``."""
+        if self.keep_history:
+            self.shown[job.id] = shown
+        return shown
+
     def _emit(self, job: Job, event: str) -> None:
         body = {"event": event, "job": job.to_dict(self.root_url, self.job_tasks(job))}
+        queued = len(self.outbox)
         for hook in self.webhooks.values():
             if not hook.disabled and event in hook.events:
                 self.outbox.append(Event(event, hook.url, hook.signing_secret, body, hook.id))
         if job.webhook_url and event != "job.created":
             self.outbox.append(Event(event, job.webhook_url, self.job_webhook_secret, body))
+        if len(self.outbox) > queued:
+            self.show(job, body["job"])
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -582,6 +613,8 @@ class Backend:
             return 0
         gone_tasks = {t.id for t in tasks}
         for job in jobs:
+            if self.keep_history:
+                self.removed[job.id] = Removed(job, self.job_tasks(job), "expired", now)
             gone_tasks.update(self.tasks_by_job.pop(job.id, []))
             gone_tasks.update(job.task_ids)
             del self.jobs[job.id]

@@ -18,6 +18,18 @@ fire ``count`` times or with probability ``rate``:
   (``malformed``). These are the ambiguous failures a client must not retry
   blindly on a POST.
 
+Actions (``POST /_emulator/actions``) change the account once a matching
+request has been answered (the ``after``-th one; method, path prefix and
+query substring as for faults): ``delete_jobs`` deletes ``count`` jobs from
+position ``offset`` of the list (newest first), ``create_jobs`` creates
+``count`` jobs (tagged ``tag``), ``advance_clock`` moves the clock ``seconds``
+forward. They run on the server's loop before it serves anything else, so a
+test can delete or create rows exactly between two pages of a list; each
+action records the job ids it touched (``GET /_emulator/actions``).
+
+Every answer carries a ``Date`` header on the emulator's clock (which
+``POST /_emulator/clock`` moves), as a server's clock would say it.
+
 Rate limit (on by default in :class:`~.server.Emulator`: 500 requests a
 minute, as recorded; ``rate_limit=0`` turns it off): each account may make
 ``rate_limit`` API requests of each HTTP method per window, which starts at
@@ -37,13 +49,16 @@ import math
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl
 
 from .models import encode
 
 FAULT_KINDS = ("500", "502", "503", "429", "drop", "stall", "malformed")
+ACTION_KINDS = ("delete_jobs", "create_jobs", "advance_clock")
 
 Scope = dict[str, Any]
 
@@ -69,6 +84,33 @@ class Fault:
             self.method = self.method.upper()
 
 
+@dataclass
+class Action:
+    """A change of the account made once the ``after``-th matching request has been answered."""
+
+    do: str
+    path: str = "/"
+    method: str | None = None
+    query: str | None = None
+    after: int = 1
+    count: int = 1
+    offset: int = 0
+    seconds: float = 0.0
+    tag: str | None = None
+    seen: int = 0  # matching requests answered so far
+    done: bool = False
+    jobs: list[str] = field(default_factory=list)  # the ids it deleted or created
+
+    def __post_init__(self) -> None:
+        if self.do not in ACTION_KINDS:
+            raise ValueError(f"unknown action {self.do!r}; use one of {', '.join(ACTION_KINDS)}")
+        if int(self.after) < 1 or int(self.count) < 0 or int(self.offset) < 0 or not float(self.seconds) >= 0:
+            raise ValueError("after must be 1 or more; count, offset and seconds 0 or more")
+        self.after, self.count, self.offset, self.seconds = int(self.after), int(self.count), int(self.offset), float(self.seconds)
+        if self.method:
+            self.method = self.method.upper()
+
+
 class Control:
     """Shared, lock-protected state of the middleware, also used from the Python API."""
 
@@ -83,6 +125,7 @@ class Control:
         self._seed = seed
         self._random = random.Random(seed)
         self._windows: dict[str, tuple[float, int]] = {}  # method → (window start, requests counted)
+        self._actions: list[Action] = []
 
     def reset(self) -> None:
         """Forget the request log, the faults and the rate-limit windows (requests under way stay)."""
@@ -144,6 +187,34 @@ class Control:
                     return fault
             return None
 
+    # actions
+    def add_action(self, action: Action) -> None:
+        with self._lock:
+            self._actions.append(action)
+
+    def clear_actions(self) -> None:
+        with self._lock:
+            self._actions.clear()
+
+    def actions(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(a) for a in self._actions]
+
+    def due(self, method: str, path: str, query: str = "") -> list[Action]:
+        """The actions a request just answered sets off (each once)."""
+        with self._lock:
+            out = []
+            for action in self._actions:
+                if action.done or action.method not in (None, "", "*", method) or not path.startswith(action.path):
+                    continue
+                if action.query and action.query not in query:
+                    continue
+                action.seen += 1
+                if action.seen >= action.after:
+                    action.done = True
+                    out.append(action)
+            return out
+
     # rate limit
     def take(self, method: str = "GET") -> tuple[bool, int, float]:
         """Count one request of ``method``: (allowed, remaining, seconds until its window resets)."""
@@ -182,15 +253,49 @@ async def _send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]]
 
 
 class ControlMiddleware:
-    def __init__(self, app: Any, control: Control, is_valid_key: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        control: Control,
+        is_valid_key: Any,
+        clock: Callable[[], float] = time.time,
+        run_action: Callable[[Action], None] | None = None,
+    ) -> None:
         self.app = app
         self.control = control
         self.is_valid_key = is_valid_key
+        self.clock = clock
+        self.run_action = run_action
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/_emulator"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        cycle = getattr(send, "__self__", None)  # uvicorn's request cycle: its transport, for drop and stop
+        send = self._dated(send)
+        if scope["path"].startswith("/_emulator"):
+            await self.app(scope, receive, send)
+            return
+        await self._logged(scope, receive, send, cycle)
+        if self.run_action is not None:
+            query = scope.get("query_string", b"").decode("latin-1")
+            for action in self.control.due(scope["method"], scope["path"], query):
+                self.run_action(action)
+
+    def _dated(self, send: Any) -> Any:
+        """``send`` adding a ``Date`` header on the emulator's clock to the answer."""
+        clock = self.clock
+
+        async def dated(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                headers.append((b"date", formatdate(clock(), usegmt=True).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return dated
+
+    async def _logged(self, scope: Scope, receive: Any, send: Any, cycle: Any) -> None:
         started = time.monotonic()
         method = scope["method"]
         path = scope["path"]
@@ -225,7 +330,7 @@ class ControlMiddleware:
                 finish()
             await send(message)
 
-        logged_send.transport = getattr(getattr(send, "__self__", None), "transport", None)  # type: ignore[attr-defined]
+        logged_send.transport = getattr(cycle, "transport", None)  # type: ignore[attr-defined]
         logged_send.finish = finish  # type: ignore[attr-defined]
         try:
             await self._handle(scope, receive, logged_send, entry)
@@ -234,7 +339,6 @@ class ControlMiddleware:
             # close the connection without an answer, quietly, as a server going away
             # does (uvicorn's own cycle flag tells it no answer is due; nothing is awaited,
             # as the loop is about to cancel everything again).
-            cycle: Any = getattr(send, "__self__", None)
             transport = getattr(cycle, "transport", None)
             if transport is None or not hasattr(cycle, "disconnected"):
                 raise

@@ -18,7 +18,7 @@ import uvicorn
 
 from .app import SCOPES, Emulation, build_app
 from .backend import Backend
-from .control import Control, Fault
+from .control import Action, Control, Fault
 from .seed import seed as seed_backend
 
 DEFAULT_API_KEY = "emulator-key"
@@ -99,7 +99,9 @@ class Emulator:
     method, as the recorded API says; ``rate_limit=0`` turns it off (for
     benchmarks and tests that make many requests). ``job_webhook_secret``
     signs per-job ``webhook_url`` deliveries (random unless given; also at
-    ``GET /_emulator/secrets``).
+    ``GET /_emulator/secrets``). Webhook deliveries go only to loopback
+    addresses unless ``allow_webhook_hosts`` names the host (``"*"``: any).
+    ``keep_history`` remembers every job it ever had (:meth:`history`).
     """
 
     def __init__(
@@ -119,16 +121,18 @@ class Emulator:
         port: int = 0,
         webhook_retry_delay: float = 0.2,
         job_webhook_secret: str | None = None,
+        allow_webhook_hosts: Sequence[str] = (),
+        keep_history: bool = False,
     ) -> None:
         self.api_key = api_key
         keys = {api_key: frozenset(SCOPES)}
         for key, scopes in (scoped_keys or {}).items():
             keys[key] = frozenset(scopes)
-        self.backend = Backend(task_seconds=task_seconds, credits=credits, retention_hours=retention_hours)
+        self.backend = Backend(task_seconds=task_seconds, credits=credits, retention_hours=retention_hours, keep_history=keep_history)
         if job_webhook_secret:
             self.backend.job_webhook_secret = job_webhook_secret
         self.control = Control(latency_ms=latency_ms, rate_limit=rate_limit, rate_window=rate_window, seed=seed)
-        self.emulation = Emulation(self.backend, self.control, keys, webhook_retry_delay)
+        self.emulation = Emulation(self.backend, self.control, keys, webhook_retry_delay, allow_webhook_hosts)
         self._host = host
         self._port = port
         self._jobs = jobs
@@ -176,6 +180,7 @@ class Emulator:
             lifespan="on",
             timeout_keep_alive=30,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+            date_header=False,  # the middleware dates answers on the emulator's clock
         )
         self._server = _Server(config)
         return self._server
@@ -253,6 +258,37 @@ class Emulator:
     def clear_faults(self) -> None:
         self.control.clear_faults()
 
+    def add_action(
+        self,
+        do: str,
+        path: str = "/",
+        method: str | None = None,
+        query: str | None = None,
+        after: int = 1,
+        count: int = 1,
+        offset: int = 0,
+        seconds: float = 0.0,
+        tag: str | None = None,
+    ) -> None:
+        """Change the account once the ``after``-th matching request has been answered; see
+        :mod:`apidriver.emulator.control` (``delete_jobs``, ``create_jobs``, ``advance_clock``)."""
+        self.control.add_action(
+            Action(do=do, path=path, method=method, query=query, after=after, count=count, offset=offset, seconds=seconds, tag=tag)
+        )
+
+    def actions(self) -> list[dict[str, Any]]:
+        """The actions given so far: whether each was done, and the job ids it deleted or created."""
+        return self.control.actions()
+
+    def history(self) -> dict[str, Any]:
+        """Every job the emulator ever had (with ``keep_history``), as ``GET /_emulator/history`` answers:
+        ``jobs`` (those it has) and ``removed`` (deleted or expired: ``reason``, ``at``), each with ``job``
+        (its state) and ``shown`` (the last state an answer or a webhook delivery showed)."""
+        response = httpx.get(self.base_url + "/_emulator/history", timeout=60)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
     def advance_clock(self, seconds: float) -> dt.datetime:
         """Move the emulator's clock forward (as ``POST /_emulator/clock``); returns the new time.
 
@@ -329,6 +365,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--credits", type=int, default=2500, help="conversion credits of the account")
     p.add_argument("--retention-hours", type=float, default=24.0, help="delete jobs and tasks this long after they end (default 24, as the API)")
     p.add_argument("--job-webhook-secret", default=None, help="the secret signing per-job webhook_url deliveries (default: random, printed)")
+    p.add_argument(
+        "--allow-webhook-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also deliver webhooks to HOST (repeatable; * = any host). By default deliveries go only to loopback "
+        "addresses (127.0.0.1, ::1, localhost): the emulator never calls the internet",
+    )
+    p.add_argument(
+        "--keep-history",
+        action="store_true",
+        help="remember every job it ever had, deleted and expired ones too (GET /_emulator/history)",
+    )
     return p
 
 
@@ -348,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         job_webhook_secret=args.job_webhook_secret,
+        allow_webhook_hosts=args.allow_webhook_host,
+        keep_history=args.keep_history,
     )
     try:
         emulator.serve_forever()

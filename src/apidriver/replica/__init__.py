@@ -41,6 +41,7 @@ def sync(
     *,
     full: bool = False,
     progress: Progress | None = None,
+    secrets: bool = False,
 ) -> SyncReport:
     """Copy the account into the database ``to`` and keep what the API has since forgotten.
 
@@ -50,6 +51,8 @@ def sync(
     :param tables: table names (a list or ``"Jobs,Tasks"``); by default the account's data
         (every table but the operations catalogue). Derived tables come with their parent.
     :param full: read every list whole instead of only what can have changed.
+    :param secrets: also copy secrets (webhook signing secrets); by default they are stored as NULL,
+        and a replica that holds some from before loses them.
     :returns: per table, rows inserted, updated and newly gone, requests and seconds.
     """
     from ..connection import Connection, connect
@@ -60,7 +63,7 @@ def sync(
     try:
         target = open_target(conn, to)
         try:
-            return Replicator(conn, target, progress=progress).run(tables, full)
+            return Replicator(conn, target, progress=progress, secrets=secrets).run(tables, full)
         finally:
             target.close()
     finally:

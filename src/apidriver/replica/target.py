@@ -5,14 +5,20 @@ syncs into one database at once take turns and never insert a row twice:
 SQLite's ``BEGIN IMMEDIATE`` (with a busy timeout; WAL lets readers go on),
 PostgreSQL's ``pg_advisory_xact_lock``. Errors of the database become DB-API
 errors naming the database URL without its password.
+
+A new SQLite replica file is created readable by its owner only (``0600``;
+SQLite gives its ``-wal`` and ``-shm`` files the same mode): it holds the
+account's history. Values a database cannot hold exactly are kept in the
+row's ``_exact`` column (see :mod:`.schema`, :meth:`Target.row_to_target`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,7 +29,16 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from .. import exceptions as exc
 from ..engine.schema import Table
-from ..values import BOOLEAN, INTEGER, JSON, REAL, TIMESTAMP, format_timestamp, parse_timestamp
+from ..values import (
+    BOOLEAN,
+    INTEGER,
+    JSON,
+    REAL,
+    TEXT,
+    TIMESTAMP,
+    format_timestamp,
+    parse_timestamp,
+)
 from .schema import (
     GENERIC,
     META_TABLE,
@@ -31,11 +46,15 @@ from .schema import (
     SCHEMA_VERSION,
     SQLITE,
     STATE_TABLE,
+    hash_index_name,
+    index_name,
     replica_metadata,
 )
 
 LOCK_KEY = 0x61706964726976  # "apidriv": the PostgreSQL advisory lock of replica writes
 BUSY_TIMEOUT = 60.0  # seconds a SQLite writer waits for another one
+FILE_MODE = 0o600  # a new SQLite replica: its owner's only
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def default_url(profile_name: str, directory: str | None = None) -> str:
@@ -135,8 +154,11 @@ class Target:
     def prepare(self, profile_name: str, api_root: str) -> None:
         """Create the replica's tables, or bring an older replica's up to date (columns, indexes).
 
-        Columns are only ever added: a replica keeps what it holds.
+        Columns are only ever added: a replica keeps what it holds. A new
+        SQLite file is created readable by its owner only.
         """
+        if self.kind == SQLITE and self.url.database:
+            _create_private(self.url.database)
         with self.write("creating or upgrading the replica's tables") as conn:
             inspector = sa.inspect(conn)
             existing = set(inspector.get_table_names())
@@ -153,6 +175,11 @@ class Target:
                 for index in table.indexes:
                     if index.name not in indexes:
                         index.create(conn)
+                    if index.name is not None and index.name.startswith("hx_"):
+                        # Schema version 1 had B-tree indexes on text, which refuse long values on PostgreSQL.
+                        indexed = next(iter(index.columns)).name
+                        if index_name(table.name, indexed) in indexes and hash_index_name(table.name, indexed) == index.name:
+                            conn.execute(sa.text(f"DROP INDEX IF EXISTS {_quote(conn, index_name(table.name, indexed))}"))
             meta = self.table(META_TABLE)
             values = {"schema_version": str(SCHEMA_VERSION), "profile": profile_name, "api_root": api_root}
             stored = {name: value for name, value in conn.execute(sa.select(meta.c.name, meta.c.value))}
@@ -165,6 +192,21 @@ class Target:
                     conn.execute(meta.insert().values(name=name, value=value))
                 elif stored[name] != value:
                     conn.execute(meta.update().where(meta.c.name == name).values(value=value))
+
+    def forget(self, columns: Mapping[str, Iterable[str]]) -> int:
+        """Set ``columns`` (table → column names: the secrets a replica does not keep) to NULL in every
+        row, those of rows long gone included; returns how many rows held one. (SQLite keeps freed
+        pages until ``VACUUM``.)"""
+        count = 0
+        with self.write("forgetting secrets") as conn:
+            for name, names in columns.items():
+                if name not in self.metadata.tables:
+                    continue
+                table = self.table(name)
+                for column in names:
+                    result = conn.execute(table.update().where(table.c[column].is_not(None)).values({column: None}))
+                    count += result.rowcount
+        return count
 
     def meta(self, conn: Connection, name: str) -> str | None:
         meta = self.table(META_TABLE)
@@ -182,7 +224,7 @@ class Target:
         row = conn.execute(sa.select(state).where(state.c.table_name == table_name)).mappings().first()
         if row is None:
             return {"watermark": None, "synced_at": None, "full_at": None}
-        return {"watermark": row["watermark"], "synced_at": _aware(row["synced_at"]), "full_at": _aware(row["full_at"])}
+        return {"watermark": row["watermark"], "synced_at": as_utc(row["synced_at"]), "full_at": as_utc(row["full_at"])}
 
     def save_state(self, conn: Connection, table_name: str, watermark: str | None, synced_at: dt.datetime, full: bool) -> None:
         """Record a completed sync of ``table_name``; the watermark never goes back."""
@@ -203,7 +245,8 @@ class Target:
         return format_timestamp(value) if self.kind == SQLITE else value.astimezone(dt.timezone.utc)
 
     def to_target(self, sql_type: str, value: Any) -> Any:
-        """A driver (SQLite) value of a column of ``sql_type`` as this target stores it."""
+        """A driver (SQLite) value of a column of ``sql_type`` as this target stores it (best effort:
+        :meth:`row_to_target` keeps what a target cannot hold exactly in ``_exact``)."""
         if value is None or self.kind == SQLITE:
             return value
         if sql_type == TIMESTAMP:
@@ -220,6 +263,91 @@ class Target:
             except (TypeError, ValueError):
                 raise exc.DataError(f"The API sent {value!r} where a number belongs; the replica cannot store it.") from None
         return value
+
+    def _exactly(self, sql_type: str, value: Any) -> Any:
+        """``value`` as this target stores it; :class:`ValueError` if it cannot hold it exactly."""
+        if value is None:
+            return None
+        if self.kind == SQLITE:
+            if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+                raise ValueError("an integer beyond 64 bits")
+            if isinstance(value, str) and not value.isascii():
+                value.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError (a ValueError)
+            return value
+        if isinstance(value, str) and ("\x00" in value or not (value.isascii() or _utf8(value))):
+            raise ValueError("text with U+0000 or a lone surrogate")
+        if sql_type == TIMESTAMP:
+            return parse_timestamp(str(value))
+        if sql_type == JSON:
+            if isinstance(value, str) and "\\u0000" in value:
+                raise ValueError("JSON with U+0000")
+            return json.loads(value) if isinstance(value, str) else value
+        if sql_type == BOOLEAN:
+            if value not in (0, 1):
+                raise ValueError("not a boolean")
+            return bool(value)
+        if sql_type == INTEGER:
+            if not isinstance(value, int) or isinstance(value, bool) or not INT64_MIN <= value <= INT64_MAX:
+                raise ValueError("not a 64-bit integer")
+            return value
+        if sql_type == REAL:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError("not a number")
+            return float(value)
+        return value
+
+    def holds(self, sql_type: str, value: Any) -> bool:
+        """Whether this target holds ``value`` exactly in a column of ``sql_type`` (else it is in ``_exact``)."""
+        try:
+            self._exactly(sql_type, value)
+        except (ValueError, TypeError, OverflowError):
+            return False
+        return True
+
+    def row_to_target(self, columns: Sequence[tuple[str, str]], row: Sequence[Any]) -> tuple[list[Any], str | None]:
+        """A row of driver values (``columns``: name and type of each) as this target stores it, and
+        its ``_exact`` text (None: every value fits).
+
+        A value the target cannot hold exactly is
+        stored as the closest value it can hold (text with U+0000 and lone
+        surrogates replaced by U+FFFD) or NULL, and kept exactly in ``_exact``:
+        a JSON object (ASCII) of column name → value.
+        """
+        if self.kind == SQLITE and not any(
+            (type(v) is int and not INT64_MIN <= v <= INT64_MAX) or (type(v) is str and not v.isascii() and not _utf8(v)) for v in row
+        ):
+            return list(row), None  # the common case: SQLite holds the driver's values as they are
+        out: list[Any] = []
+        exact: dict[str, Any] | None = None
+        for (name, sql_type), value in zip(columns, row):
+            try:
+                out.append(self._exactly(sql_type, value))
+            except (ValueError, TypeError, OverflowError):
+                if exact is None:
+                    exact = {}
+                exact[name] = value
+                out.append(self._closest(sql_type, value))
+        return out, (None if exact is None else json.dumps(exact, ensure_ascii=True, separators=(",", ":")))
+
+    def _closest(self, sql_type: str, value: Any) -> Any:
+        """What a column holds in place of a value it cannot hold exactly (the exact one is in ``_exact``)."""
+        if not isinstance(value, str) or sql_type not in (TEXT, JSON):
+            return None
+        text = _replace_unholdable(value)
+        if sql_type == TEXT or self.kind == SQLITE:
+            return text
+        try:
+            return json.loads(text.replace("\\u0000", "\\ufffd"))
+        except ValueError:
+            return None
+
+    @staticmethod
+    def exact_values(exact: str | None) -> dict[str, Any]:
+        """The exact values a row's ``_exact`` keeps, by column name."""
+        if not exact:
+            return {}
+        values: dict[str, Any] = json.loads(exact)
+        return values
 
     def from_target(self, sql_type: str, value: Any) -> Any:
         """A stored value as the driver's (SQLite) value: what a live query returns."""
@@ -238,7 +366,34 @@ class Target:
         return value
 
 
-def _aware(value: Any) -> dt.datetime | None:
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _replace_unholdable(text: str) -> str:
+    """``text`` with U+0000 and lone surrogates replaced by U+FFFD."""
+    return "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def _create_private(path: str) -> None:
+    """Create the SQLite file ``path`` readable by its owner only, if it does not exist yet.
+
+    (A missing directory is left for SQLite to report, as it reports it.)
+    """
+    if path.startswith("file:"):
+        return
+    try:
+        fd = os.open(os.path.abspath(os.path.expanduser(path)), os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except (FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+    os.close(fd)
+
+
+def as_utc(value: Any) -> dt.datetime | None:
     """A stored time (our UTC text on SQLite, a datetime elsewhere) as an aware UTC datetime."""
     if value is None:
         return None

@@ -93,9 +93,13 @@ profile = Profile(
         # For apidriver.replica: jobs and tasks change no more once ended_at is set (a retry
         # shows as a new task), and those still open are listed by status; the account behind
         # the key is the one Users row; a webhook delivery carries the job with its tasks,
-        # signed with the webhook's secret.
+        # signed with the webhook's secret. The API deletes jobs and tasks 24 hours after they
+        # end (``retention``: seconds after the settled column); webhook signing secrets are
+        # secrets (not replicated unless asked for).
         "replica": {
             "settled": {"Jobs": "ended_at", "Tasks": "ended_at"},
+            "retention": 24 * 3600,
+            "secrets": {"Webhooks": ("signing_secret",)},
             "open": {"Jobs": ("status", ("waiting", "processing")), "Tasks": ("status", ("waiting", "processing"))},
             "account": "Users",
             "webhooks": {
