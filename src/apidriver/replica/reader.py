@@ -445,9 +445,9 @@ class Scan:
                         yield from self._drain(futures)
                         return
                     if stale >= STALE_WINDOWS:
-                        raise exc.OperationalError(
+                        raise exc.UnexpectedResponseError(  # a server that ignores the page parameter, or cycles
                             f"GET {self.endpoint.path} repeats itself: {stale} pages in a row brought no row not read before; "
-                            "the list was not read whole."
+                            "the list was not read whole. Check BaseURL: something there may not page this list."
                         )
                     budget += 1
                     if index >= mark:
