@@ -222,7 +222,7 @@ def test_the_command_line_compares_iso_text_with_timestamps(data: datasets.Datas
 
 def test_a_statement_never_mixes_cached_and_fresh_pages(make_emulator: Any) -> None:
     """CacheTTL: a list is cached whole; a statement reads it all stale or all fresh."""
-    from apidriver.client import CACHE
+    from apidriver.response_cache import CACHE
 
     from .conftest import CONVERSION_TASKS, connect_to
 

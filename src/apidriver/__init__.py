@@ -51,7 +51,7 @@ import apsw as _apsw  # noqa: E402
 sqlite_version: str = _apsw.sqlite_lib_version()
 sqlite_version_info: tuple[int, ...] = tuple(int(p) for p in sqlite_version.split("."))
 
-from .client import clear_cache  # noqa: E402
+from .response_cache import clear_cache  # noqa: E402
 from .connection import Connection, connect  # noqa: E402
 from .cursor import Cursor  # noqa: E402
 from .exceptions import (  # noqa: E402

@@ -45,7 +45,9 @@ import httpx
 from . import exceptions as exc
 from .cache import CACHE_PROPERTIES
 from .cache import install as install_cache
-from .client import CACHE, ApiClient, tls_context
+from .client import ApiClient
+from .response_cache import CACHE
+from .transport import tls_context
 from .engine.executor import Engine, StatementContext
 from .engine.procedures import ProcedureModule, ProcedureRunner
 from .engine.schema import Procedure, Table

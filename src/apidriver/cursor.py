@@ -16,7 +16,8 @@ import apsw
 
 from . import exceptions as exc
 from .cache.grammar import recognise as cache_statement
-from .client import RequestRecord, sentence
+from .answers import RequestRecord
+from .exceptions import sentence
 from .engine.executor import StatementContext
 from .engine.writes import delete_failure, partial_failure
 from .typeobjects import type_code

@@ -184,3 +184,9 @@ __all__ = [
     "Warning",
     "chained",
 ]
+
+
+def sentence(text: str) -> str:
+    """``text`` ending with a full stop (API messages often have none)."""
+    text = text.rstrip()
+    return text if not text or text[-1] in ".!?" else text + "."

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .client import DEFAULT_MAX_RESPONSE_SIZE
 from .exceptions import ProgrammingError
+
+# MaxResponseSize's default: far above a page of 1,000 jobs with their tasks.
+DEFAULT_MAX_RESPONSE_SIZE = 32 << 20
 
 _NAME = re.compile(r"[A-Za-z_]{1,32}")
 

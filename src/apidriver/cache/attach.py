@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .. import exceptions as exc
-from ..client import RequestRecord
+from ..answers import RequestRecord
 from ..engine.schema import Table
 from ..replica.sync import Replicator, SyncReport, replica_specs
 from ..replica.target import Target, default_url, sqlite_url

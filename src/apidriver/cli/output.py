@@ -29,7 +29,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..client import RequestRecord
+from ..answers import RequestRecord
 
 FORMATS = ("table", "vertical", "markdown", "csv", "tsv", "json", "jsonl")
 MACHINE_FORMATS = ("csv", "tsv", "json", "jsonl")  # a write prints one rows_affected record

@@ -28,7 +28,7 @@ from prompt_toolkit.lexers import PygmentsLexer
 from rich.console import Console
 
 from .. import Connection, Error
-from ..client import RequestRecord
+from ..answers import RequestRecord
 from . import describe as reference
 from . import output
 from .errors import describe_error, pointer

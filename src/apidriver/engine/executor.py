@@ -31,7 +31,8 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import exceptions as exc
-from ..client import ApiClient, ApiResponse
+from ..answers import ApiResponse
+from ..client import ApiClient
 from ..values import INTEGER, TEXT
 from .compare import EQ, IS, check_any, numeric_affinity, text_affinity
 from .lookahead import look_ahead

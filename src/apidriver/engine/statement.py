@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..cancel import Cancel
-from ..client import ApiResponse, RequestRecord
+from ..answers import ApiResponse, RequestRecord
 
 if TYPE_CHECKING:
     from .executor import Engine

@@ -27,7 +27,8 @@ import httpx
 import orjson
 
 from .. import exceptions as exc
-from ..client import CACHE, ApiResponse, RequestRecord
+from ..answers import ApiResponse, RequestRecord
+from ..response_cache import CACHE
 from .schema import Endpoint, Pagination, Table
 from .statement import Obj, StatementContext
 

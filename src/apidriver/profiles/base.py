@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..client import default_error_details
+from ..answers import default_error_details
 from ..engine.schema import Pagination, Table
 from ..properties import Property, Settings
 

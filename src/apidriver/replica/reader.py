@@ -56,7 +56,8 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import exceptions as exc
-from ..client import ApiClient, ApiResponse, RequestRecord
+from ..answers import ApiResponse, RequestRecord
+from ..client import ApiClient
 from ..engine.schema import Endpoint, Pagination
 from ..engine.streams import PageRepeats, has_more, list_params, object_data, page_data
 

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .. import exceptions as exc
-from ..client import RequestRecord
+from ..answers import RequestRecord
 from ..engine.schema import Embed, Table
 from .reader import ApiReader, Moment, Obj, Page, Scan, clock_of
 from .schema import DELETED, EXPIRED, REMOVED_AT, SYNCED_AT
