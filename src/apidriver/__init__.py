@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__
 
 apilevel = "2.0"
 threadsafety = 1  # threads may share the module, not connections

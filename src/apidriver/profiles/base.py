@@ -9,6 +9,7 @@ from typing import Any
 from ..answers import default_error_details
 from ..engine.schema import Pagination, Table
 from ..properties import Property, Settings
+from ..version import __version__
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,6 @@ class Profile:
         raise KeyError(name)
 
     def headers(self, settings: Settings) -> dict[str, str]:
-        from .. import __version__
-
         return {
             "Authorization": f"Bearer {settings['APIKey']}",
             "Accept": "application/json",
