@@ -26,8 +26,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .backend import ApiError, Backend, invalid, not_found
+from .backend import Backend
 from .control import Action, Control, ControlMiddleware, Fault
+from .errors import ApiError, invalid, not_found
 from .files import media_type
 from .models import Job, Task, encode
 from .seed import seed as seed_backend
@@ -246,8 +247,8 @@ def clock_state(backend: Backend) -> dict[str, Any]:
     return {
         "now": dt.datetime.fromtimestamp(now, dt.timezone.utc).isoformat(),
         "timestamp": now,
-        "advanced_seconds": backend.clock_offset,
-        "retention_hours": backend.retention / 3600.0,
+        "advanced_seconds": backend.clock.offset,
+        "retention_hours": backend.retention.hours,
     }
 
 
@@ -255,7 +256,7 @@ def build_app(emu: Emulation) -> Any:
     b = emu.backend
 
     def job_dict(job: Job, with_tasks: bool = True) -> dict[str, Any]:
-        return b.show(job, job.to_dict(b.root_url, b.job_tasks(job) if with_tasks else None))
+        return b.history.show(job, job.to_dict(b.root_url, b.job_tasks(job) if with_tasks else None))
 
     def task_dict(task: Task, include: frozenset[str] = frozenset()) -> dict[str, Any]:
         return task.to_dict(b.root_url, include, b)
@@ -411,7 +412,7 @@ def build_app(emu: Emulation) -> Any:
                 if _expired(request, b.now()):
                     return _xml_error(403, "AccessDenied", "Request has expired")
                 return Response(
-                    b.file_bytes(ref),
+                    b.storage.file_bytes(ref),
                     media_type=media_type(filename),
                     headers={"Content-Disposition": _attachment(filename)},
                 )
@@ -471,7 +472,7 @@ def build_app(emu: Emulation) -> Any:
         # Every job the emulator ever had (with keep_history): those it has, as GET /v2/jobs?include=tasks
         # shows them, and those it deleted or expired, with why and when (its clock) and their last state;
         # each with the last state an answer or a webhook delivery showed ("shown"). Shows nothing itself.
-        if not b.keep_history:
+        if not b.history.keep:
             message = "the emulator keeps no history: start it with keep_history=True (--keep-history)"
             return Response(json.dumps({"message": message}), 409, media_type="application/json")
         removed = [
@@ -479,11 +480,11 @@ def build_app(emu: Emulation) -> Any:
                 "reason": r.reason,
                 "at": dt.datetime.fromtimestamp(r.at, dt.timezone.utc).isoformat(),
                 "job": r.job.to_dict(b.root_url, r.tasks),
-                "shown": b.shown.get(r.job.id),
+                "shown": b.history.shown.get(r.job.id),
             }
-            for r in b.removed.values()
+            for r in b.history.removed.values()
         ]
-        jobs = [{"job": j.to_dict(b.root_url, b.job_tasks(j)), "shown": b.shown.get(j.id)} for j in b.list_jobs(None, None)]
+        jobs = [{"job": j.to_dict(b.root_url, b.job_tasks(j)), "shown": b.history.shown.get(j.id)} for j in b.list_jobs(None, None)]
         return Response(encode({"now": clock_state(b)["now"], "jobs": jobs, "removed": removed}), media_type="application/json")
 
     async def control_clock(request: Request) -> Response:
