@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import uvicorn
 
-from .app import SCOPES, Emulation, build_app
+from .app import build_app
 from .backend import Backend
-from .control import Action, Control, Fault
+from .control import DEFAULT_RATE_LIMIT, Action, Control, Fault
+from .emulation import Emulation
+from .keys import DEFAULT_API_KEY, SCOPES, scoped_key
 from .seed import seed as seed_backend
 
-DEFAULT_API_KEY = "emulator-key"
-DEFAULT_RATE_LIMIT = 500  # requests a minute per method, as the recorded answers say (0: unlimited)
 SHUTDOWN_GRACE_SECONDS = 1
 
 
@@ -332,14 +332,10 @@ class Emulator:
 
 
 def _scoped(value: str) -> tuple[str, list[str]]:
-    key, sep, scopes = value.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError("use KEY=scope,scope (e.g. readonly=task.read,user.read)")
-    names = [s.strip() for s in scopes.split(",") if s.strip()]
-    unknown = [s for s in names if s not in SCOPES]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}")
-    return key, names
+    try:
+        return scoped_key(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parser() -> argparse.ArgumentParser:
