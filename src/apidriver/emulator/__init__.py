@@ -99,6 +99,22 @@ facts about the real API):
   sync wait) 1 s, then cuts them (the connection closes without an answer).
 """
 
-from .server import Emulator
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .server import Emulator
 
 __all__ = ["Emulator"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Emulator`` (and with it Starlette and uvicorn) is loaded when first asked for: the
+    ``apidriver`` command loads the emulator's options (:mod:`.command`) at start-up without it."""
+    if name == "Emulator":
+        from .server import Emulator
+
+        globals()["Emulator"] = Emulator
+        return Emulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,12 +1,11 @@
-"""Running the emulator: in-process (:class:`Emulator`) or as a command."""
+"""Running the emulator: :class:`Emulator` serves one on a free port, in a thread of this process or
+(:meth:`Emulator.serve_forever`, the command line) in this thread, on a uvicorn server that stops fast."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -16,13 +15,13 @@ from typing import Any
 import httpx
 import uvicorn
 
-from .app import SCOPES, Emulation, build_app
+from .app import build_app
 from .backend import Backend
-from .control import Action, Control, Fault
+from .control import DEFAULT_RATE_LIMIT, Action, Control, Fault
+from .emulation import Emulation
+from .keys import DEFAULT_API_KEY, SCOPES
 from .seed import seed as seed_backend
 
-DEFAULT_API_KEY = "emulator-key"
-DEFAULT_RATE_LIMIT = 500  # requests a minute per method, as the recorded answers say (0: unlimited)
 SHUTDOWN_GRACE_SECONDS = 1
 
 
@@ -329,83 +328,3 @@ class Emulator:
             {"event": d.event, "url": d.url, "webhook_id": d.webhook_id, "attempts": list(d.attempts)}
             for d in list(self.backend.deliveries)
         ]
-
-
-def _scoped(value: str) -> tuple[str, list[str]]:
-    key, sep, scopes = value.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError("use KEY=scope,scope (e.g. readonly=task.read,user.read)")
-    names = [s.strip() for s in scopes.split(",") if s.strip()]
-    unknown = [s for s in names if s not in SCOPES]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}")
-    return key, names
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m apidriver.emulator",
-        description="A local CloudConvert API v2. Prints its root URL on the first line of stdout; the API is under /v2.",
-    )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    p.add_argument("--api-key", default=DEFAULT_API_KEY, help=f"key with every scope (default {DEFAULT_API_KEY})")
-    p.add_argument("--scoped-key", type=_scoped, action="append", default=[], metavar="KEY=SCOPE,...", help="a key with only these scopes; repeatable")
-    p.add_argument("--jobs", type=int, default=0, help="seed this many jobs (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the sample data")
-    p.add_argument("--latency-ms", type=float, default=0, help="delay added to every request")
-    p.add_argument(
-        "--rate-limit",
-        type=int,
-        default=DEFAULT_RATE_LIMIT,
-        help=f"API requests per window (minute) per account and method (default {DEFAULT_RATE_LIMIT}, as recorded); 0 = unlimited",
-    )
-    p.add_argument("--rate-window", type=float, default=60.0, help="length of the rate-limit window in seconds (default 60)")
-    p.add_argument("--task-seconds", type=float, default=1.0, help="how long each task processes (default 1)")
-    p.add_argument("--credits", type=int, default=2500, help="conversion credits of the account")
-    p.add_argument("--retention-hours", type=float, default=24.0, help="delete jobs and tasks this long after they end (default 24, as the API)")
-    p.add_argument("--job-webhook-secret", default=None, help="the secret signing per-job webhook_url deliveries (default: random, printed)")
-    p.add_argument(
-        "--allow-webhook-host",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="also deliver webhooks to HOST (repeatable; * = any host). By default deliveries go only to loopback "
-        "addresses (127.0.0.1, ::1, localhost): the emulator never calls the internet",
-    )
-    p.add_argument(
-        "--keep-history",
-        action="store_true",
-        help="remember every job it ever had, deleted and expired ones too (GET /_emulator/history)",
-    )
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    emulator = Emulator(
-        api_key=args.api_key,
-        scoped_keys=dict(args.scoped_key),
-        jobs=args.jobs,
-        seed=args.seed,
-        latency_ms=args.latency_ms,
-        rate_limit=args.rate_limit or None,
-        rate_window=args.rate_window,
-        task_seconds=args.task_seconds,
-        credits=args.credits,
-        retention_hours=args.retention_hours,
-        host=args.host,
-        port=args.port,
-        job_webhook_secret=args.job_webhook_secret,
-        allow_webhook_hosts=args.allow_webhook_host,
-        keep_history=args.keep_history,
-    )
-    try:
-        emulator.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
