@@ -55,3 +55,15 @@ def test_reset_over_http_and_its_refusals(make_emulator: Callable[..., Emulator]
     assert ids(emu) == []
     assert httpx.post(emu.base_url + "/_emulator/reset", json={"jobs": -1}).status_code == 400
     assert httpx.post(emu.base_url + "/_emulator/reset", json=["x"]).status_code == 400
+
+
+def test_reset_keeps_the_history_setting(make_emulator: Callable[..., Emulator]) -> None:
+    """An emulator started with keep_history keeps history after a reset too (it answered 409 there)."""
+    emu = make_emulator(jobs=2, keep_history=True)
+    emu.reset(jobs=2, seed=1)
+    job = ids(emu)[0]
+    key = {"Authorization": f"Bearer {emu.api_key}"}
+    assert httpx.delete(f"{emu.api_url}/jobs/{job}", headers=key).status_code == 204
+    answer = httpx.get(emu.base_url + "/_emulator/history")
+    assert answer.status_code == 200, answer.text
+    assert job in answer.text

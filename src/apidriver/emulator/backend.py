@@ -82,6 +82,7 @@ class Backend(Account):
             credits=self.initial_credits,
             catalogue=self.catalogue,
             retention_hours=self.retention.hours,
+            keep_history=self.history.keep,
         )
         self.root_url, self.job_webhook_secret = root_url, secret
 
