@@ -105,7 +105,7 @@ def follow_delays(root: str, to: str, jobs: int) -> list[float]:
     """Delivery → commit, for the job.finished deliveries of ``jobs`` new jobs."""
     from apidriver.replica import open_target
     from apidriver.replica.follow import Delivery, Follower
-    from apidriver.replica.sync import Replicator
+    from apidriver.replica.replicator import Replicator
 
     sys.path.insert(0, str(ROOT))
     from tests.history.postgres import free_port

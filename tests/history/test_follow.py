@@ -16,7 +16,7 @@ import apidriver
 from apidriver.emulator import Emulator
 from apidriver.replica import open_target
 from apidriver.replica.follow import Delivery, Follower
-from apidriver.replica.sync import Replicator
+from apidriver.replica.replicator import Replicator
 
 from ..conftest import connect_to
 from ..emulator.support import client, create_job, wait_job, wait_until

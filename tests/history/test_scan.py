@@ -12,8 +12,8 @@ import pytest
 
 import apidriver
 from apidriver.emulator import Emulator
-from apidriver.replica.reader import window_plan
-from apidriver.replica.sync import SyncReport
+from apidriver.replica.report import SyncReport
+from apidriver.replica.scan import window_plan
 
 from ..conftest import connect_to
 from .conftest import scalar

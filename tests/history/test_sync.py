@@ -16,7 +16,8 @@ import sqlalchemy as sa
 import apidriver
 from apidriver.emulator import Emulator
 from apidriver.replica import open_target
-from apidriver.replica.sync import Replicator, SyncReport
+from apidriver.replica.replicator import Replicator
+from apidriver.replica.report import SyncReport
 
 from ..conftest import connect_to
 from ..emulator.support import client, create_job, wait_job

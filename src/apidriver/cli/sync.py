@@ -17,8 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..replica import open_target
-from ..replica.sync import Replicator, SyncReport
 from ..replica.follow import Delivery, Follower
+from ..replica.replicator import Replicator
+from ..replica.report import SyncReport
 from .connecting import connection_option, open_connection
 from .output import plural
 

@@ -16,7 +16,7 @@ captured one can be replayed. Writing its payload could roll a row back
 one request, the object's current state, and an older state never replaces
 a newer one (:mod:`.writer`); only when the API no longer has the object is
 the payload used, if it shows more progress than the row
-(:meth:`~.sync.Replicator.refresh`).
+(:meth:`~.replicator.Replicator.refresh`).
 
 The listener bounds what clients can hold: a read times out after
 ``read_timeout`` seconds, a request must be complete within
@@ -35,14 +35,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import exceptions as exc
-from .sync import Replicator, SyncReport
-
-if TYPE_CHECKING:
-    from ..connection import Connection
-
+from .replicator import Replicator
+from .report import SyncReport
+from .upstream import ApiConnection
 
 MAX_BODY = 16 * 2**20  # bytes of one delivery (a job with its tasks is a few KiB)
 READ_TIMEOUT = 10.0  # seconds a listener's read waits for the client
@@ -127,7 +125,7 @@ class Follower:
 
     def __init__(
         self,
-        connection: Connection,
+        connection: ApiConnection,
         replicator: Replicator,
         tables: Iterable[str] | str | None = None,
         interval: float = 60.0,

@@ -103,6 +103,11 @@ def column_type(sql_type: str, kind: str, indexed: bool = False) -> TypeEngine[A
     return sa.String(255) if indexed and kind == GENERIC else sa.Text()
 
 
+def replica_specs(profile_tables: Iterable[Table]) -> list[Table]:
+    """The tables a replica holds: every profile table (``sys_*`` tables are not the API's)."""
+    return [t for t in profile_tables if not t.name.lower().startswith("sys_")]
+
+
 def indexed_columns(spec: Table) -> list[str]:
     """Columns the replica indexes: API filters (also of the parent, for derived tables) and created_at."""
     names = [c.name for c in spec.columns if c.filter]

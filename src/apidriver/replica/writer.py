@@ -27,8 +27,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..engine.schema import Column, Table
+from .conversions import as_utc
 from .schema import EXACT, REMOVED_AT, REMOVED_REASON, REPLACED, SYNCED_AT
-from .target import Target, as_utc
+from .target import Target
 
 CHUNK = 400  # keys per IN (...) list
 
@@ -48,6 +49,11 @@ class Counts:
 
 
 Key = tuple[Any, ...]
+
+
+def spec_key(spec: Table, obj: Mapping[str, Any]) -> Key:
+    """The key of an API object of ``spec`` (its primary-key columns' values)."""
+    return tuple(c.value(obj) for c in spec.columns if c.primary_key)
 
 
 def _value_or_raw(column: Column, obj: Mapping[str, Any]) -> Any:
