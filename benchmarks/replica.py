@@ -95,7 +95,7 @@ def wait_ended(root: str, ids: list[str]) -> None:
             api.get(f"/jobs/{job}").raise_for_status()
 
 
-def timed_sync(root: str, to: str) -> tuple[float, apidriver.replica.sync.SyncReport]:  # type: ignore[name-defined]
+def timed_sync(root: str, to: str) -> tuple[float, apidriver.replica.report.SyncReport]:
     started = time.perf_counter()
     report = apidriver.sync(connection_string(root), to=to)
     return time.perf_counter() - started, report

@@ -22,7 +22,7 @@ MakeEmulator = Callable[..., Emulator]
 HOUR = 3600.0
 
 
-def run_sync(emulator: Emulator, url: str, **options: Any) -> apidriver.replica.sync.SyncReport:  # type: ignore[name-defined]
+def run_sync(emulator: Emulator, url: str, **options: Any) -> apidriver.replica.report.SyncReport:
     conn = connect_to(emulator, **options.pop("properties", {}))
     try:
         return apidriver.sync(conn, to=url, **options)

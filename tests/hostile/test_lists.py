@@ -236,7 +236,7 @@ def test_a_sync_from_a_server_that_ignores_page_ends(serve: Callable[..., Hostil
         timer.start()
         try:
             with pytest.raises(apidriver.UnexpectedResponseError, match="same 4 objects as page 1|repeats itself"):
-                apidriver.sync(conn, target, tables="Jobs")  # type: ignore[operator]  # (mypy sees the module replica.sync)
+                apidriver.sync(conn, target, tables="Jobs")
         finally:
             timer.cancel()
     assert server.count("GET", "/v2/jobs") <= 2 + 8

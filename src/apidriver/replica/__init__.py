@@ -15,9 +15,8 @@ row. ``apidriver sync`` is the command-line form; :mod:`.follow` keeps a
 replica current.
 
 The replica never imports the connection, the cursor or the cache: it reads
-through what its caller hands it (:mod:`.upstream`). The one exception is
-:func:`sync` given a connection string, which opens (and closes) a
-connection for the call.
+through what its caller hands it (:mod:`.upstream`). ``apidriver.sync``
+(the package root) also takes a connection string and opens the connection.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ def open_target(connection: ApiSource, to: str | None) -> Target:
 
 
 def sync(
-    connection: ApiSource | str,
+    connection: ApiSource,
     to: str | None = None,
     tables: Iterable[str] | str | None = None,
     *,
@@ -51,31 +50,8 @@ def sync(
     progress: Progress | None = None,
     secrets: bool = False,
 ) -> SyncReport:
-    """Copy the account into the database ``to`` and keep what the API has since forgotten.
-
-    :param connection: an open :class:`apidriver.Connection`, or a connection string.
-    :param to: a SQLAlchemy URL (``sqlite:///history.sqlite``, ``postgresql+psycopg://...``);
-        by default ``<profile>.sqlite`` in the working directory.
-    :param tables: table names (a list or ``"Jobs,Tasks"``); by default the account's data
-        (every table but the operations catalogue). Derived tables come with their parent.
-    :param full: read every list whole instead of only what can have changed.
-    :param secrets: also copy secrets (webhook signing secrets); by default they are stored as NULL,
-        and a replica that holds some from before loses them.
-    :returns: per table, rows inserted, updated and newly gone, requests and seconds.
-    """
-    if isinstance(connection, str):
-        # A connection string: this call opens (and closes) its own connection.
-        from ..connection import connect
-
-        with connect(connection) as own:
-            return _sync(own, to, tables, full, progress, secrets)
-    return _sync(connection, to, tables, full, progress, secrets)
-
-
-def _sync(
-    connection: ApiSource, to: str | None, tables: Iterable[str] | str | None, full: bool, progress: Progress | None, secrets: bool
-) -> SyncReport:
-    # (Not sync() itself: once the module replica.sync is imported, the package's global ``sync`` is that module.)
+    """Copy the account into the database ``to`` and keep what the API has since forgotten
+    (``apidriver.sync`` documents the parameters)."""
     from .replicator import Replicator
 
     target = open_target(connection, to)
