@@ -1,0 +1,448 @@
+"""The documents' code blocks, run as a reader would run them, against an emulator.
+
+One mechanism for README.md and every docs/*.md (each has a test module in this
+directory that runs its document and checks what the document says it prints):
+
+- :func:`blocks` finds the fenced blocks of a document (```python, ```sh, ```sql,
+  ```json, ...) with their line numbers.
+- A :class:`Session` runs them in order, in a working directory of their own:
+  Python blocks in one namespace (as one script would), SQL blocks on a DB-API
+  connection the test chooses, shell blocks line by line (``export`` sets the
+  environment; ``apidriver ...`` runs in-process through click's CliRunner;
+  ``... &`` and servers that run until stopped — ``apidriver emulator``,
+  ``apidriver sync --follow`` — start for real and are stopped with Ctrl-C's
+  SIGINT; anything else runs in ``bash``), JSON blocks are parsed, and Python
+  blocks that define ``test_*`` functions are a test file that pytest runs with
+  the plugin (``pytester``).
+- The blocks run as written. What points them at the emulator: every key the
+  documents use as a placeholder (``YOUR_KEY``, ``YOUR_API_KEY``, ``KEY``, ...)
+  is a key of the emulator; the API's default host is the emulator while the
+  session runs (:func:`api_at`: connections that name no ``BaseURL`` reach it);
+  commands get ``APIDRIVER_CONNECTION`` for it unless the document exports its
+  own; and the test's ``substitutions`` replace what only the reader's machine
+  has (a fixed port → a free one, ``postgresql+psycopg://me@db/history`` → a
+  throw-away database). An HTTP(S) proxy that refuses every connection is set
+  for anything but loopback, so a block that would reach the internet fails
+  instead of reaching it.
+- A block that is not run is named in the test's ``not_run`` (by a piece of
+  its text), a command of a shell block in ``not_run_commands`` (the whole
+  command), each with the reason (a package install, an interactive program, a
+  command another test runs); every name must match, and every other block
+  must run and succeed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import types
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from apidriver.emulator import Emulator
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENTS = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+BIN = Path(sys.executable).parent
+
+# The keys the documents write where a reader puts theirs; the emulator takes them all.
+PLACEHOLDER_KEYS = ("YOUR_KEY", "YOUR_API_KEY", "KEY", "...", "your-key", "emulator-key")
+FENCE = re.compile(r"^(?P<indent>[ ]*)```(?P<lang>[\w+-]*)[^\n]*\n(?P<code>.*?)^(?P=indent)```[ ]*$", re.MULTILINE | re.DOTALL)
+READY = {  # servers: what their output says once they are ready
+    "emulator": re.compile(r"^job_webhook_secret=\S+$", re.MULTILINE),  # its second line
+    "follow": re.compile(r"^\d\d:\d\d:\d\d sync: ", re.MULTILINE),  # its first sync is done
+}
+NO_INTERNET = "http://127.0.0.1:9"  # the discard port: nothing listens, every connection is refused
+
+
+@dataclass
+class Block:
+    """A fenced block of a document: its language, its text and the line of its opening fence."""
+
+    document: str
+    line: int
+    lang: str
+    code: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.document}:{self.line}"
+
+    @property
+    def defines_tests(self) -> bool:
+        return self.lang == "python" and re.search(r"^(?:async )?def test_", self.code, re.MULTILINE) is not None
+
+
+def blocks(document: str) -> list[Block]:
+    """Every fenced block of ``document`` (a path relative to the repository), in order."""
+    text = (ROOT / document).read_text()
+    found = []
+    for match in FENCE.finditer(text):
+        indent = match.group("indent")
+        code = "".join(line[len(indent) :] if line.startswith(indent) else line for line in match.group("code").splitlines(keepends=True))
+        found.append(Block(document, text.count("\n", 0, match.start()) + 1, match.group("lang") or "text", code))
+    return found
+
+
+def statements(sql: str) -> list[str]:
+    """The statements of a SQL block, split where SQLite says a statement is complete."""
+    out: list[str] = []
+    current = ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if apsw.complete(current):
+            if re.sub(r"--[^\n]*", "", current).strip():
+                out.append(current.strip())
+            current = ""
+    if re.sub(r"--[^\n]*", "", current).strip():
+        out.append(current.strip())  # a last statement without its semicolon
+    return out
+
+
+def shell_lines(code: str) -> list[tuple[str, str]]:
+    """The commands of a shell block: (command, its trailing comment), continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", code)
+    out = []
+    for raw in joined.splitlines():
+        command, comment = split_comment(raw)
+        if command.strip():
+            out.append((command.strip(), comment))
+    return out
+
+
+def split_comment(line: str) -> tuple[str, str]:
+    """``line`` without its ``# comment`` (a ``#`` outside quotes, at the start or after a blank)."""
+    quote = ""
+    for i, char in enumerate(line):
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i], line[i + 1 :].strip()
+    return line, ""
+
+
+@contextlib.contextmanager
+def api_at(emulator: Emulator) -> Iterator[None]:
+    """While it lasts, a connection that names no ``BaseURL`` reaches ``emulator`` (this process only)."""
+    from apidriver.profiles.cloudconvert import profile
+
+    original, original_sync = profile.root_url, profile.extras["sync_root_url"]
+
+    def root_url(settings: Any) -> str:
+        return str(original(settings)) if settings.get("BaseURL") else emulator.base_url
+
+    def sync_root_url(settings: Any) -> str:
+        return str(original_sync(settings)) if settings.get("BaseURL") else emulator.base_url + "/sync"
+
+    object.__setattr__(profile, "root_url", root_url)  # the profile is a frozen dataclass
+    profile.extras["sync_root_url"] = sync_root_url  # type: ignore[index]
+    try:
+        yield
+    finally:
+        object.__setattr__(profile, "root_url", original)
+        profile.extras["sync_root_url"] = original_sync  # type: ignore[index]
+
+
+def start_emulator(**options: Any) -> Emulator:
+    """An emulator that takes every placeholder key the documents use, with every scope."""
+    from apidriver.emulator.app import SCOPES
+
+    options.setdefault("task_seconds", 0.05)
+    options.setdefault("webhook_retry_delay", 0.02)
+    return Emulator(scoped_keys={key: SCOPES for key in PLACEHOLDER_KEYS}, **options).start()
+
+
+@dataclass
+class Ran:
+    """What one command of a shell block did."""
+
+    command: str
+    comment: str
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Outcome:
+    """What one block did: its printed output (Python), results (SQL), commands (shell), value (JSON)."""
+
+    block: Block
+    stdout: str = ""
+    results: list[tuple[str, list[tuple[Any, ...]], int]] = field(default_factory=list)  # SQL: statement, rows, requests
+    commands: list[Ran] = field(default_factory=list)
+    value: Any = None
+    not_run: str | None = None
+
+    def command(self, start: str) -> Ran:
+        """The command of this block that is ``start``, else the one that starts with it."""
+        found = [c for c in self.commands if c.command == start] or [c for c in self.commands if c.command.startswith(start)]
+        assert len(found) == 1, (start, [c.command for c in self.commands])
+        return found[0]
+
+
+class Session:
+    """Runs the blocks of one document, in order, against ``emulator`` in the directory ``cwd``."""
+
+    def __init__(
+        self,
+        document: str,
+        emulator: Emulator,
+        cwd: Path,
+        *,
+        substitutions: Mapping[str, str] | None = None,
+        not_run: Mapping[str, str] | None = None,
+        not_run_commands: Mapping[str, str] | None = None,
+        sql: Callable[[Block], Any] | None = None,
+        handlers: Mapping[str, Callable[[Block, Session], Outcome]] | None = None,
+        pytester: Any = None,
+    ) -> None:
+        self.document = document
+        self.emulator = emulator
+        self.cwd = cwd
+        self.substitutions = dict(substitutions or {})
+        self.not_run = dict(not_run or {})
+        self.not_run_commands = dict(not_run_commands or {})
+        self.sql_connection = sql
+        self.handlers = dict(handlers or {})
+        self.pytester = pytester
+        self.namespace: dict[str, Any] = {}
+        self.outcomes: list[Outcome] = []
+        self.used: set[str] = set()
+        self.servers: list[subprocess.Popen[str]] = []
+        self.env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "APIDRIVER_CONNECTION": f"APIKey={emulator.api_key};BaseURL={emulator.base_url}",
+            "HTTP_PROXY": NO_INTERNET,
+            "HTTPS_PROXY": NO_INTERNET,
+            "NO_PROXY": "127.0.0.1,localhost,::1",
+            "PYTHONUNBUFFERED": "1",
+            "HOME": str(cwd),  # the shell's history file, and nothing else of the real home
+        }
+        for name in ("CLOUDCONVERT_API_KEY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY", "all_proxy"):
+            self.env.pop(name, None)
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def run(self) -> list[Outcome]:
+        """Run every block (but those in ``not_run``), in order; fails at the first that fails."""
+        module = types.ModuleType("doc_" + re.sub(r"\W", "_", self.document))
+        sys.modules[module.__name__] = module
+        self.namespace = module.__dict__
+        saved = {name: os.environ.get(name) for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "CLOUDCONVERT_API_KEY", "HOME")}
+        for name in saved:
+            if name in self.env:
+                os.environ[name] = self.env[name]
+            else:
+                os.environ.pop(name, None)
+        previous = Path.cwd()
+        os.chdir(self.cwd)
+        try:
+            with api_at(self.emulator):
+                everything = blocks(self.document)
+                tests = [b for b in everything if b.defines_tests and self.reason(b.code) is None]
+                for block in everything:
+                    reason = self.reason(block.code)
+                    if reason is not None:
+                        self.outcomes.append(Outcome(block, not_run=reason))
+                    elif block.defines_tests:
+                        if block is tests[0]:
+                            self.outcomes.append(self.run_tests(tests))
+                        else:
+                            self.outcomes.append(Outcome(block, not_run=f"run with {tests[0].where} as one test file"))
+                    else:
+                        self.outcomes.append(self.run_block(block))
+        finally:
+            os.chdir(previous)
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            self.stop_servers()
+            del sys.modules[module.__name__]
+        unused = [name for name in [*self.not_run, *self.not_run_commands] if name not in self.used]
+        assert not unused, f"not_run names no block or line of {self.document}: {unused}"
+        return self.outcomes
+
+    def reason(self, text: str, command: bool = False) -> str | None:
+        """Why ``text`` is not run, if the test says so: a block whose text contains a name of
+        ``not_run``, or a command of a shell block that is a name of ``not_run_commands``."""
+        for name, reason in (self.not_run_commands if command else self.not_run).items():
+            if (text == name) if command else (name in text):
+                self.used.add(name)
+                return reason
+        return None
+
+    def substitute(self, code: str) -> str:
+        for old, new in self.substitutions.items():
+            code = code.replace(old, new)
+        return code
+
+    def run_block(self, block: Block) -> Outcome:
+        code = self.substitute(block.code)
+        if block.lang in self.handlers:
+            return self.handlers[block.lang](Block(block.document, block.line, block.lang, code), self)
+        if block.lang == "python":
+            return self.run_python(block, code)
+        if block.lang == "sql":
+            return self.run_sql(block, code)
+        if block.lang in ("sh", "console", "bash"):
+            return self.run_shell(block, code)
+        if block.lang == "json":
+            return Outcome(block, value=json.loads(code))
+        raise AssertionError(f"{block.where}: a ```{block.lang} block that is neither run nor named in not_run")
+
+    def run_python(self, block: Block, code: str) -> Outcome:
+        printed = io.StringIO()
+        # dont_inherit: run as a reader's file would, without this module's __future__ imports.
+        compiled = compile(code, block.where, "exec", dont_inherit=True)
+        with contextlib.redirect_stdout(printed):
+            exec(compiled, self.namespace)  # noqa: S102
+        return Outcome(block, stdout=printed.getvalue())
+
+    def run_sql(self, block: Block, code: str) -> Outcome:
+        if self.sql_connection is None:
+            raise AssertionError(f"{block.where}: a SQL block, and the test gives no connection for it")
+        conn = self.sql_connection(block)
+        outcome = Outcome(block)
+        for statement in statements(code):
+            cursor = conn.cursor()
+            try:
+                cursor.execute(statement)
+                rows = [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+                outcome.results.append((statement, rows, len(getattr(cursor, "requests", []))))
+            finally:
+                cursor.close()
+        return outcome
+
+    def run_shell(self, block: Block, code: str) -> Outcome:
+        outcome = Outcome(block)
+        for command, comment in shell_lines(code):
+            if self.reason(command, command=True) is not None:
+                continue
+            ran = self.run_command(command, comment)
+            outcome.commands.append(ran)
+            assert ran.returncode == 0, f"{block.where}: `{command}` exited with {ran.returncode}:\n{ran.stdout}\n{ran.stderr}"
+        return outcome
+
+    def run_command(self, command: str, comment: str = "") -> Ran:
+        words = shlex.split(command)
+        if words[0] == "export":
+            for word in words[1:]:
+                name, _, value = word.partition("=")
+                self.env[name] = value
+            return Ran(command, comment, 0, "", "")
+        if command.endswith("&"):
+            return self.start_server(command[:-1].strip(), comment, stop=False)
+        if "--follow" in words or words[:2] == ["apidriver", "emulator"] or words[:3] == ["python", "-m", "apidriver.emulator"]:
+            return self.start_server(command, comment, stop=True)
+        if words[0] == "apidriver" and not set(words) & {"|", ">", "&&", ";"}:
+            return self.run_cli(words[1:], command, comment)
+        result = subprocess.run(["bash", "-c", command], cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=120, check=False)
+        return Ran(command, comment, result.returncode, result.stdout, result.stderr)
+
+    def run_cli(self, args: list[str], command: str, comment: str) -> Ran:
+        """``apidriver ARGS [< FILE]`` in this process (as a subprocess would, ~1 s faster each)."""
+        from click.testing import CliRunner
+
+        from apidriver.cli import cli
+
+        stdin = None
+        if "<" in args:
+            at = args.index("<")
+            stdin = (self.cwd / args[at + 1]).read_bytes()
+            args = args[:at] + args[at + 2 :]
+        env = {name: self.env.get(name) for name in ("APIDRIVER_CONNECTION", "CLOUDCONVERT_API_KEY", "APIDRIVER_MCP_TOKEN")}
+        result = CliRunner().invoke(cli, args, env=env, input=stdin, prog_name="apidriver")
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return Ran(command, comment, result.exit_code, result.stdout, result.stderr)
+
+    def start_server(self, command: str, comment: str, stop: bool) -> Ran:
+        """Start a command that runs until stopped; once it says it is ready, stop it with SIGINT
+        (``stop``) and check how it ended, or leave it running until the session ends."""
+        process = subprocess.Popen(
+            ["bash", "-c", f"exec {command}"], cwd=self.cwd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.servers.append(process)
+        ready = READY["follow"] if "--follow" in command else READY["emulator"]
+        printed = ""
+        deadline = time.monotonic() + 60
+        assert process.stdout is not None
+        while not ready.search(printed):
+            line = process.stdout.readline()
+            if not line:
+                raise AssertionError(f"`{command}` ended before it was ready ({process.wait()}):\n{printed}\n{process.stderr.read() if process.stderr else ''}")
+            printed += line
+            assert time.monotonic() < deadline, f"`{command}` not ready after 60 s:\n{printed}"
+        if not stop:
+            return Ran(command, comment, 0, printed, "")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+        self.servers.remove(process)
+        return Ran(command, comment, process.returncode, printed + out, err)
+
+    def stop_servers(self) -> None:
+        for process in self.servers:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+        self.servers.clear()
+
+    def run_tests(self, tests: list[Block]) -> Outcome:
+        """The blocks that define tests, put together in order: a test file that pytest runs with the
+        plugin, in a process of its own; every test must pass."""
+        assert self.pytester is not None, f"{tests[0].where}: blocks that define tests need the pytester fixture"
+        code = "\n\n".join(self.substitute(b.code) for b in tests)
+        names = re.findall(r"^(?:async )?def (test_\w+)", code, flags=re.MULTILINE)
+        assert len(set(names)) == len(names), f"{self.document}: two tests of one name"
+        self.pytester.makepyfile(**{"test_" + re.sub(r"\W", "_", Path(self.document).stem): code})
+        with contextlib.chdir(self.pytester.path):
+            result = self.pytester.runpytest_subprocess("-p", "no:cacheprovider")
+        result.assert_outcomes(passed=len(names))
+        return Outcome(tests[0], stdout=str(result.stdout), value=names)
+
+    # -- reading the outcomes ---------------------------------------------------------------------
+
+    def outcome(self, text: str) -> Outcome:
+        """The outcome of the one block whose text contains ``text``."""
+        found = [o for o in self.outcomes if text in o.block.code]
+        assert len(found) == 1, f"{len(found)} blocks of {self.document} contain {text!r}"
+        return found[0]
+
+    @property
+    def ran(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.not_run is None]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).strip("\n")
