@@ -5,7 +5,7 @@ directory that runs its document and checks what the document says it prints):
 
 - :func:`blocks` finds the fenced blocks of a document (```python, ```sh, ```sql,
   ```json, ...) with their line numbers.
-- A :class:`Session` runs them in order, in a working directory of their own:
+- A :class:`DocRun` runs them in order, in a working directory of their own:
   Python blocks in one namespace (as one script would), SQL blocks on a DB-API
   connection the test chooses, shell blocks line by line (``export`` sets the
   environment; ``apidriver ...`` runs in-process through click's CliRunner;
@@ -52,6 +52,7 @@ from typing import Any
 
 import apsw
 
+import apidriver
 from apidriver.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,20 +198,21 @@ class Outcome:
         return found[0]
 
 
-class Session:
-    """Runs the blocks of one document, in order, against ``emulator`` in the directory ``cwd``."""
+class DocRun:
+    """Runs the blocks of one document, in order, against ``emulator`` in the directory ``cwd``
+    (``emulator`` None: a document whose blocks start their own)."""
 
     def __init__(
         self,
         document: str,
-        emulator: Emulator,
+        emulator: Emulator | None,
         cwd: Path,
         *,
         substitutions: Mapping[str, str] | None = None,
         not_run: Mapping[str, str] | None = None,
         not_run_commands: Mapping[str, str] | None = None,
         sql: Callable[[Block], Any] | None = None,
-        handlers: Mapping[str, Callable[[Block, Session], Outcome]] | None = None,
+        handlers: Mapping[str, Callable[[Block, DocRun], Outcome]] | None = None,
         pytester: Any = None,
     ) -> None:
         self.document = document
@@ -229,15 +231,16 @@ class Session:
         self.env = {
             **os.environ,
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "APIDRIVER_CONNECTION": f"APIKey={emulator.api_key};BaseURL={emulator.base_url}",
             "HTTP_PROXY": NO_INTERNET,
             "HTTPS_PROXY": NO_INTERNET,
             "NO_PROXY": "127.0.0.1,localhost,::1",
             "PYTHONUNBUFFERED": "1",
             "HOME": str(cwd),  # the shell's history file, and nothing else of the real home
         }
-        for name in ("CLOUDCONVERT_API_KEY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY", "all_proxy"):
+        for name in ("CLOUDCONVERT_API_KEY", "APIDRIVER_CONNECTION", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY", "all_proxy"):
             self.env.pop(name, None)
+        if emulator is not None:
+            self.env["APIDRIVER_CONNECTION"] = f"APIKey={emulator.api_key};BaseURL={emulator.base_url}"
 
     # -- running ------------------------------------------------------------------------------------
 
@@ -255,7 +258,7 @@ class Session:
         previous = Path.cwd()
         os.chdir(self.cwd)
         try:
-            with api_at(self.emulator):
+            with api_at(self.emulator) if self.emulator is not None else contextlib.nullcontext():
                 everything = blocks(self.document)
                 tests = [b for b in everything if b.defines_tests and self.reason(b.code) is None]
                 for block in everything:
@@ -276,11 +279,28 @@ class Session:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-            self.stop_servers()
-            del sys.modules[module.__name__]
         unused = [name for name in [*self.not_run, *self.not_run_commands] if name not in self.used]
         assert not unused, f"not_run names no block or line of {self.document}: {unused}"
         return self.outcomes
+
+    def __enter__(self) -> DocRun:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the servers the blocks left running; dispose of the engines and close the connections
+        they left open; forget their module."""
+        import sqlalchemy
+
+        self.stop_servers()
+        for value in list(self.namespace.values()):
+            if isinstance(value, sqlalchemy.engine.Engine):
+                value.dispose()
+            elif isinstance(value, apidriver.Connection):
+                value.close()
+        sys.modules.pop("doc_" + re.sub(r"\W", "_", self.document), None)
 
     def reason(self, text: str, command: bool = False) -> str | None:
         """Why ``text`` is not run, if the test says so: a block whose text contains a name of
@@ -335,12 +355,17 @@ class Session:
 
     def run_shell(self, block: Block, code: str) -> Outcome:
         outcome = Outcome(block)
+        reasons = []
         for command, comment in shell_lines(code):
-            if self.reason(command, command=True) is not None:
+            reason = self.reason(command, command=True)
+            if reason is not None:
+                reasons.append(reason)
                 continue
             ran = self.run_command(command, comment)
             outcome.commands.append(ran)
             assert ran.returncode == 0, f"{block.where}: `{command}` exited with {ran.returncode}:\n{ran.stdout}\n{ran.stderr}"
+        if not outcome.commands:
+            outcome.not_run = "; ".join(reasons)
         return outcome
 
     def run_command(self, command: str, comment: str = "") -> Ran:

@@ -18,7 +18,7 @@ from apidriver.emulator import Emulator
 
 from ..conftest import raw_list
 from ..history.postgres import PostgresServer
-from .harness import Session, free_port, start_emulator
+from .harness import DocRun, free_port, start_emulator
 
 DOC = "README.md"
 
@@ -32,7 +32,7 @@ def emulator() -> Iterator[Emulator]:
     emulator.stop()
 
 
-def session(emulator: Emulator, tmp_path: Path, pg: tuple[PostgresServer, str] | None, pytester: pytest.Pytester) -> Session:
+def session(emulator: Emulator, tmp_path: Path, pg: tuple[PostgresServer, str] | None, pytester: pytest.Pytester) -> DocRun:
     not_run = {
         "pip install -q -e . && .venv/bin/apidriver demo": "installs into a new environment; .ci/run runs these two commands",
         "pytest tests/sqlalchemy_suite": "SQLAlchemy's suite is a pytest run of its own; .ci/run runs it",
@@ -56,15 +56,20 @@ def session(emulator: Emulator, tmp_path: Path, pg: tuple[PostgresServer, str] |
     def sql(block: Any) -> Any:
         return apidriver.connect(APIKey=emulator.api_key, BaseURL=emulator.base_url)
 
-    return Session(
+    return DocRun(
         DOC, emulator, tmp_path, substitutions=substitutions, not_run=not_run, not_run_commands=not_run_commands, sql=sql, pytester=pytester
     )
 
 
 def test_every_block_of_the_readme_runs(emulator: Emulator, tmp_path: Path, pg_database: Any, pytester: pytest.Pytester) -> None:
     jobs = raw_list(emulator, "/jobs")
-    run = session(emulator, tmp_path, pg_database, pytester)
-    run.run()
+    with session(emulator, tmp_path, pg_database, pytester) as run:
+        run.run()
+        check(run, jobs, tmp_path)
+
+
+def check(run: DocRun, jobs: list[dict[str, Any]], tmp_path: Path) -> None:
+    """What the README says its blocks print."""
     assert len(run.ran) >= 12
     ns = run.namespace
 
