@@ -13,7 +13,7 @@ directory that runs its document and checks what the document says it prints):
   ``apidriver sync --follow`` — start for real and are stopped with Ctrl-C's
   SIGINT; anything else runs in ``bash``), JSON blocks are parsed, and Python
   blocks that define ``test_*`` functions are a test file that pytest runs with
-  the plugin (``pytester``).
+  the plugin, in a process of its own.
 - The blocks run as written. What points them at the emulator: every key the
   documents use as a placeholder (``YOUR_KEY``, ``YOUR_API_KEY``, ``KEY``, ...)
   is a key of the emulator; the API's default host is the emulator while the
@@ -48,7 +48,7 @@ import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import apsw
 
@@ -93,7 +93,7 @@ def blocks(document: str) -> list[Block]:
     found = []
     for match in FENCE.finditer(text):
         indent = match.group("indent")
-        code = "".join(line[len(indent) :] if line.startswith(indent) else line for line in match.group("code").splitlines(keepends=True))
+        code = "".join(line.removeprefix(indent) for line in match.group("code").splitlines(keepends=True))
         found.append(Block(document, text.count("\n", 0, match.start()) + 1, match.group("lang") or "text", code))
     return found
 
@@ -213,7 +213,6 @@ class DocRun:
         not_run_commands: Mapping[str, str] | None = None,
         sql: Callable[[Block], Any] | None = None,
         handlers: Mapping[str, Callable[[Block, DocRun], Outcome]] | None = None,
-        pytester: Any = None,
     ) -> None:
         self.document = document
         self.emulator = emulator
@@ -223,7 +222,6 @@ class DocRun:
         self.not_run_commands = dict(not_run_commands or {})
         self.sql_connection = sql
         self.handlers = dict(handlers or {})
-        self.pytester = pytester
         self.namespace: dict[str, Any] = {}
         self.outcomes: list[Outcome] = []
         self.used: set[str] = set()
@@ -283,10 +281,10 @@ class DocRun:
         assert not unused, f"not_run names no block or line of {self.document}: {unused}"
         return self.outcomes
 
-    def __enter__(self) -> DocRun:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -437,16 +435,20 @@ class DocRun:
 
     def run_tests(self, tests: list[Block]) -> Outcome:
         """The blocks that define tests, put together in order: a test file that pytest runs with the
-        plugin, in a process of its own; every test must pass."""
-        assert self.pytester is not None, f"{tests[0].where}: blocks that define tests need the pytester fixture"
+        plugin, in a process of its own, as a user would; every test must pass."""
         code = "\n\n".join(self.substitute(b.code) for b in tests)
         names = re.findall(r"^(?:async )?def (test_\w+)", code, flags=re.MULTILINE)
         assert len(set(names)) == len(names), f"{self.document}: two tests of one name"
-        self.pytester.makepyfile(**{"test_" + re.sub(r"\W", "_", Path(self.document).stem): code})
-        with contextlib.chdir(self.pytester.path):
-            result = self.pytester.runpytest_subprocess("-p", "no:cacheprovider")
-        result.assert_outcomes(passed=len(names))
-        return Outcome(tests[0], stdout=str(result.stdout), value=names)
+        folder = self.cwd / "tests_of_the_document"
+        folder.mkdir()
+        (folder / ("test_" + re.sub(r"\W", "_", Path(self.document).stem) + ".py")).write_text(code)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(folder), "-q", str(folder)],
+            cwd=folder, env=self.env, capture_output=True, text=True, timeout=300, check=False,
+        )
+        passed = re.search(r"(\d+) passed", result.stdout)
+        assert result.returncode == 0 and passed and int(passed[1]) == len(names), f"{tests[0].where}: {result.stdout}\n{result.stderr}"
+        return Outcome(tests[0], stdout=result.stdout, value=names)
 
     # -- reading the outcomes ---------------------------------------------------------------------
 

@@ -22,8 +22,6 @@ from .harness import DocRun, free_port, start_emulator
 
 DOC = "README.md"
 
-pytest_plugins = ["pytester"]
-
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
@@ -32,7 +30,7 @@ def emulator() -> Iterator[Emulator]:
     emulator.stop()
 
 
-def session(emulator: Emulator, tmp_path: Path, pg: tuple[PostgresServer, str] | None, pytester: pytest.Pytester) -> DocRun:
+def session(emulator: Emulator, tmp_path: Path, pg: tuple[PostgresServer, str] | None) -> DocRun:
     not_run = {
         "pip install -q -e . && .venv/bin/apidriver demo": "installs into a new environment; .ci/run runs these two commands",
         "pytest tests/sqlalchemy_suite": "SQLAlchemy's suite is a pytest run of its own; .ci/run runs it",
@@ -57,13 +55,13 @@ def session(emulator: Emulator, tmp_path: Path, pg: tuple[PostgresServer, str] |
         return apidriver.connect(APIKey=emulator.api_key, BaseURL=emulator.base_url)
 
     return DocRun(
-        DOC, emulator, tmp_path, substitutions=substitutions, not_run=not_run, not_run_commands=not_run_commands, sql=sql, pytester=pytester
+        DOC, emulator, tmp_path, substitutions=substitutions, not_run=not_run, not_run_commands=not_run_commands, sql=sql
     )
 
 
-def test_every_block_of_the_readme_runs(emulator: Emulator, tmp_path: Path, pg_database: Any, pytester: pytest.Pytester) -> None:
+def test_every_block_of_the_readme_runs(emulator: Emulator, tmp_path: Path, pg_database: Any) -> None:
     jobs = raw_list(emulator, "/jobs")
-    with session(emulator, tmp_path, pg_database, pytester) as run:
+    with session(emulator, tmp_path, pg_database) as run:
         run.run()
         check(run, jobs, tmp_path)
 
@@ -81,7 +79,7 @@ def check(run: DocRun, jobs: list[dict[str, Any]], tmp_path: Path) -> None:
     assert "method='GET'" in printed[-1] and "filter%5Bstatus%5D=error" in printed[-1]  # sent to the API
 
     # The join of jobs, tasks and files: one request.
-    ((statement, rows, requests),) = run.outcome("JOIN TaskFiles f ON f.task_id = t.id").results
+    ((_, rows, requests),) = run.outcome("JOIN TaskFiles f ON f.task_id = t.id").results
     assert rows and requests == 1
 
     # Quick start (SQLAlchemy): the ORM loop printed each failed job with its tasks; pandas keeps UTC.

@@ -18,7 +18,7 @@ from ..conftest import raw_list
 from .harness import DocRun, api_at, start_emulator
 
 DOC = "docs/sqlalchemy.md"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture(scope="module")

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from .harness import DocRun
 
 DOC = "docs/testing.md"
 
-pytest_plugins = ["pytester"]
 
-
-def test_every_block_of_the_testing_guide_passes(tmp_path: Path, pytester: pytest.Pytester) -> None:
-    with DocRun(DOC, None, tmp_path, pytester=pytester) as run:
+def test_every_block_of_the_testing_guide_passes(tmp_path: Path) -> None:
+    with DocRun(DOC, None, tmp_path) as run:
         run.run()
     (tests,) = run.ran  # one test file of every block
     assert len(tests.value) >= 6 and len(run.outcomes) >= 5
