@@ -16,12 +16,14 @@ directory that runs its document and checks what the document says it prints):
   the plugin, in a process of its own.
 - The blocks run as written. What points them at the emulator: every key the
   documents use as a placeholder (``YOUR_KEY``, ``YOUR_API_KEY``, ``KEY``, ...)
-  is a key of the emulator; the API's default host is the emulator while the
-  session runs (:func:`api_at`: connections that name no ``BaseURL`` reach it);
-  commands get ``APIDRIVER_CONNECTION`` for it unless the document exports its
-  own; and the test's ``substitutions`` replace what only the reader's machine
-  has (a fixed port → a free one, ``postgresql+psycopg://me@db/history`` → a
-  throw-away database). An HTTP(S) proxy that refuses every connection is set
+  is a key of the emulator, and ``CLOUDCONVERT_API_KEY`` is one (the reader has
+  set theirs); the API's default host is the emulator while the document runs
+  (:func:`api_at`: connections that name no ``BaseURL`` reach it, in this
+  process and, through ``site/sitecustomize.py``, in the commands' processes);
+  the test's ``substitutions`` replace what only the reader's machine has (a
+  fixed port → a free one, ``postgresql+psycopg://me@db/history`` → a
+  throw-away database), and the files a block reads that the reader would have
+  (a document to convert, a script of statements) are written by the test. An HTTP(S) proxy that refuses every connection is set
   for anything but loopback, so a block that would reach the internet fails
   instead of reaching it.
 - A block that is not run is named in the test's ``not_run`` (by a piece of
@@ -55,9 +57,12 @@ import apsw
 import apidriver
 from apidriver.emulator import Emulator
 
+from .site.sitecustomize import point_at
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
 BIN = Path(sys.executable).parent
+SITE = Path(__file__).resolve().parent / "site"  # sitecustomize.py: the default host in the commands' processes
 
 # The keys the documents write where a reader puts theirs; the emulator takes them all.
 PLACEHOLDER_KEYS = ("YOUR_KEY", "YOUR_API_KEY", "KEY", "...", "your-key", "emulator-key")
@@ -140,24 +145,13 @@ def split_comment(line: str) -> tuple[str, str]:
 
 @contextlib.contextmanager
 def api_at(emulator: Emulator) -> Iterator[None]:
-    """While it lasts, a connection that names no ``BaseURL`` reaches ``emulator`` (this process only)."""
-    from apidriver.profiles.cloudconvert import profile
-
-    original, original_sync = profile.root_url, profile.extras["sync_root_url"]
-
-    def root_url(settings: Any) -> str:
-        return str(original(settings)) if settings.get("BaseURL") else emulator.base_url
-
-    def sync_root_url(settings: Any) -> str:
-        return str(original_sync(settings)) if settings.get("BaseURL") else emulator.base_url + "/sync"
-
-    object.__setattr__(profile, "root_url", root_url)  # the profile is a frozen dataclass
-    profile.extras["sync_root_url"] = sync_root_url  # type: ignore[index]
+    """While it lasts, a connection of this process that names no ``BaseURL`` reaches ``emulator``
+    (the commands' processes get the same from ``site/sitecustomize.py``)."""
+    restore = point_at(emulator.base_url)
     try:
         yield
     finally:
-        object.__setattr__(profile, "root_url", original)
-        profile.extras["sync_root_url"] = original_sync  # type: ignore[index]
+        restore()
 
 
 def start_emulator(**options: Any) -> Emulator:
@@ -237,8 +231,10 @@ class DocRun:
         }
         for name in ("CLOUDCONVERT_API_KEY", "APIDRIVER_CONNECTION", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY", "all_proxy"):
             self.env.pop(name, None)
-        if emulator is not None:
-            self.env["APIDRIVER_CONNECTION"] = f"APIKey={emulator.api_key};BaseURL={emulator.base_url}"
+        if emulator is not None:  # a reader who has set their key (a placeholder the emulator takes)
+            self.env["CLOUDCONVERT_API_KEY"] = "YOUR_KEY"
+            self.env["APIDRIVER_DOCS_API_URL"] = emulator.base_url
+            self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH")) if p)
 
     # -- running ------------------------------------------------------------------------------------
 
@@ -393,7 +389,7 @@ class DocRun:
             at = args.index("<")
             stdin = (self.cwd / args[at + 1]).read_bytes()
             args = args[:at] + args[at + 2 :]
-        env = {name: self.env.get(name) for name in ("APIDRIVER_CONNECTION", "CLOUDCONVERT_API_KEY", "APIDRIVER_MCP_TOKEN")}
+        env = {name: self.env.get(name) for name in ("APIDRIVER_CONNECTION", "CLOUDCONVERT_API_KEY", "APIDRIVER_MCP_TOKEN", "HOME")}
         result = CliRunner().invoke(cli, args, env=env, input=stdin, prog_name="apidriver")
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception

@@ -38,7 +38,6 @@ def session(emulator: Emulator, tmp_path: Path, pg: tuple[PostgresServer, str] |
     not_run_commands = {
         "apidriver demo": "tests/cli/test_demo.py runs the demo and checks each section",
         "apidriver shell": "interactive; tests/cli drives the shell in a pseudo-terminal",
-        "apidriver mcp": "a stdio server for an MCP client; tests/mcp drives it with the SDK's client",
     }
     port = free_port()
     substitutions = {"127.0.0.1:8000": f"127.0.0.1:{port}", "--port 8000": f"--port {port}", "0.0.0.0:8787": f"127.0.0.1:{free_port()}"}
