@@ -205,7 +205,7 @@ class DocRun:
         substitutions: Mapping[str, str] | None = None,
         not_run: Mapping[str, str] | None = None,
         not_run_commands: Mapping[str, str] | None = None,
-        sql: Callable[[Block], Any] | None = None,
+        sql: Callable[[Block, str], Any] | None = None,
         handlers: Mapping[str, Callable[[Block, DocRun], Outcome]] | None = None,
     ) -> None:
         self.document = document
@@ -335,10 +335,9 @@ class DocRun:
     def run_sql(self, block: Block, code: str) -> Outcome:
         if self.sql_connection is None:
             raise AssertionError(f"{block.where}: a SQL block, and the test gives no connection for it")
-        conn = self.sql_connection(block)
         outcome = Outcome(block)
         for statement in statements(code):
-            cursor = conn.cursor()
+            cursor = self.sql_connection(block, statement).cursor()
             try:
                 cursor.execute(statement)
                 rows = [tuple(r) for r in cursor.fetchall()] if cursor.description else []
@@ -373,7 +372,10 @@ class DocRun:
             return self.start_server(command[:-1].strip(), comment, stop=False)
         if "--follow" in words or words[:2] == ["apidriver", "emulator"] or words[:3] == ["python", "-m", "apidriver.emulator"]:
             return self.start_server(command, comment, stop=True)
-        if words[0] == "apidriver" and not set(words) & {"|", ">", "&&", ";"}:
+        variables = re.search(r"\$\{?\w", command) is not None
+        if words[0] in ("apidriver", str(BIN / "apidriver")) and not set(words) & {"|", ">", "&&", ";"} and not (variables and "'" in command):
+            if variables:  # $NAME and ${NAME}, as the shell expands them outside single quotes
+                words = [re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: self.env.get(m[1] or m[2], ""), w) for w in words]
             return self.run_cli(words[1:], command, comment)
         result = subprocess.run(["bash", "-c", command], cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=120, check=False)
         return Ran(command, comment, result.returncode, result.stdout, result.stderr)
@@ -395,9 +397,10 @@ class DocRun:
             raise result.exception
         return Ran(command, comment, result.exit_code, result.stdout, result.stderr)
 
-    def start_server(self, command: str, comment: str, stop: bool) -> Ran:
-        """Start a command that runs until stopped; once it says it is ready, stop it with SIGINT
-        (``stop``) and check how it ended, or leave it running until the session ends."""
+    def start_server(self, command: str, comment: str, stop: bool, stop_with: int = signal.SIGINT) -> Ran:
+        """Start a command that runs until stopped; once it says it is ready, stop it with
+        ``stop_with`` (Ctrl-C's SIGINT; systemd sends SIGTERM) and say how it ended (``stop``), or
+        leave it running until the document ends."""
         process = subprocess.Popen(
             ["bash", "-c", f"exec {command}"], cwd=self.cwd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -414,7 +417,7 @@ class DocRun:
             assert time.monotonic() < deadline, f"`{command}` not ready after 60 s:\n{printed}"
         if not stop:
             return Ran(command, comment, 0, printed, "")
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_with)
         out, err = process.communicate(timeout=60)
         self.servers.remove(process)
         return Ran(command, comment, process.returncode, printed + out, err)

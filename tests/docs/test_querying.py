@@ -30,7 +30,7 @@ def emulator() -> Iterator[Emulator]:
 def test_every_block_of_the_querying_page(emulator: Emulator, tmp_path: Path) -> None:
     conn = apidriver.connect(APIKey=emulator.api_key, BaseURL=emulator.base_url)
 
-    def sql(block: Block) -> Any:
+    def sql(block: Block, statement: str) -> Any:
         return conn
 
     try:

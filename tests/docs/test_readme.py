@@ -50,7 +50,7 @@ def session(emulator: Emulator, tmp_path: Path, pg: tuple[PostgresServer, str] |
     (tmp_path / "minutes.docx").write_bytes(b"PK\x03\x04 minutes of the meeting")
     (tmp_path / "nightly.sql").write_text("SELECT count(*) FROM Jobs;\nSELECT status, count(*) FROM Jobs GROUP BY status;\n")
 
-    def sql(block: Any) -> Any:
+    def sql(block: Any, statement: str) -> Any:
         return apidriver.connect(APIKey=emulator.api_key, BaseURL=emulator.base_url)
 
     return DocRun(
