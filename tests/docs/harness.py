@@ -13,7 +13,8 @@ directory that runs its document and checks what the document says it prints):
   ``apidriver sync --follow`` — start for real and are stopped with Ctrl-C's
   SIGINT; anything else runs in ``bash``), JSON blocks are parsed, and Python
   blocks that define ``test_*`` functions are a test file that pytest runs with
-  the plugin, in a process of its own.
+  the plugin, in a process of its own. ``cd DIR`` moves the rest of the
+  document there.
 - The blocks run as written. What points them at the emulator: every key the
   documents use as a placeholder (``YOUR_KEY``, ``YOUR_API_KEY``, ``KEY``, ...)
   is a key of the emulator, and ``CLOUDCONVERT_API_KEY`` is one (the reader has
@@ -363,6 +364,10 @@ class DocRun:
 
     def run_command(self, command: str, comment: str = "") -> Ran:
         words = shlex.split(command)
+        if words[0] == "cd":  # the next commands run there (this process too: CliRunner runs in its directory)
+            self.cwd = (self.cwd / words[1]).resolve()
+            os.chdir(self.cwd)
+            return Ran(command, comment, 0, "", "")
         if words[0] == "export":
             for word in words[1:]:
                 name, _, value = word.partition("=")
