@@ -29,9 +29,9 @@ directory that runs its document and checks what the document says it prints):
   instead of reaching it.
 - A block that is not run is named in the test's ``not_run`` (by a piece of
   its text), a command of a shell block in ``not_run_commands`` (the whole
-  command), each with the reason (a package install, an interactive program, a
-  command another test runs); every name must match, and every other block
-  must run and succeed.
+  command), each with the reason (an interactive program, a command another
+  test runs); every name must match, and every other block must run and
+  succeed. ``pip install ...`` is never run (the environment has every extra).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ READY = {  # servers: what their output says once they are ready
     "emulator": re.compile(r"^job_webhook_secret=\S+$", re.MULTILINE),  # its second line
     "follow": re.compile(r"^\d\d:\d\d:\d\d sync: ", re.MULTILINE),  # its first sync is done
 }
+INSTALL = "installs packages (the test environment has apidriver and every extra; test_documents checks the extras named exist)"
 NO_INTERNET = "http://127.0.0.1:9"  # the discard port: nothing listens, every connection is refused
 
 
@@ -221,6 +222,7 @@ class DocRun:
         self.outcomes: list[Outcome] = []
         self.used: set[str] = set()
         self.servers: list[subprocess.Popen[str]] = []
+        self.connections: list[Any] = []  # what ``sql`` gave: closed at the end
         self.env = {
             **os.environ,
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -290,6 +292,8 @@ class DocRun:
         import sqlalchemy
 
         self.stop_servers()
+        for conn in self.connections:
+            conn.close()
         for value in list(self.namespace.values()):
             if isinstance(value, sqlalchemy.engine.Engine):
                 value.dispose()
@@ -338,7 +342,10 @@ class DocRun:
             raise AssertionError(f"{block.where}: a SQL block, and the test gives no connection for it")
         outcome = Outcome(block)
         for statement in statements(code):
-            cursor = self.sql_connection(block, statement).cursor()
+            conn = self.sql_connection(block, statement)
+            if all(conn is not c for c in self.connections):
+                self.connections.append(conn)
+            cursor = conn.cursor()
             try:
                 cursor.execute(statement)
                 rows = [tuple(r) for r in cursor.fetchall()] if cursor.description else []
@@ -351,7 +358,7 @@ class DocRun:
         outcome = Outcome(block)
         reasons = []
         for command, comment in shell_lines(code):
-            reason = self.reason(command, command=True)
+            reason = INSTALL if command.startswith("pip install ") else self.reason(command, command=True)
             if reason is not None:
                 reasons.append(reason)
                 continue

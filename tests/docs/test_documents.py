@@ -27,3 +27,16 @@ def test_every_cited_document_exists() -> None:
     sources = [*ROOT.glob("src/**/*.py"), ROOT / "README.md", ROOT / "ARCHITECTURE.md", *ROOT.glob("docs/*.md")]
     cited = {(m, str(p.relative_to(ROOT))) for p in sources for m in re.findall(r"\bdocs/[\w-]+\.md\b", p.read_text())}
     assert cited and sorted((doc, where) for doc, where in cited if not (ROOT / doc).exists()) == []
+
+
+def test_installs_are_said_one_way() -> None:
+    """``pip install apidriver`` or ``pip install 'apidriver[EXTRA]'`` (quoted: zsh reads [...] as a
+    pattern), with extras pyproject.toml declares."""
+    import tomllib
+
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    for doc in DOCUMENTS:
+        text = (ROOT / doc).read_text()
+        assert not re.findall(r"pip install apidriver\[", text), doc
+        named = set(re.findall(r"'apidriver\[([a-z]\w*)\]'", text))  # (EXTRA: the placeholder)
+        assert named <= extras, (doc, named - extras)

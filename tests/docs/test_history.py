@@ -59,8 +59,6 @@ def test_every_block_of_the_history_page(emulator: Emulator, tmp_path: Path, pg_
         pg_url = server.url(name)
         substitutions["-h db.example.com -d history"] = f"-h 127.0.0.1 -p {server.port} -U apidriver -d {name}"
     substitutions["postgresql+psycopg://me@db.example.com/history"] = substitutions["postgresql+psycopg://me@db/history"] = pg_url
-    opened: list[Any] = []
-
     def sql(block: Block, statement: str) -> Any:
         if "-- PostgreSQL" in block.code:
             server, name = pg_database
@@ -73,16 +71,11 @@ def test_every_block_of_the_history_page(emulator: Emulator, tmp_path: Path, pg_
             conn = apidriver.connect(f"APIKey={emulator.api_key};BaseURL={emulator.base_url};CacheLocation=cloudconvert.sqlite")
         else:  # REPLICATE, CACHE: a cache of their own
             conn = apidriver.connect(f"APIKey={emulator.api_key};BaseURL={emulator.base_url};CacheLocation=cache.sqlite")
-        opened.append(conn)
         return conn
 
-    try:
-        with DocRun(DOC, emulator, tmp_path, substitutions=substitutions, not_run=not_run, sql=sql) as run:
-            run.run()
-            check(run, emulator, tmp_path, middle, pg_database is not None)
-    finally:
-        for conn in opened:
-            conn.close()
+    with DocRun(DOC, emulator, tmp_path, substitutions=substitutions, not_run=not_run, sql=sql) as run:
+        run.run()
+        check(run, emulator, tmp_path, middle, pg_database is not None)
 
 
 def check(run: DocRun, emulator: Emulator, tmp_path: Path, middle: dt.datetime, postgresql: bool) -> None:

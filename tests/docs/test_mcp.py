@@ -33,7 +33,6 @@ def test_every_block_of_the_mcp_guide(emulator: Emulator, tmp_path: Path) -> Non
         "median wall time": "what benchmarks/mcp_overhead.py printed once",
     }
     not_run_commands = {
-        "pip install 'apidriver[mcp]'": "installs a package (the test environment has the extra)",
         "apidriver mcp --http 127.0.0.1:8765": "serves until stopped; tests/mcp/test_http.py serves HTTP and connects with the SDK's client",
     }
     substitutions = {"http://127.0.0.1:8000": emulator.base_url}

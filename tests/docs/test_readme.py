@@ -50,7 +50,7 @@ def session(emulator: Emulator, tmp_path: Path, pg: tuple[PostgresServer, str] |
     (tmp_path / "minutes.docx").write_bytes(b"PK\x03\x04 minutes of the meeting")
     (tmp_path / "nightly.sql").write_text("SELECT count(*) FROM Jobs;\nSELECT status, count(*) FROM Jobs GROUP BY status;\n")
 
-    def sql(block: Any, statement: str) -> Any:
+    def sql(block: Any, statement: str) -> Any:  # the join: on a connection of its own, to count its requests
         return apidriver.connect(APIKey=emulator.api_key, BaseURL=emulator.base_url)
 
     return DocRun(
@@ -67,8 +67,14 @@ def test_every_block_of_the_readme_runs(emulator: Emulator, tmp_path: Path, pg_d
 
 def check(run: DocRun, jobs: list[dict[str, Any]], tmp_path: Path) -> None:
     """What the README says its blocks print."""
-    assert len(run.ran) >= 12
+    assert len(run.ran) >= 14 and len(run.outcomes) - len(run.ran) == 3  # not run: the installs, the clone, the suite
     ns = run.namespace
+
+    # Your own account: read-only from one line on; a DELETE is refused before anything is sent.
+    own = run.outcome('export APIDRIVER_CONNECTION="ReadOnly=true"')
+    assert "1 request" in own.command("apidriver query").stdout
+    refused = run.outcome("ReadOnly=True)").stdout
+    assert "read-only (ReadOnly=true)" in refused and "Nothing was sent" in refused
 
     # Quick start (DB-API): the failed jobs, with aware UTC datetimes, and the requests made.
     printed = run.outcome("for job_id, tag, created_at in cur:").stdout.splitlines()
@@ -117,6 +123,7 @@ def check(run: DocRun, jobs: list[dict[str, Any]], tmp_path: Path) -> None:
     assert cli.command("apidriver query \"SELECT * FROM Tasks").stderr.startswith("GET http://127.0.0.1:")  # --requests
     assert cli.command("apidriver shell < nightly.sql").stdout.count(" · 1 request · ") == 2
     assert "Replica: sqlite:///history.sqlite" in cli.command("apidriver sync --to sqlite:///history.sqlite").stdout
+    assert "serving MCP on stdio (read-only)" in cli.command("apidriver mcp").stderr  # and ended with its input
 
     # The emulator: the root URL, then the job webhook secret.
     first, second = run.outcome("python -m apidriver.emulator --port 0").commands[0].stdout.splitlines()[:2]
