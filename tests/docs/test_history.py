@@ -23,7 +23,7 @@ from ..emulator.support import client, create_job, wait_job
 from .harness import Block, DocRun, free_port, start_emulator
 
 DOC = "docs/history.md"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture

@@ -30,7 +30,17 @@ from ..conftest import CONVERSION_TASKS
 from ..emulator.support import wait_until
 from ..history.postgres import PostgresServer
 from ..history.test_follow import Running
-from .harness import BIN, Block, DocRun, Outcome, Ran, blocks, free_port, start_emulator, statements
+from .harness import (
+    BIN,
+    Block,
+    DocRun,
+    Outcome,
+    Ran,
+    blocks,
+    free_port,
+    start_emulator,
+    statements,
+)
 
 DOC = "docs/production.md"
 ROLES = ("history_owner", "history_sync", "history_reader")
@@ -267,7 +277,7 @@ def test_a_signal_during_a_sync(emulator: Emulator, tmp_path: Path, sent: int, s
     try:
         wait_until(lambda: any(r["path"] == "/v2/jobs" for r in emulator.pending_requests()), timeout=30, what="the sync's stalled request")
         process.send_signal(sent)
-        out, err = process.communicate(timeout=30)
+        _, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
@@ -284,7 +294,7 @@ def test_a_follower_ends_with_1_when_a_sync_of_its_loop_fails(emulator: Emulator
         while " sync: " not in process.stdout.readline():
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
         emulator.add_fault("503", path="/v2/", count=1000)
-        out, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
