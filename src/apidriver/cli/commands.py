@@ -44,9 +44,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def demo(jobs: int, seed: int) -> None:
     """Walk through apidriver on the built-in emulator (offline).
 
-    Starts a CloudConvert emulator with a sample account, then runs the ORM
-    example of the article, shows what each query sends to the API, a join
-    with an aggregate, and writes.
+    Starts a CloudConvert emulator with a sample account, then reads the
+    failed jobs through the SQLAlchemy ORM, shows what each query sends to
+    the API, a join with an aggregate, and writes.
 
     \b
     Example:

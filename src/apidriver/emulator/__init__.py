@@ -6,7 +6,7 @@ in-process with :class:`Emulator`. It is a real HTTP server (Starlette on
 uvicorn) on 127.0.0.1, so clients talk to it exactly as they would to
 ``https://api.cloudconvert.com``: point their base URL at ``emulator.base_url``.
 
-What it does (the reference is ``docs/cloudconvert-api.md`` of the project):
+What it does (after https://cloudconvert.com/api/v2, the official SDKs and their recorded answers in ``tests/fixtures/cloudconvert``):
 
 - Auth: ``Authorization: Bearer KEY``; 401 ``UNAUTHENTICATED`` without a known
   key, 403 ``FORBIDDEN`` when the key lacks the endpoint's scope.

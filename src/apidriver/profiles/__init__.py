@@ -45,4 +45,14 @@ def load(value: str) -> Profile:
     raise ProgrammingError(f"Unknown profile{called}. Available profiles: {known}.")
 
 
+def __getattr__(name: str) -> object:
+    """The built-in profile's module on first use, so that ``apidriver.profiles.cloudconvert.X`` works
+    after a plain ``import apidriver`` (which does not import it: ``connect()`` does, when needed)."""
+    if name == "cloudconvert":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["Profile", "available", "load"]
