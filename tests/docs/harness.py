@@ -158,7 +158,7 @@ def api_at(emulator: Emulator) -> Iterator[None]:
 
 def start_emulator(**options: Any) -> Emulator:
     """An emulator that takes every placeholder key the documents use, with every scope."""
-    from apidriver.emulator.app import SCOPES
+    from apidriver.emulator.keys import SCOPES
 
     options.setdefault("task_seconds", 0.05)
     options.setdefault("webhook_retry_delay", 0.02)

@@ -239,7 +239,7 @@ def sync_status(emulator: Emulator, tmp_path: Path, *args: str, connect: str | N
 
 
 def test_exit_statuses_as_the_page_lists_them(emulator: Emulator, tmp_path: Path) -> None:
-    from apidriver.emulator.app import SCOPES
+    from apidriver.emulator.keys import SCOPES
 
     assert sync_status(emulator, tmp_path)[0] == 0
     wrong_key = sync_status(emulator, tmp_path, connect=f"APIKey=wrong;BaseURL={emulator.base_url}")
