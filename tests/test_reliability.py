@@ -309,7 +309,7 @@ def test_rowcount_after_a_failed_execute_is_minus_one(conn: apidriver.Connection
 
 
 def test_unexpected_errors_read_as_one_sentence() -> None:
-    from apidriver.cursor import translate
+    from apidriver.engine.errors import translate
 
     error = translate(RuntimeError("Cannot send a request, as the client has been closed."))
     assert isinstance(error, apidriver.InternalError)

@@ -18,7 +18,7 @@ import httpx
 import orjson
 
 from . import exceptions as exc
-from .exceptions import sentence
+from .exceptions import Details, api_error, sentence
 from .transport import BodyRefused
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
@@ -32,7 +32,6 @@ SUCCESS: dict[str, frozenset[int]] = {
     "": frozenset({200, 201, 202, 204}),
 }
 
-Details = tuple[str | None, str | None, dict[str, Any] | None]
 """``(code, message, field errors)`` of an error answer."""
 
 
@@ -115,21 +114,6 @@ def default_error_details(body: Any) -> Details:
         errors = body.get("errors")
         return body.get("code"), body.get("message"), errors if isinstance(errors, dict) else None
     return None, None, None
-
-
-def api_error(
-    cls: type[exc.Error],
-    message: str,
-    method: str,
-    url: str,
-    status: int | None = None,
-    details: Details = (None, None, None),
-) -> exc.Error:
-    """An API error of class ``cls`` (an ``APIErrorMixin`` subclass) with its details."""
-    error = cls(message)
-    assert isinstance(error, exc.APIErrorMixin)
-    error._set_api(status, details[0], details[2], method, url)
-    return error
 
 
 class ErrorTranslator:

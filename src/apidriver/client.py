@@ -76,16 +76,14 @@ from .answers import (
     SUCCESS,
     Answer,
     ApiResponse,
-    Details,
     ErrorTranslator,
     RequestRecord,
-    api_error,
     default_error_details,
     json_body,
 )
 from .attempts import Attempt
 from .cancel import Cancel
-from .exceptions import sentence
+from .exceptions import Details, api_error, sentence
 from .pacing import RatePacer
 from .properties import DEFAULT_MAX_RESPONSE_SIZE
 from .response_cache import CACHE

@@ -48,6 +48,7 @@ from .cache import install as install_cache
 from .client import ApiClient
 from .response_cache import CACHE
 from .transport import tls_context
+from .engine.errors import translate
 from .engine.executor import Engine, StatementContext
 from .engine.procedures import ProcedureModule, ProcedureRunner
 from .engine.schema import Procedure, Table
@@ -124,7 +125,7 @@ class Shape:
     local_insert: bool = False
     """It inserts into a local table: ``lastrowid`` is SQLite's ``last_insert_rowid()``."""
     renames_temp: bool = False
-    """It renames a TEMP table, which could then hide an API table (see ``Connection._renaming``)."""
+    """It renames a TEMP table, which could then hide an API table (see ``Connection.around``)."""
 
 
 class _Prepared:
@@ -308,7 +309,7 @@ class Connection:
         would touch or shadow the API tables, so that such a statement sends
         nothing and changes nothing.
         """
-        context = self._active
+        context = self.current_statement
         lowered = (name or "").lower()
         # One of this connection's own tables (not a table of that name in a database the user attached).
         ours = lowered in self._reserved and (database or "main").lower() in _OWN_SCHEMAS
@@ -375,7 +376,7 @@ class Connection:
             message = f"CREATE VIRTUAL TABLE {name} USING {detail}: that module serves apidriver's own tables only. {_LOCAL_HINT}"
         else:
             return apsw.SQLITE_OK
-        self._active.refused = exc.NotSupportedError(message)
+        self.current_statement.refused = exc.NotSupportedError(message)
         return apsw.SQLITE_DENY
 
     def shape(self, sql: str, bindings: Any) -> Shape:
@@ -397,8 +398,8 @@ class Connection:
         if known is not None:
             self._shapes.move_to_end(sql)
             return known
-        previous, probe = self._active, StatementContext()
-        self._activate(probe)
+        previous, probe = self.current_statement, StatementContext()
+        self.make_current(probe)
         self._preparing = prepared = _Prepared()
         described: list[tuple[tuple[str, str | None], ...]] = []
 
@@ -416,7 +417,7 @@ class Connection:
             return Shape()  # the statement itself will fail (with its own error)
         finally:
             self._preparing = None
-            self._activate(previous)
+            self.make_current(previous)
         # DDL reports writes too (DROP TABLE deletes the table's rows): they are not DML.
         writes = [] if prepared.ddl else [(action, api) for action, api, trigger in prepared.writes if trigger is None]
         local = [] if prepared.ddl else [action for action, api, _ in prepared.writes if not api]
@@ -440,16 +441,16 @@ class Connection:
 
         Raises the error the statement would fail with if it cannot be prepared.
         """
-        with self._stepping():
-            previous, probe = self._active, StatementContext()
-            self._activate(probe)  # the authorizer notes what a statement reads: not into the running one
+        with self.using():
+            previous, probe = self.current_statement, StatementContext()
+            self.make_current(probe)  # the authorizer notes what a statement reads: not into the running one
             try:
                 info = apsw.ext.query_info(self._db, sql)
             except Exception as error:
                 failure = probe.refused if isinstance(error, apsw.AuthError) and probe.refused else translate(error, sql)
                 raise failure from error
             finally:
-                self._activate(previous)
+                self.make_current(previous)
         names = info.bindings_names if info.bindings_count else ()
         return tuple(None if name is None or name.isdigit() else name for name in names)
 
@@ -490,20 +491,28 @@ class Connection:
             self._end("ROLLBACK")
 
     def _end(self, statement: str) -> None:
-        with self._stepping():
+        with self.using():
             try:
                 self._db.execute(statement)
             except apsw.Error as error:
                 raise translate(error, statement) from error
 
     @contextmanager
-    def _renaming(self) -> Iterator[None]:
-        """Runs ``ALTER TABLE temp.x RENAME TO y`` in a savepoint, undone if ``y`` is a reserved name.
+    def around(self, shape: Shape) -> Iterator[None]:
+        """What a statement of this ``shape`` needs around it, as the cursor runs it.
 
-        A TEMP table named like an API or sys table would hide it (SQLite
-        looks in temp first), and SQLite's authorizer reports only the old
-        name of a rename: the new one is checked once the rename is done.
+        A statement that changes local tables opens a transaction first (as
+        ``sqlite3`` does). ``ALTER TABLE temp.x RENAME TO y`` runs in a
+        savepoint, undone if ``y`` is a reserved name: a TEMP table named like
+        an API or sys table would hide it (SQLite looks in temp first), and
+        SQLite's authorizer reports only the old name of a rename, so the new
+        one is checked once the rename is done.
         """
+        if shape.local_writes and self._isolation_level is not None and not self._db.in_transaction:
+            self._db.execute(f"BEGIN {self._isolation_level}")
+        if not shape.renames_temp:
+            yield
+            return
         self._db.execute("SAVEPOINT apidriver_rename")
         try:
             yield
@@ -518,11 +527,6 @@ class Connection:
                 f"shadowed. {_LOCAL_HINT}"
             )
         self._db.execute("RELEASE apidriver_rename")
-
-    def _begin(self) -> None:
-        """Open a transaction before a statement that changes local tables (as ``sqlite3`` does)."""
-        if self._isolation_level is not None and not self._db.in_transaction:
-            self._db.execute(f"BEGIN {self._isolation_level}")
 
     @property
     def isolation_level(self) -> str | None:
@@ -616,7 +620,7 @@ class Connection:
     def _cancel_all(self, reason: str) -> None:
         self._current.context.cancel.set(reason)
         for cursor in list(self._cursors):
-            cursor._context.cancel.set(reason)
+            cursor.context.cancel.set(reason)
 
     @property
     def closed(self) -> bool:
@@ -669,15 +673,16 @@ class Connection:
             raise exc.InterfaceError("The connection is closed.")
 
     @property
-    def _active(self) -> StatementContext:
-        """The statement being prepared or stepped."""
+    def current_statement(self) -> StatementContext:
+        """The statement being prepared or stepped (the cache counts its requests there and reads its refusal)."""
         return self._current.context
 
-    def _activate(self, context: StatementContext) -> None:
+    def make_current(self, context: StatementContext) -> None:
+        """``context`` is the statement's whose SQLite steps come next (a cursor's, before it steps)."""
         self._current.context = context
 
     @contextmanager
-    def _stepping(self) -> Iterator[None]:
+    def using(self) -> Iterator[None]:
         """Held while a cursor runs SQLite; close() from another thread waits for it."""
         self._check_open()  # first: after fork() the lock may be held by a thread of the parent
         if not self._using.acquire(blocking=False):
@@ -697,7 +702,7 @@ class Connection:
         return self._db
 
 
-from .cursor import Cursor, translate  # noqa: E402  (cursor needs Connection's module loaded)
+from .cursor import Cursor  # noqa: E402  (cursor needs Connection's module loaded)
 
 
 def connect(connection_string: str | None = None, **properties: Any) -> Connection:

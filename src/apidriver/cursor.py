@@ -16,8 +16,8 @@ import apsw
 
 from . import exceptions as exc
 from .cache.grammar import recognise as cache_statement
+from .engine.errors import translate
 from .answers import RequestRecord
-from .exceptions import sentence
 from .engine.executor import StatementContext
 from .engine.writes import delete_failure, partial_failure
 from .typeobjects import type_code
@@ -27,51 +27,6 @@ if TYPE_CHECKING:
     from .connection import Connection, Shape
 
 _CONVERTED = (TIMESTAMP, BOOLEAN)
-
-
-def translate(error: BaseException, sql: str | None = None, context: StatementContext | None = None) -> BaseException:
-    """An exception from APSW or a virtual table as a DB-API exception."""
-    if isinstance(error, exc.Error) or not isinstance(error, Exception):
-        return error
-    if context is not None and context.cancel.is_set:
-        return context.cancel.error()  # SQLite interrupted by the progress handler, or a wait that ended
-    message = str(error)
-    if isinstance(error, apsw.SQLError):
-        text = message.removeprefix("SQLError: ")
-        if text == "<NULL>":
-            text = (
-                "SQLite failed to pass an IN (...) list to an API table (an empty subquery result?). "
-                "Rewrite the condition as a join or EXISTS, or give the values as parameters."
-            )
-        if text.startswith(("virtual tables may not be", "table ")) and ("may not be" in text):
-            return exc.NotSupportedError(
-                f"{text}: the API tables cannot be altered, indexed or changed that way. "
-                "For scratch work use CREATE TEMP TABLE with a name that is not an API table."
-            )
-        if "no such table" in text:
-            text += ". See the table list with SELECT name FROM sys_tables."
-        elif "no such column" in text:
-            text += ". See the columns with SELECT table_name, column_name FROM sys_tablecolumns."
-        return exc.ProgrammingError(text)
-    if isinstance(error, KeyError) and sql is not None and error.args and isinstance(error.args[0], str):
-        name = error.args[0]
-        if any(f"{mark}{name}" in sql for mark in ":@$"):
-            return exc.ProgrammingError(
-                f"No value for the parameter :{name}: pass it in the mapping of parameters, e.g. execute(sql, {{{name!r}: ...}})."
-            )
-    if isinstance(error, apsw.BindingsError):
-        return exc.ProgrammingError(f"Wrong parameters for the statement: {message}")
-    if isinstance(error, apsw.ConstraintError):
-        return exc.IntegrityError(message)
-    if isinstance(error, apsw.ReadOnlyError):
-        return exc.NotSupportedError(message)
-    if isinstance(error, (apsw.TooBigError, apsw.MismatchError)):
-        return exc.DataError(message)
-    if isinstance(error, apsw.ThreadingViolationError):
-        return exc.ProgrammingError(f"{message} (a connection may not be used by two threads at once).")
-    if isinstance(error, apsw.Error):
-        return exc.OperationalError(message)
-    return exc.InternalError(f"Unexpected {type(error).__name__} inside apidriver: {sentence(message)} Please report this.")
 
 
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)
@@ -107,14 +62,16 @@ class Cursor:
         self._check_open()
         self.rowcount = -1  # until this statement has succeeded
         self._counts_at_end = False
-        with self.connection._stepping():
+        with self.connection.using():
             self._finish()
             self._context = StatementContext()
-            self.connection._activate(self._context)
-            special = cache_statement(operation)  # REPLICATE / CACHE (apidriver.cache.statements)
+            self.connection.make_current(self._context)
+            special = cache_statement(operation)  # REPLICATE / CACHE
             if special is not None:
+                from .cache.statements import run  # only when used: it loads SQLAlchemy
+
                 try:
-                    operation, parameters = special.run(self.connection, self._adapt(parameters))
+                    operation, parameters = run(special, self.connection, self._adapt(parameters))
                 except Exception as error:
                     raise exc.chained(translate(error, operation), error)
             bindings = self._adapt(parameters)
@@ -139,12 +96,7 @@ class Cursor:
         self._returned = 0
         context = self._context
         try:
-            if shape.local_writes:
-                self.connection._begin()
-            if shape.renames_temp:
-                with self.connection._renaming():
-                    cursor.execute(operation, bindings)
-            else:
+            with self.connection.around(shape):
                 cursor.execute(operation, bindings)
         except BaseException as error:
             if isinstance(error, apsw.AuthError) and context.refused is not None:
@@ -161,6 +113,7 @@ class Cursor:
         if context.delete_failure is not None:
             self._finish()
             raise delete_failure(context)
+        description: tuple[tuple[str, str | None], ...]
         try:
             # Read after the first step: a statement from APSW's cache that was prepared before a
             # schema change is prepared again by that step, and only then has its new columns.
@@ -267,11 +220,11 @@ class Cursor:
             raise exc.ProgrammingError("The last statement returned no rows to fetch (it was not a query).")
         if self._cursor is None:
             return None
-        with self.connection._stepping():
+        with self.connection.using():
             if self._context.cancel.is_set:
                 self._finish()
                 self._context.cancel.check()
-            self.connection._activate(self._context)
+            self.connection.make_current(self._context)
             try:
                 row = next(self._cursor)
             except StopIteration:
@@ -365,6 +318,11 @@ class Cursor:
             table = self.connection.engine.table(table_name)
             out.append({c.name: from_sql(c.value(obj), c.type) for c in table.columns})
         return out
+
+    @property
+    def context(self) -> StatementContext:
+        """The state of the cursor's statement (its requests, its rows, its cancel flag), as the engine keeps it."""
+        return self._context
 
     @property
     def requests(self) -> list[RequestRecord]:

@@ -190,3 +190,23 @@ def sentence(text: str) -> str:
     """``text`` ending with a full stop (API messages often have none)."""
     text = text.rstrip()
     return text if not text or text[-1] in ".!?" else text + "."
+
+
+Details = tuple[str | None, str | None, dict[str, Any] | None]
+"""What an error answer says: its code, its message, its field errors."""
+
+
+def api_error(
+    cls: type[Error],
+    message: str,
+    method: str,
+    url: str,
+    status: int | None = None,
+    details: Details = (None, None, None),
+) -> Error:
+    """An API error of class ``cls`` (an ``APIErrorMixin`` subclass) with the request and answer it is about."""
+    error = cls(message)
+    assert isinstance(error, APIErrorMixin)
+    error._set_api(status, details[0], details[2], method, url)
+    return error
+

@@ -90,7 +90,7 @@ class Cache:
         if self._replicator is None:
 
             def observe(record: RequestRecord) -> None:
-                self.connection._active.observe(record)
+                self.connection.current_statement.observe(record)
 
             self._replicator = Replicator(self.connection, self.target, observer=observe)
         return self._replicator
@@ -116,7 +116,7 @@ class Cache:
 
     def _this_statement(self) -> None:
         """Per-statement state starts afresh with each statement."""
-        context = self.connection._active
+        context = self.connection.current_statement
         if context is not self._statement:
             self._statement, self._refreshed, self._lookups = context, set(), Lookups(self.source)
 

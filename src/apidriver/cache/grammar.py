@@ -15,12 +15,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from .. import exceptions as exc
-
-if TYPE_CHECKING:
-    from ..connection import Connection
 
 _BLANKS = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL)
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
@@ -64,12 +60,6 @@ class CacheStatement:
     table: str | None = None
     truncate: bool = False
     select: str = ""
-
-    def run(self, connection: Connection, parameters: Any) -> tuple[str, tuple[Any, ...]]:
-        """Carry the statement out; returns a SELECT (and its parameters) that presents the outcome."""
-        from .statements import run
-
-        return run(self, connection, parameters)
 
 
 def recognise(sql: str) -> CacheStatement | None:

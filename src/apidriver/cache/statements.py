@@ -21,6 +21,7 @@ import apsw
 import sqlalchemy as sa
 
 from .. import exceptions as exc
+from ..engine.errors import translate
 from ..replica.writer import ReplicaWriter, chunks
 from .attach import AUTO, OFFLINE, Cache
 from .grammar import CacheStatement
@@ -118,14 +119,12 @@ def _run_select(connection: Connection, select: str, parameters: Any) -> tuple[l
         except apsw.ExecTraceAbort:
             raise exc.ProgrammingError("CACHE takes one SELECT statement.") from None
         except apsw.AuthError:
-            context_refused = connection._active.refused
+            context_refused = connection.current_statement.refused
             if context_refused is not None and not refused:
                 raise context_refused from None
             raise exc.ProgrammingError("CACHE takes a SELECT: the statement after CACHE may only read.") from None
         except apsw.Error as error:
-            from ..cursor import translate
-
-            raise translate(error, select) from error
+            raise exc.chained(translate(error, select), error)
     finally:
         db.authorizer = original
         cursor.close(force=True)

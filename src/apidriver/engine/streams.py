@@ -72,9 +72,7 @@ def page_data(body: Any, where: str, status: int | None = None, paginated: bool 
 
 
 def _unexpected(message: str, status: int | None, where: str) -> exc.Error:
-    error = exc.UnexpectedResponseError(message)
-    error._set_api(status, None, None, "GET", where)
-    return error
+    return exc.api_error(exc.UnexpectedResponseError, message, "GET", where, status)
 
 
 def object_data(body: Any, where: str, status: int | None = None) -> dict[str, Any]:

@@ -165,13 +165,13 @@ class Writer:
             # A success without the object: the API may have made it, and nothing says what it made.
             status = response.status if response is not None else None
             url = response.url if response is not None and response.url else path
-            ambiguous = exc.AmbiguousWriteError(
+            raise exc.api_error(
+                exc.AmbiguousWriteError,
                 f"POST {url} answered {status} without the object it created (an object with its key in \"data\"), so "
                 "whether it created one, and which, is unknown. It was not retried, to avoid doing it twice; check the "
-                f"current state (e.g. SELECT the objects by tag) before trying again.{describe_created(ctx)}"
+                f"current state (e.g. SELECT the objects by tag) before trying again.{describe_created(ctx)}",
+                "POST", url, status,
             )
-            ambiguous._set_api(status, None, None, "POST", url)
-            raise ambiguous
         key = table.key_of(created)
         single = key[0] if len(key) == 1 else key
         ctx.created.append((table.name, single, created))

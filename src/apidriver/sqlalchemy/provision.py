@@ -100,7 +100,7 @@ def _post_configure_testing_engine(url: URL, engine: Engine, options: dict[str, 
 
     if options.get("sqlite_share_pool") and hasattr(engine.pool, "_transfer_from"):
         options["use_reaper"] = False
-        engine.pool._transfer_from(config.db.pool)
+        engine.pool._transfer_from(config.db.pool)  # type: ignore[attr-defined]  # config.db is set by the plugin
 
 
 if post_configure_testing_engine is not None:
