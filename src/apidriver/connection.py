@@ -32,6 +32,7 @@ from .cache import CACHE_PROPERTIES
 from .cache import install as install_cache
 from .client import CACHE, ApiClient, tls_context
 from .engine.executor import Engine, StatementContext
+from .engine.planner import in_affinity
 from .engine.procedures import ProcedureModule, ProcedureRunner
 from .engine.schema import Procedure, Table
 from .engine.system import system_tables
@@ -198,7 +199,7 @@ class Connection:
             procedure_module: Any = ProcedureModule(procedure, self.runner)
             self._db.create_module(procedure.name, procedure_module, use_bestindex_object=True, eponymous_only=True)
         self._reserved = {t.name.lower() for t in self.tables} | set(self.procedures)
-        self._in_sets: OrderedDict[str, bool] = OrderedDict()
+        self._in_sets: OrderedDict[str, tuple[bool, str]] = OrderedDict()
         # CacheLocation/CacheConnection/AutoCache/Offline: cache.<Table>, and the plain names over the cache.
         self.cache: Cache | None = None
         try:
@@ -282,6 +283,11 @@ class Connection:
         table but ours: then every IN has a literal or bound list on its
         right. Decided once per SQL text (APSW caches the statements too).
         """
+        return self.in_facts(sql, bindings)[0]
+
+    def in_facts(self, sql: str, bindings: Any) -> tuple[bool, str]:
+        """``in_sets`` and what the statement's IN subqueries apply to their values
+        (``engine.planner.in_affinity``, read from the same EXPLAIN), once per SQL text."""
         known = self._in_sets.get(sql)
         if known is not None:
             self._in_sets.move_to_end(sql)
@@ -289,12 +295,12 @@ class Connection:
         previous, probe = self._active, StatementContext()
         self._activate(probe)
         try:
-            self._db.cursor().execute(sql, bindings, can_cache=False, explain=1).fetchall()
+            program = self._db.cursor().execute(sql, bindings, can_cache=False, explain=1).fetchall()
         except Exception:
-            return False  # the statement itself will fail (with its own error), or run with values one by one
+            return False, "mixed"  # the statement itself will fail (with its own error), or run with values one by one
         finally:
             self._activate(previous)
-        answer = probe.selects <= 1 and not probe.foreign_reads
+        answer = (probe.selects <= 1 and not probe.foreign_reads, in_affinity(program))
         self._in_sets[sql] = answer
         while len(self._in_sets) > 512:
             self._in_sets.popitem(last=False)

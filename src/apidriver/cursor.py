@@ -9,7 +9,7 @@ failed page always fails the statement (never a partial result).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import apsw
@@ -20,12 +20,21 @@ from .client import RequestRecord, sentence
 from .engine.executor import StatementContext
 from .engine.writes import delete_failure, partial_failure
 from .typeobjects import type_code
-from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql
+from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql, stored_to_datetime
 
 if TYPE_CHECKING:
     from .connection import Connection
 
-_CONVERTED = (TIMESTAMP, BOOLEAN)
+def _timestamp(value: Any) -> Any:
+    return stored_to_datetime(value) if type(value) is str else value
+
+
+def _boolean(value: Any) -> Any:
+    return bool(value) if type(value) is int else value
+
+
+# Result columns declared with these types are returned as Python values (values.from_sql, per type).
+_CONVERTED: dict[str, Callable[[Any], Any]] = {TIMESTAMP: _timestamp, BOOLEAN: _boolean}
 
 
 def translate(error: BaseException, sql: str | None = None, context: StatementContext | None = None) -> BaseException:
@@ -91,7 +100,7 @@ class Cursor:
         self._cursor: apsw.Cursor | None = None
         self._context = StatementContext()
         self._description: tuple[tuple[str, str | None], ...] = ()
-        self._convert: list[tuple[int, str]] = []
+        self._convert: list[tuple[int, Callable[[Any], Any]]] = []
         self.description: tuple[tuple[Any, ...], ...] | None = None
         self.rowcount = -1
         self.lastrowid: int | None = None
@@ -115,7 +124,7 @@ class Cursor:
                 except Exception as error:
                     raise translate(error, operation) from error
             bindings = self._adapt(parameters)
-            self._context.in_sets = self.connection.in_sets(operation, bindings)
+            self._context.in_sets, self._context.in_affinity = self.connection.in_facts(operation, bindings)
             return self._execute(operation, bindings)
 
     def _execute(self, operation: str, bindings: Any) -> Cursor:
@@ -238,38 +247,62 @@ class Cursor:
             return
         self.description = tuple((name, type_code(decl), None, None, None, None, None) for name, decl in description)
         self._convert = [
-            (i, (decl or "").upper()) for i, (_, decl) in enumerate(description) if (decl or "").upper() in _CONVERTED
+            (i, _CONVERTED[(decl or "").upper()]) for i, (_, decl) in enumerate(description) if (decl or "").upper() in _CONVERTED
         ]
 
     # -- fetching ----------------------------------------------------------------------------------
 
     def fetchone(self) -> tuple[Any, ...] | None:
+        rows = self._fetch(1)
+        return rows[0] if rows else None
+
+    def _fetch(self, count: int | None) -> list[tuple[Any, ...]]:
+        """Up to ``count`` rows (None: all), stepping SQLite under one hold of the connection."""
+        if count == 0:
+            return []
         self._check_open()
         if self.description is None:
             raise exc.ProgrammingError("The last statement returned no rows to fetch (it was not a query).")
         if self._cursor is None:
-            return None
+            return []
         with self.connection._stepping():
             if self._context.cancel.is_set:
                 self._finish()
                 self._context.cancel.check()
             self.connection._activate(self._context)
+            cursor = self._cursor
             try:
-                row = next(self._cursor)
-            except StopIteration:
-                self._finish()
-                return None
+                if count is None:
+                    rows = cursor.fetchall()
+                    done = True
+                else:
+                    rows = []
+                    done = False
+                    for row in cursor:
+                        rows.append(row)
+                        if len(rows) >= count:
+                            break
+                    else:
+                        done = True
             except BaseException as error:
                 self._finish()
                 raise translate(error, None, self._context) from error
+            if done:
+                self._finish()
         if self._context.created:
-            row = self._returning(row)
-        if self._convert:
+            rows = [self._returning(row) for row in rows]
+        converters = self._convert
+        if not converters:
+            return rows if not self._context.created else [tuple(r) for r in rows]
+        out = []
+        for row in rows:
             values = list(row)
-            for i, kind in self._convert:
-                values[i] = from_sql(values[i], kind)
-            return tuple(values)
-        return tuple(row)
+            for i, convert in converters:
+                value = values[i]
+                if value is not None:
+                    values[i] = convert(value)
+            out.append(tuple(values))
+        return out
 
     def _returning(self, row: Sequence[Any]) -> Sequence[Any]:
         """``INSERT ... RETURNING`` rows: what the API created, not SQLite's echo of the inputs."""
@@ -288,20 +321,10 @@ class Cursor:
         return out
 
     def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
-        count = self.arraysize if size is None else size
-        out = []
-        for _ in range(count):
-            row = self.fetchone()
-            if row is None:
-                break
-            out.append(row)
-        return out
+        return self._fetch(max(0, self.arraysize if size is None else size))
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        out = []
-        while (row := self.fetchone()) is not None:
-            out.append(row)
-        return out
+        return self._fetch(None)
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         while (row := self.fetchone()) is not None:

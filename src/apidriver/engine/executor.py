@@ -37,8 +37,9 @@ from .compare import EQ, IS, check_any, numeric_affinity, text_affinity
 from .lookahead import look_ahead
 from .planner import Arg, Plan
 from .schema import Column, Pagination, Table
-from .statement import FullTable, Obj, StatementContext
-from .streams import KeyScan, ListStream, LookupStream, ReadyStream, list_params, page_params
+from .statement import FullTable, Obj, PageIndex, StatementContext
+from .rows import LOOKUPS, batch, order_rows
+from .streams import ListStream, LookupStream, Page, ReadyStream, list_params, page_params
 from .workers import Workers
 
 __all__ = ["Engine", "StatementContext"]
@@ -87,33 +88,41 @@ class Condition:
     equal to a string (or IN strings) under BINARY, is a plain comparison.
     """
 
-    def __init__(self, arg: Arg, column: Column, value: Any) -> None:
+    def __init__(self, arg: Arg, column: Column, value: Any, index: int, in_affinity: str = "text") -> None:
+        """``index``: the column's position in the table (its prepared values are checked);
+        ``in_affinity``: what the statement's IN subqueries apply to their values (see
+        ``StatementContext.in_affinity``), which decides a number reaching a TEXT column."""
         self.arg = arg
         self.column = column
         self.value = value
+        self.index = index
+        self.affinity = "numeric"
         if arg.typed and column.type == TEXT and isinstance(value, (int, float)) and not isinstance(value, bool):
-            # SQLite passes this IN's values one by one, and a number reaching a TEXT column
-            # means the comparison uses numeric or no affinity; which one, only SQLite's
-            # compiled statement knows, and its own check on a virtual table answers as if
-            # it were text. Refuse rather than guess.
-            raise exc.NotSupportedError(
-                f"{arg.column} IN (subquery) compares the TEXT column {arg.column} with numbers "
-                f"({value!r}); SQLite answers this differently for API tables than for tables. "
-                f"Write CAST(... AS TEXT) in the subquery, or join on the column instead."
-            )
+            # SQLite passes this IN's values one by one with the comparison's affinity applied:
+            # a number reaching a TEXT column came from a subquery whose values have numeric
+            # affinity (then the column's text is read as a number) or none (then text never
+            # equals a number). The planner passes such an IN only when the statement's
+            # subqueries have one of the two (engine.planner).
+            if in_affinity not in ("numeric", "blob"):
+                raise exc.InternalError(
+                    f"{arg.column} IN (subquery) got the number {value!r} from a subquery whose affinity is {in_affinity}; please report this."
+                )
+            self.affinity = in_affinity
         self.test = self._compile()
 
-    def _compile(self) -> Callable[[Mapping[str, Any]], int]:
+    def _compile(self) -> Callable[[Any], int]:
         arg, column, value = self.arg, self.column, self.value
         plain = column.type == TEXT and arg.op in (EQ, IS) and arg.collation.upper() == "BINARY"
         if plain and isinstance(value, str):
-            return lambda row: CERTAIN if column.value(row) == value else FAILS
+            return lambda v: CERTAIN if v == value else FAILS
         if plain and arg.multi and all(isinstance(v, str) for v in value):
             wanted = frozenset(value)
-            return lambda row: CERTAIN if column.value(row) in wanted else FAILS
+            return lambda v: CERTAIN if v in wanted else FAILS
+        if self.affinity == "blob":
+            return lambda v: FAILS  # a TEXT column's value (text or NULL) never equals a number without affinity
 
-        def test(row: Mapping[str, Any]) -> int:
-            possible, certain = check_any(column.type, arg.op, arg.collation, column.value(row), value, arg.typed)
+        def test(v: Any) -> int:
+            possible, certain = check_any(column.type, arg.op, arg.collation, v, value, arg.typed)
             return CERTAIN if certain else POSSIBLE if possible else FAILS
 
         return test
@@ -255,33 +264,35 @@ class Engine:
 
     # -- rows ------------------------------------------------------------------------------------
 
-    def objects(self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any], repeat: bool = False) -> Iterator[Obj]:
-        """Row objects of ``table`` for ``plan`` with SQLite's argument ``values``.
+    def batches(
+        self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any], repeat: bool = False
+    ) -> Iterator[tuple[list[Obj], list[list[Any]]]]:
+        """The rows of ``table`` for ``plan`` with SQLite's argument ``values``, a page at a time:
+        the row objects and their SQLite values (``rows.Batch``: the plan's columns converted).
 
         ``repeat``: SQLite filters this cursor again (the inner loop of a join looking
         values up): such lookups count towards reading the table whole instead.
 
         Rows that cannot satisfy the plan's constraints are left out; SQLite
         checks the others itself. With a LIMIT, fetching stops once that many
-        rows (plus any OFFSET SQLite still skips) certainly pass.
+        rows (plus any OFFSET SQLite still skips) certainly pass. A plan that
+        took over an ORDER BY gets its rows sorted here, unless they come
+        straight from a list whose order the user vouches for (TrustListOrder).
         """
-        if plan.kind == "static":
-            assert table.static is not None
-            yield from table.static()
-            return
-        if plan.kind == "stub":
-            yield from self._stubs(ctx, table, plan, values)
+        mask = plan.mask
+        if plan.kind in ("static", "stub"):
+            objs = list(table.static() if plan.kind == "static" else self._stubs(ctx, table, plan, values))  # type: ignore[misc]
+            made = batch(table, objs, None)
+            yield self._ordered(plan, made.rows, made.ensure(table, mask))
             return
         if plan.kind == "none":
             raise exc.ProgrammingError(
                 f"{table.name} can only be read by its key: add a condition such as {table.get_key} = '...' to the WHERE clause."
             )
-        lookup = plan.lookup
-        if lookup is not None:
-            hit = self._lookup(ctx, table, plan, lookup, values[0])
-            if hit is not None:
-                yield from hit
-                return
+        hit = self.looked_up(ctx, table, plan, values)
+        if hit is not None:
+            yield hit
+            return
         limit: int | None = None
         offset = 0
         conditions: list[Condition] = []
@@ -291,42 +302,108 @@ class Engine:
             elif arg.role == "offset":
                 offset = max(0, int(value or 0))
             else:
-                conditions.append(Condition(arg, table.column(arg.column), value))
+                conditions.append(Condition(arg, table.column(arg.column), value, table.index(arg.column), ctx.in_affinity))
         if limit == 0:
             return
         wanted = None if limit is None else limit + (0 if plan.offset_consumed else offset)
         source = self.source_of(table)
-        derived = table.derived
+        pages, in_api_order = self._pages(ctx, source, plan, conditions, wanted, offset if plan.offset_consumed else 0, repeat)
+        local_order = bool(plan.order) and not (plan.api_order and in_api_order)
+        if local_order:
+            wanted = None  # every row is needed before the first can be handed out
+        tests = [(c.index, c.test) for c in conditions]
         counted = 0
-        for obj in self._source_objects(ctx, table, source, plan, conditions, wanted, offset if plan.offset_consumed else 0, repeat):
-            for row in derived.rows(obj) if derived is not None else (obj,):
-                verdict = CERTAIN
-                for condition in conditions:
-                    verdict = min(verdict, condition.test(row))
+        kept_rows: list[Obj] = []
+        kept_values: list[list[Any]] = []
+        for objs, memo in pages:
+            made = batch(table, objs, memo)
+            rows, values_ = made.rows, made.ensure(table, mask)
+            if tests:
+                rows, values_, certain, stop = self._filter(rows, values_, tests, None if wanted is None else wanted - counted)
+                counted += certain
+            elif wanted is not None and counted + len(rows) >= wanted:
+                rows, values_, stop = rows[: wanted - counted], values_[: wanted - counted], True
+                counted = wanted
+            else:
+                counted += len(rows)
+                stop = False
+            if local_order:
+                kept_rows.extend(rows)
+                kept_values.extend(values_)
+                continue
+            if rows:
+                yield rows, values_
+            if stop:
+                return
+        if local_order and kept_rows:
+            yield self._ordered(plan, kept_rows, kept_values)
+
+    def looked_up(
+        self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]
+    ) -> tuple[list[Obj], list[list[Any]]] | None:
+        """The rows of a plain lookup (``column = ?``) answered from what the statement holds, or None."""
+        lookup = plan.lookup
+        if lookup is None:
+            return None
+        hit = self._lookup(ctx, table, plan, lookup, values[0])
+        return None if hit is None else self._ordered(plan, *hit)
+
+    @staticmethod
+    def _filter(
+        rows: list[Obj], values: list[list[Any]], tests: list[tuple[int, Callable[[Any], int]]], wanted: int | None
+    ) -> tuple[list[Obj], list[list[Any]], int, bool]:
+        """The rows SQLite could keep, how many it certainly keeps, and whether ``wanted`` certain rows were reached."""
+        out_rows: list[Obj] = []
+        out_values: list[list[Any]] = []
+        certain = 0
+        for row, value in zip(rows, values):
+            verdict = CERTAIN
+            for index, test in tests:
+                result = test(value[index])
+                if result < verdict:
+                    verdict = result
                     if verdict == FAILS:
                         break
-                else:
-                    yield row
-                    if verdict == CERTAIN:
-                        counted += 1
-                        if wanted is not None and counted >= wanted:
-                            return
+            if verdict == FAILS:
+                continue
+            out_rows.append(row)
+            out_values.append(value)
+            if verdict == CERTAIN:
+                certain += 1
+                if wanted is not None and certain >= wanted:
+                    return out_rows, out_values, certain, True
+        return out_rows, out_values, certain, False
 
-    def _lookup(self, ctx: StatementContext, table: Table, plan: Plan, arg: Arg, value: Any) -> list[Obj] | None:
+    @staticmethod
+    def _ordered(plan: Plan, rows: list[Obj], values: list[list[Any]]) -> tuple[list[Obj], list[list[Any]]]:
+        """``rows`` in the ORDER BY the plan took over (as they are when it took none)."""
+        if not plan.order or len(rows) < 2:
+            return rows, values
+        return order_rows(rows, values, plan.order)
+
+    def _lookup(
+        self, ctx: StatementContext, table: Table, plan: Plan, arg: Arg, value: Any
+    ) -> tuple[list[Obj], list[list[Any]]] | None:
         """``column = 'text'`` answered from what the statement holds (the inner loops of joins), or None."""
-        if not isinstance(value, str) or value in ("", ".", ".."):
+        if type(value) is not str or value in ("", ".", ".."):
             return None
         source = self.source_of(table)
         if arg.role == "key":
             obj = ctx.store.get_object(source.name, value, plan.includes)
-            objs = [obj] if obj is not None else None
+            if obj is None:
+                return None
+            made = LOOKUPS.get(table, obj, [obj])
         else:
             objs = ctx.store.get_set(source.name, arg.source.lower(), value, plan.includes)
-        if objs is None:
-            return None
-        column = table.column(arg.column)
-        derived = table.derived
-        return [row for obj in objs for row in (derived.rows(obj) if derived is not None else (obj,)) if column.value(row) == value]
+            if objs is None:
+                return None
+            made = LOOKUPS.get(table, objs, objs)
+        values = made.ensure(table, plan.mask)
+        index = table.index(arg.column)
+        if all(v[index] == value for v in values):
+            return made.rows, values
+        keep = [i for i, v in enumerate(values) if v[index] == value]
+        return [made.rows[i] for i in keep], [values[i] for i in keep]
 
     def _stubs(self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]) -> Iterator[Obj]:
         """DELETE by key alone: the key is all SQLite needs, so nothing is fetched."""
@@ -340,24 +417,24 @@ class Engine:
             ctx.stubs.add((table.name, stored))
             yield {column.path or column.name: stored}
 
-    def _source_objects(
+    def _pages(
         self,
         ctx: StatementContext,
-        table: Table,
         source: Table,
         plan: Plan,
         conditions: list[Condition],
         wanted: int | None,
         offset: int,
         repeat: bool,
-    ) -> Iterator[Obj]:
+    ) -> tuple[Iterator[Page], bool]:
+        """The pages of source objects the plan needs, and whether they come straight from the
+        whole list (in the order the API sends it: the only order TrustListOrder vouches for)."""
         includes = plan.includes
         keys = next((c for c in conditions if c.arg.role == "key"), None)
         if keys is not None:
             texts = keys.api_values(for_key=True)
             if texts is not None:
-                yield from self._by_key(ctx, source, texts, includes, not keys.arg.multi, repeat)
-                return
+                return self._by_key(ctx, source, texts, includes, not keys.arg.multi, repeat), False
         filters: list[tuple[Condition, list[str]]] = []
         for c in conditions:
             if c.arg.role == "filter":
@@ -365,37 +442,72 @@ class Engine:
                 if texts is not None:
                     filters.append((c, texts))
         if any(not texts for _, texts in filters):
-            return  # an equality no row can meet (= NULL, an empty IN list)
+            return iter(()), False  # an equality no row can meet (= NULL, an empty IN list)
+        if plan.order and not (plan.api_order and not filters):
+            wanted = None  # sorted here: every row is needed
         exact = len(filters) == len(conditions) and all(c.arg.op != IS for c, _ in filters)
         if not filters:
-            yield from self._scan(ctx, source, includes, wanted if not conditions else None, offset)
-            return
+            return self._scan(ctx, source, includes, wanted if not conditions else None, offset), True
         combos = [dict(c) for c in itertools.product(*[[(cond.arg.source, t) for t in texts] for cond, texts in filters])]
-        if len(combos) > 1 and len(combos) > self.lookup_budget(source, batch=True) and source.list is not None:
-            yield from self._scan(ctx, source, includes, None, 0)  # one read beats a request per combination
-            return
+        if len(combos) > 1 and source.list is not None:
+            if len(combos) > self.lookup_budget(source, batch=True):
+                return self._scan(ctx, source, includes, None, 0), False  # one read beats a request per combination
+            if repeat:
+                # The inner loop of a join sends these lists for every outer row: once they would
+                # cost more than reading the table, read it and answer from it (the request rule).
+                unsent = sum(1 for combo in combos if not self._list_sent(ctx, source, combo, includes))
+                if unsent and self._lookups_exhausted(ctx, source, unsent, includes):
+                    full = self._full(ctx, source, includes)
+                    if full is not None:
+                        column, texts = filters[0][0].arg.source.lower(), filters[0][1]
+                        return iter([([o for t in texts for o in full.where(column, t)], None)]), False
         single = len(combos) == 1 and len(filters) == 1 and not filters[0][0].arg.multi
         if single:
             (column, text), = combos[0].items()
             hit = ctx.store.get_set(source.name, column.lower(), text, includes)
             if hit is not None:
-                yield from hit
-                return
+                return iter([(hit, None)]), False
+        return self._combos(ctx, source, combos, includes, wanted if exact else None, offset, single, repeat), False
+
+    def _combos(
+        self,
+        ctx: StatementContext,
+        source: Table,
+        combos: list[dict[str, str]],
+        includes: frozenset[str],
+        wanted: int | None,
+        offset: int,
+        single: bool,
+        repeat: bool,
+    ) -> Iterator[Page]:
+        """The lists of each combination of filter values, each object once."""
         seen: set[Any] | None = set() if len(combos) > 1 else None
-        batch = len(combos) > 1
-        streams = [self._list(ctx, source, combo, includes, wanted if exact else None, offset, single, batch, repeat) for combo in combos]
+        batch_ = len(combos) > 1
+        streams = [self._list(ctx, source, combo, includes, wanted, offset, single, batch_, repeat) for combo in combos]
         try:
             for stream in streams:
-                for obj in stream:
+                for objs, memo in stream.pages():
                     if seen is not None:
-                        key = source.key_of(obj)
-                        if key in seen:
-                            continue
-                        seen.add(key)
-                    yield obj
+                        fresh = []
+                        for obj in objs:
+                            key = source.key_of(obj)
+                            if key not in seen:
+                                seen.add(key)
+                                fresh.append(obj)
+                        if len(fresh) != len(objs):
+                            objs, memo = fresh, None
+                    yield objs, memo
         finally:
             for stream in streams:
                 stream.close()
+
+    def _list_sent(self, ctx: StatementContext, source: Table, combo: Mapping[str, str], includes: frozenset[str]) -> bool:
+        """Whether the first page of this filtered list was already sent in this statement."""
+        assert source.list is not None
+        endpoint = source.list
+        filters = {source.column(col).filter or col: value for col, value in combo.items()}
+        first = page_params(self, endpoint, list_params(endpoint, includes, filters), 1, self.list_page_size())
+        return ctx.sent(endpoint.path, first, page=True)
 
     # -- single objects ---------------------------------------------------------------------------
 
@@ -406,15 +518,14 @@ class Engine:
 
     def _by_key(
         self, ctx: StatementContext, source: Table, keys: list[str], includes: frozenset[str], single: bool, repeat: bool = False
-    ) -> Iterator[Obj]:
-        """The objects with these keys (texts as the API names them)."""
+    ) -> Iterator[Page]:
+        """The objects with these keys (texts as the API names them), as one page."""
         key_col = source.column(source.get_key)
         stored = [key_col.value({key_col.path or key_col.name: k}) for k in keys]
         if not single and len(keys) > self.lookup_budget(source, batch=True) and source.list is not None:
             full = self._full(ctx, source, includes)  # one read beats a GET per value
             if full is not None:
-                objs = [o for k in stored if (o := full.by_key.get(k)) is not None]
-                yield from KeyScan(ctx, source.name, objs)
+                yield [o for k in stored if (o := full.by_key.get(k)) is not None], None
                 return
         found: dict[Any, Obj] = {}
         pending: dict[Any, Future[ApiResponse | None]] = {}
@@ -427,7 +538,7 @@ class Engine:
             full = self._full(ctx, source, includes)
             if full is not None:
                 hit = full.by_key.get(stored[0])
-                yield from [hit] if hit is not None else []
+                yield [hit] if hit is not None else [], None
                 return
         for text, key in missing:
             if not ctx.sent(*self._get_identity(source, text, includes)):
@@ -458,7 +569,7 @@ class Engine:
         finally:
             for f in pending.values():
                 ctx.release(f)
-        yield from results if single else KeyScan(ctx, source.name, results)
+        yield results, None
 
     def _get_identity(self, source: Table, text: str, includes: frozenset[str]) -> tuple[str, list[tuple[str, str]]]:
         assert source.get is not None
@@ -513,8 +624,8 @@ class Engine:
         objs: list[Obj] = []
         stream = self._list(ctx, source, {}, includes, None, 0, False)
         try:
-            for obj in stream:
-                objs.append(obj)
+            for page, _ in stream.pages():
+                objs.extend(page)
                 if len(objs) > ctx.store.max_full_rows:
                     ctx.store.too_big.add(source.name)
                     return None
@@ -528,14 +639,14 @@ class Engine:
         ctx.store.full[source.name] = full
         return full
 
-    def _scan(self, ctx: StatementContext, source: Table, includes: frozenset[str], wanted: int | None, offset: int) -> Iterator[Obj]:
+    def _scan(self, ctx: StatementContext, source: Table, includes: frozenset[str], wanted: int | None, offset: int) -> Iterator[Page]:
         full = ctx.store.get_full(source.name, includes)
         if full is not None and not offset:
-            yield from full.objs
+            yield full.objs, None
             return
         stream = self._list(ctx, source, {}, includes, wanted, offset, False)
         try:
-            yield from stream
+            yield from stream.pages()
         finally:
             stream.close()
 
@@ -618,19 +729,44 @@ class Engine:
         # A long list looked up may itself use up the budget: the rest then comes from the whole table.
         return LookupStream(stream, lambda: self._lookups_exhausted(ctx, source, 0, includes), from_full, lambda o: source.key_of(o))
 
-    def register(self, ctx: StatementContext, table: Table, objs: Iterable[Obj], includes: frozenset[str]) -> None:
-        """Remember fetched objects, and the complete child sets they embed."""
-        store = ctx.store
-        keyed = bool(table.key)
-        embeds = [(e, self.table(e.table)) for e in table.embeds]
-        for obj in objs:
-            if not isinstance(obj, dict):
-                continue
-            key = table.key_of(obj) if keyed else ()
-            if keyed:
-                store.put_object(table.name, key[0] if len(key) == 1 else key, obj, includes)
-            for embed, child in embeds:
-                children = obj.get(embed.field)
-                if isinstance(children, list):
-                    store.put_set(child.name, embed.key.lower(), key[0] if key else None, children, frozenset())
-                    self.register(ctx, child, children, frozenset())
+    def register(
+        self, ctx: StatementContext, table: Table, objs: list[Obj], includes: frozenset[str], memo: dict[Any, Any] | None = None
+    ) -> None:
+        """Remember fetched objects, and the complete child sets they embed (when the store is next used).
+
+        ``memo``: where the page keeps what was made from it (a ``CacheTTL`` snapshot's page).
+        """
+
+        def index() -> PageIndex:
+            if memo is None:
+                return self.index(table, objs, includes)
+            key = ("index", table.name, includes)
+            made = memo.get(key)
+            if made is None:
+                made = memo[key] = self.index(table, objs, includes)
+            return made
+
+        ctx.store.defer(index)
+
+    def index(self, table: Table, objs: list[Obj], includes: frozenset[str]) -> PageIndex:
+        """The objects of one page by key, and the child sets they embed (recursively)."""
+        out = PageIndex(includes)
+
+        def add(table: Table, objs: list[Obj], into: dict[tuple[str, Any], Obj]) -> None:
+            keyed = bool(table.key)
+            embeds = [(e, self.table(e.table)) for e in table.embeds]
+            name = table.name
+            for obj in objs:
+                if not isinstance(obj, dict):
+                    continue
+                key = table.key_of(obj) if keyed else ()
+                if keyed:
+                    into[(name, key[0] if len(key) == 1 else key)] = obj
+                for embed, child in embeds:
+                    children = obj.get(embed.field)
+                    if isinstance(children, list):
+                        out.sets[(child.name, embed.key.lower(), key[0] if key else None)] = children
+                        add(child, children, out.children)
+
+        add(table, objs, out.objects)
+        return out

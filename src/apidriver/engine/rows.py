@@ -1,0 +1,155 @@
+"""Rows as SQLite reads them: a page of objects with their SQLite values, converted once per column.
+
+SQLite asks a virtual table for one cell at a time, and the per-cell Python
+work is the engine's CPU cost. So the values are prepared when a page
+arrives, a column at a time, and only for the columns the statement uses
+(its plan's mask, from ``colUsed``): ``Cursor.Column`` then returns a value
+that is already there. A :class:`Batch` remembers what it converted; pages
+kept in a ``CacheTTL`` snapshot keep their batches (``streams.Snapshot``), so
+a statement served from the snapshot converts nothing.
+
+Local ordering (:func:`order_rows`) sorts a table's rows by SQLite's rules
+when the plan consumed an ORDER BY that the API cannot be trusted with: the
+timestamp columns' ``ISO8601`` collation is a Python callback, so SQLite's
+own sorter would call into Python at every comparison.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..values import instant_key
+from .schema import Table
+
+Obj = Mapping[str, Any]
+
+
+class _Unset:
+    """A value not converted yet (``Cursor.Column`` then converts it on demand)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+class Batch:
+    """Rows of one table (one page, or one answer) and their SQLite values.
+
+    ``values[i]`` holds row i's values by column index, plus one slot at the end
+    that stays UNSET (so that ``values[-1]``, SQLite's rowid column, is never a
+    column's value). Columns are converted when first asked for (``ensure``),
+    all rows at once; ``filled`` is the mask of converted columns.
+    """
+
+    __slots__ = ("rows", "values", "filled", "dicts")
+
+    def __init__(self, rows: list[Obj], width: int) -> None:
+        self.rows = rows
+        self.values: list[list[Any]] = [[UNSET] * (width + 1) for _ in rows]
+        self.filled = 0
+        self.dicts = all(type(r) is dict for r in rows)
+
+    def ensure(self, table: Table, mask: int) -> list[list[Any]]:
+        """The values, with every column of ``mask`` converted."""
+        missing = mask & ~self.filled
+        if missing:
+            index = 0
+            columns = table.columns
+            values = self.values
+            while missing:
+                if missing & 1:
+                    for row, value in zip(values, columns[index].values(self.rows, self.dicts)):
+                        row[index] = value
+                missing >>= 1
+                index += 1
+            self.filled |= mask
+        return self.values
+
+
+def mask_of(columns: Sequence[int]) -> int:
+    """The bit mask of column indexes."""
+    mask = 0
+    for c in columns:
+        if c >= 0:
+            mask |= 1 << c
+    return mask
+
+
+def batch(table: Table, objs: list[Obj], memo: dict[Any, Any] | None) -> Batch:
+    """The batch of ``table``'s rows in the objects of one page (derived tables: the rows cut from them).
+
+    ``memo`` keeps the batch with its page (a ``CacheTTL`` snapshot's page), for
+    the next statement reading the same page.
+    """
+    if memo is not None:
+        found = memo.get(table.name)
+        if found is not None:
+            return found
+    derived = table.derived
+    rows = objs if derived is None else [row for obj in objs for row in derived.rows(obj)]
+    made = Batch(rows if isinstance(rows, list) else list(rows), len(table.columns))
+    if memo is not None:
+        memo[table.name] = made
+    return made
+
+
+class Batches:
+    """Batches of the objects lookups return (a set the store holds, one object), by the holder's
+    identity: the inner loop of a join asks for the same sets statement after statement when they
+    come from a ``CacheTTL`` snapshot, and again within a statement. Each entry keeps its holder,
+    so an identity is never reused while it is remembered; the oldest go first."""
+
+    def __init__(self, size: int = 20000) -> None:
+        self.size = size
+        self._entries: dict[tuple[int, str], tuple[Any, Batch]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, table: Table, holder: Any, objs: list[Obj]) -> Batch:
+        """The batch of ``table``'s rows in ``objs`` (held by ``holder``: the list itself, or the one object)."""
+        key = (id(holder), table.name)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is holder:
+            return entry[1]
+        made = batch(table, objs, None)
+        with self._lock:
+            self._entries[key] = (holder, made)
+            if len(self._entries) > self.size:
+                for old in list(itertools.islice(self._entries, len(self._entries) - self.size)):
+                    del self._entries[old]
+        return made
+
+
+LOOKUPS = Batches()
+
+
+def sort_key(value: Any, timestamp: bool) -> tuple[int, Any]:
+    """How SQLite orders ``value`` (NULL, numbers, text, blobs; text by the column's collation)."""
+    if value is None:
+        return (0, 0)
+    kind = type(value)
+    if kind is str:
+        return (2, instant_key(value) if timestamp else value)
+    if kind is int or kind is float or kind is bool:
+        return (1, value)
+    return (3, bytes(value))
+
+
+def order_rows(
+    rows: list[Obj], values: list[list[Any]], terms: Sequence[tuple[int, bool, bool]]
+) -> tuple[list[Obj], list[list[Any]]]:
+    """``rows`` sorted by ``terms`` (column index, descending, timestamp column), as SQLite's ORDER BY.
+
+    NULLs come first ascending and last descending (SQLite's default; a
+    virtual table is never offered NULLS FIRST/LAST). Text under BINARY sorts
+    as Python compares str: code point order is UTF-8 byte order.
+    """
+    order = list(range(len(rows)))
+    for column, descending, timestamp in reversed(terms):  # stable sorts, the last term first
+        keys = [sort_key(v[column], timestamp) for v in values]
+        order.sort(key=keys.__getitem__, reverse=descending)
+    return [rows[i] for i in order], [values[i] for i in order]
