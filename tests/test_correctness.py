@@ -330,3 +330,75 @@ def test_the_sql_in_the_querying_guide_runs(data: datasets.Dataset, conn: apidri
 )
 def test_requests_stay_within_twice_reading_the_tables(data: datasets.Dataset, conn: apidriver.Connection, sql: str, tables: tuple[str, ...]) -> None:
     same(data, conn, sql, *tables)  # also: no request twice, at most 2 x full scans + 2
+
+
+# -- issue #17: the defects found measuring performance ------------------------------------------------------------------------
+
+
+def exactly(data: datasets.Dataset, conn: apidriver.Connection, sql: str, params: list[Any], *tables: str) -> None:
+    """The driver answers what the plain copy answers (no refusal accepted), within the request rule."""
+    expected = sorted(map(repr, datasets.canonical_rows([tuple(r) for r in data.oracle.execute(sql, params)])))
+    got = sorted(map(repr, datasets.canonical_rows(conn.cursor().execute(sql, params).fetchall())))
+    assert got == expected
+    outcome = run(data, conn, Statement(sql, params, sql, params, frozenset(tables), False))
+    assert outcome.ok and not outcome.refused, outcome.problem
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # Tasks.payload is not embedded in job lists, and the IN makes two lists per job.
+        "SELECT j.id, t.payload FROM Jobs j JOIN Tasks t ON t.job_id = j.id WHERE t.status IN ('error','finished')",
+        # The join condition carries a filter on the inner table.
+        "SELECT j.status, t.payload FROM Jobs j LEFT JOIN Tasks t ON t.job_id = j.id AND t.ended_at > '2000-01-01'",
+        "SELECT j.status, t.payload FROM Jobs j LEFT JOIN Tasks t ON t.job_id = j.id AND t.status = 'finished' AND t.operation IN ('convert', 'export/url')",
+    ],
+)
+def test_joins_with_filters_on_the_inner_table_keep_the_request_rule(data: datasets.Dataset, conn: apidriver.Connection, sql: str) -> None:
+    same(data, conn, sql, "Jobs", "Tasks")  # at most 2 x full scans + 2, no request twice
+
+
+def test_trusted_list_order_is_not_trusted_for_embedded_lists(data: datasets.Dataset) -> None:
+    """A correlated max() reads the order TrustListOrder vouches for; tasks embedded in a job (a retried
+    task comes last) are in another order, so they are sorted, never taken as they come."""
+    retried = [r[0] for r in data.oracle.execute("SELECT job_id FROM Tasks WHERE retry_of_task_id IS NOT NULL")]
+    assert retried
+    conn = data.connect(TrustListOrder=True)
+    try:
+        for job in retried:
+            same(data, conn, "SELECT j.id, (SELECT max(x.created_at) FROM Tasks x WHERE x.job_id = j.id) FROM Jobs j WHERE j.id = ?",
+                 "Jobs", "Tasks", params=[job])
+        same(data, conn, "SELECT j.id, (SELECT max(x.created_at) FROM Tasks x WHERE x.job_id = j.id) FROM Jobs j", "Jobs", "Tasks")
+        same(data, conn, "SELECT id, created_at FROM Tasks WHERE job_id = ? ORDER BY created_at DESC", "Tasks", params=[retried[0]])
+    finally:
+        conn.close()
+
+
+def test_numbers_from_a_subquery_into_a_text_column_are_answered_not_refused(data: datasets.Dataset, conn: apidriver.Connection) -> None:
+    """SQLite compares Jobs.tag with Tasks.percent under numeric affinity (the tag '1e2' equals 100);
+    this was refused after the subquery's requests had gone out."""
+    exactly(data, conn, "SELECT count(*) FROM Jobs WHERE tag IN (SELECT percent FROM Tasks)", [], "Jobs", "Tasks")
+    exactly(data, conn, "SELECT id FROM Jobs WHERE tag IN (SELECT percent FROM Tasks WHERE percent = 100)", [], "Jobs", "Tasks")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [100, "100", "1e2"],  # numbers: json_each gives them no affinity, so no text tag equals them
+        ["100", "invoices", "Invoices"],
+        [100.0, 1e2, "a&b"],
+        [],
+    ],
+)
+def test_a_json_list_of_values_as_an_in_list(data: datasets.Dataset, conn: apidriver.Connection, values: list[Any]) -> None:
+    exactly(data, conn, "SELECT id, tag FROM Jobs WHERE tag IN (SELECT value FROM json_each(?))", [json.dumps(values)], "Jobs")
+
+
+def test_in_subqueries_of_both_affinities_are_left_to_sqlite(data: datasets.Dataset, conn: apidriver.Connection) -> None:
+    """A statement whose IN subqueries give numbers with numeric affinity and without: which IN a
+    number came from cannot be told, so SQLite evaluates the INs on TEXT columns itself."""
+    exactly(
+        data, conn,
+        "SELECT id FROM Jobs WHERE tag IN (SELECT percent FROM Tasks) AND status IN (SELECT value FROM json_each(?))",
+        [json.dumps(["finished", "error", 100])], "Jobs", "Tasks",
+    )
