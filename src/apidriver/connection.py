@@ -255,6 +255,8 @@ class Connection:
         """CREATE/DROP/ALTER: allowed only on TEMP objects whose names do not shadow an API table."""
         what, temp_ok = _DDL[action]
         self._in_sets.clear()  # names may now resolve to other tables
+        if self.cache is not None:
+            self.cache.forget_routes()
         if action == apsw.SQLITE_ALTER_TABLE:
             database, name = name, detail  # ALTER TABLE reports (database, table)
         elif action in (apsw.SQLITE_CREATE_TEMP_INDEX, apsw.SQLITE_CREATE_TEMP_TRIGGER, apsw.SQLITE_CREATE_INDEX, apsw.SQLITE_CREATE_TRIGGER):

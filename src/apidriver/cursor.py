@@ -125,10 +125,13 @@ class Cursor:
                     raise translate(error, operation) from error
             bindings = self._adapt(parameters)
             self._context.in_sets, self._context.in_affinity = self.connection.in_facts(operation, bindings)
-            return self._execute(operation, bindings)
+            cache = self.connection.cache
+            route = cache.route(operation, bindings) if cache is not None else None  # a read of a SQLite cache: SQLite reads it
+            return self._execute(operation, bindings, route)
 
-    def _execute(self, operation: str, bindings: Any) -> Cursor:
-        cursor = self.connection.sqlite.cursor()
+    def _execute(self, operation: str, bindings: Any, route: tuple[apsw.Connection, Any] | None = None) -> Cursor:
+        db, described = route if route is not None else (self.connection.sqlite, None)
+        cursor = db.cursor()
         captured: dict[str, Any] = {}
 
         def trace(cur: apsw.Cursor, sql: str, bindings: Any) -> bool:
@@ -160,7 +163,7 @@ class Cursor:
         if context.delete_failure is not None:
             self._finish()
             raise delete_failure(context)
-        description = captured.get("description") or ()
+        description = described or captured.get("description") or ()
         self._set_description(description)
         if context.created:
             self.lastrowid = self.connection.rowids.rowid(context.created[-1][0], context.created[-1][1])
