@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections import OrderedDict
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -162,6 +163,39 @@ class PageHints:
 
 
 PAGE_HINTS = PageHints()
+COUNT_EVERY = 60.0  # seconds between two countings of one table's filter values
+_COUNTED: dict[Any, float] = {}
+_COUNTED_LOCK = threading.Lock()
+
+
+class ValueCounts:
+    """How many rows each value of a table's API filters had in one full read of the table.
+
+    A list filtered by a value was never read, so its length is unknown, and
+    reading it page by page costs a round trip per page while reading ahead
+    wastes requests. A full read of the table shows how many rows each value
+    has: values with more than a page are remembered with the page-count hints
+    (``PAGE_HINTS``), so the first read of their list queues exactly its pages.
+    A wrong count (the data changed) costs a request or a round trip, never a row.
+    """
+
+    def __init__(self, engine: Engine, table: Table, columns: list[Column]) -> None:
+        self.engine = engine
+        self.table = table
+        self.counters: dict[str, Counter[Any]] = {c.name.lower(): Counter() for c in columns}
+        self.columns = columns
+
+    def count(self, objs: list[Obj]) -> None:
+        dicts = all(type(o) is dict for o in objs)
+        for column in self.columns:
+            self.counters[column.name.lower()].update(column.values(objs, dicts))
+
+    def remember(self) -> None:
+        size = self.engine.list_page_size()
+        for column, counter in self.counters.items():
+            for value, rows in counter.items():
+                if rows >= size and isinstance(value, str) and value:
+                    self.engine.remember_pages(("count", self.table.name, column, value), rows)
 
 
 def _data(response: ApiResponse | None) -> Any:
@@ -246,6 +280,28 @@ class Engine:
         if rows is None:
             return None
         return max(1, -(-rows // self.list_page_size()))  # the last page's links say it is the last
+
+    def filtered_cost(self, source: Table, combo: Mapping[str, str]) -> int | None:
+        """Pages the list of ``source`` filtered by one value has, from the value's count in the
+        table's last full read (``ValueCounts``): a first read then sends its pages at once, exactly."""
+        ((column, text),) = combo.items()
+        rows = self.known_pages(("count", source.name, column.lower(), text))
+        if rows is None:
+            return None
+        return max(1, -(-rows // self.list_page_size()))
+
+    def _value_counter(self, source: Table) -> ValueCounts | None:
+        """Counts of the filter values in a full read of ``source``, unless counted lately."""
+        columns = [c for c in source.columns if c.filter]
+        if not columns:
+            return None
+        now = time.monotonic()
+        with _COUNTED_LOCK:
+            last = _COUNTED.get((self.hint_owner, source.name))
+            if last is not None and now - last < COUNT_EVERY:
+                return None
+            _COUNTED[(self.hint_owner, source.name)] = now
+        return ValueCounts(self, source, columns)
 
     def lookup_budget(self, source: Table, batch: bool = False) -> int:
         """Lookups into ``source`` a statement may send before reading it whole instead.
@@ -710,6 +766,8 @@ class Engine:
             look_ahead(self, ctx, source.name, column, next(iter(combo.values())), prefetch)
         only = next(iter(combo.items())) if len(combo) == 1 else None
 
+        counts = self._value_counter(source) if not combo and endpoint.paginated and not offset and wanted is None else None
+
         def complete(objs: list[Obj] | None, rows: int) -> None:
             if objs is not None:
                 ctx.store.put_result(key, objs)
@@ -717,12 +775,18 @@ class Engine:
                     ctx.store.put_set(source.name, only[0].lower(), only[1], objs, includes)
             if not combo and endpoint.paginated:
                 self.remember_pages(("rows", source.name), rows)
+                if counts is not None:
+                    counts.remember()
 
-        expected = self.scan_cost(source) if not combo else None
+        if not combo:
+            expected = self.scan_cost(source)
+        else:
+            expected = self.filtered_cost(source, combo) if only is not None else None
         budget = (lambda: not self._lookups_exhausted(ctx, source, 1, includes)) if lookup and repeat else None
         stream = ListStream(
             self, ctx, source, endpoint, params, includes, wanted, offset, None if offset else complete, lookup=bool(combo),
             expected_pages=expected, may_fetch=budget, most_pages=self.scan_cost(source) if combo else None,
+            on_page=counts.count if counts is not None else None,
         )
         if not (lookup and repeat):
             return stream
