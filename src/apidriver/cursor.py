@@ -25,8 +25,18 @@ from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql, stored_to_dat
 if TYPE_CHECKING:
     from .connection import Connection
 
+_DATETIMES: dict[str, Any] = {}  # stored text → datetime: rows share times (a job's tasks, a page's jobs)
+
+
 def _timestamp(value: Any) -> Any:
-    return stored_to_datetime(value) if type(value) is str else value
+    if type(value) is not str:
+        return value
+    made = _DATETIMES.get(value)
+    if made is None:
+        if len(_DATETIMES) >= 16384:
+            _DATETIMES.clear()
+        made = _DATETIMES[value] = stored_to_datetime(value)
+    return made
 
 
 def _boolean(value: Any) -> Any:
@@ -298,13 +308,14 @@ class Cursor:
         if not converters:
             return rows if not self._context.created else [tuple(r) for r in rows]
         out = []
+        append = out.append
         for row in rows:
             values = list(row)
             for i, convert in converters:
                 value = values[i]
                 if value is not None:
                     values[i] = convert(value)
-            out.append(tuple(values))
+            append(tuple(values))
         return out
 
     def _returning(self, row: Sequence[Any]) -> Sequence[Any]:

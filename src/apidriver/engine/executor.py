@@ -1,7 +1,7 @@
 """Running plans: which requests a plan needs, and the objects they give.
 
-``Engine.objects`` turns a plan and SQLite's argument values into the row
-objects of a table. It decides, per value, what can go to the API exactly
+``Engine.batches`` turns a plan and SQLite's argument values into the rows
+of a table, a page at a time, with their SQLite values (``engine.rows``). It decides, per value, what can go to the API exactly
 (a key or filter value the API matches the way SQLite does), asks the
 statement's store first (objects by key, child sets embedded in parents,
 whole list results, whole tables), so the same request is never sent twice

@@ -26,7 +26,7 @@ What it promises SQLite is never more than is true:
 - no plan claims to return at most one row (``SQLITE_INDEX_SCAN_UNIQUE``).
 
 Which of the key or filter arguments is actually sent to the API is decided
-per value at run time (``Engine.objects``): a value the API would not match
+per value at run time (``Engine.batches``): a value the API would not match
 the way SQLite does (a number against a TEXT column, an empty string, a
 collation other than BINARY) turns that argument into a local check.
 """
