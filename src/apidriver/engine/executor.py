@@ -321,13 +321,14 @@ class Engine:
     # -- rows ------------------------------------------------------------------------------------
 
     def batches(
-        self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any], repeat: bool = False
+        self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any], repeat: bool = False, looked: bool = False
     ) -> Iterator[tuple[list[Obj], list[list[Any]]]]:
         """The rows of ``table`` for ``plan`` with SQLite's argument ``values``, a page at a time:
         the row objects and their SQLite values (``rows.Batch``: the plan's columns converted).
 
         ``repeat``: SQLite filters this cursor again (the inner loop of a join looking
         values up): such lookups count towards reading the table whole instead.
+        ``looked``: ``looked_up`` already found nothing in the store for this lookup.
 
         Rows that cannot satisfy the plan's constraints are left out; SQLite
         checks the others itself. With a LIMIT, fetching stops once that many
@@ -345,7 +346,7 @@ class Engine:
             raise exc.ProgrammingError(
                 f"{table.name} can only be read by its key: add a condition such as {table.get_key} = '...' to the WHERE clause."
             )
-        hit = self.looked_up(ctx, table, plan, values)
+        hit = None if looked else self.looked_up(ctx, table, plan, values)
         if hit is not None:
             yield hit
             return

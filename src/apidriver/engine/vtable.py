@@ -153,7 +153,7 @@ class Cursor:
             if rows:
                 self._show(rows, values, context)
             return
-        self._batches = module.engine.batches(context, self.spec, chosen, constraintargs, repeat)
+        self._batches = module.engine.batches(context, self.spec, chosen, constraintargs, repeat, looked=True)
         self._advance()
 
     def _show(self, rows: list[Mapping[str, Any]], values: list[list[Any]], context: StatementContext) -> None:
