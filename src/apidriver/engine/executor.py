@@ -359,7 +359,7 @@ class Engine:
             elif arg.role == "offset":
                 offset = max(0, int(value or 0))
             else:
-                conditions.append(Condition(arg, table.column(arg.column), value, table.index(arg.column), ctx.in_affinity))
+                conditions.append(Condition(arg, table.columns[arg.index], value, arg.index, ctx.in_affinity))
         if limit == 0:
             return
         wanted = None if limit is None else limit + (0 if plan.offset_consumed else offset)
@@ -456,10 +456,13 @@ class Engine:
                 return None
             made = LOOKUPS.get(table, objs, objs)
         values = made.ensure(table, plan.mask)
-        index = table.index(arg.column)
-        if all(v[index] == value for v in values):
+        index = arg.index
+        if made.matched == (index, value):
             return made.rows, values
         keep = [i for i, v in enumerate(values) if v[index] == value]
+        if len(keep) == len(values):
+            made.matched = (index, value)  # a set looked up by the value it is keyed by: every row, every time
+            return made.rows, values
         return [made.rows[i] for i in keep], [values[i] for i in keep]
 
     def _stubs(self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]) -> Iterator[Obj]:

@@ -75,6 +75,7 @@ class Arg:
     op: int = EQ
     collation: str = "BINARY"
     typed: bool = False
+    index: int = -1  # the column's position in the table (-1: LIMIT, OFFSET)
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ def plan(
             info.set_aConstraintUsage_in(i, True)
         collation = info.get_aConstraint_collation(i)
         typed = is_in and not in_sets and collation.upper() in KNOWN_COLLATIONS
-        args.append(Arg(role, col, src, multi, info.get_aConstraint_op(i), collation, typed))
+        args.append(Arg(role, col, src, multi, info.get_aConstraint_op(i), collation, typed, info.get_aConstraint_iColumn(i)))
         info.set_aConstraintUsage_argvIndex(i, len(args))
         info.set_aConstraintUsage_omit(i, typed)
 
@@ -285,7 +286,7 @@ def plan(
     used = [c for c in info.colUsed if c < len(table.columns)]
     if any(c >= 63 for c in info.colUsed):
         used = list(range(len(table.columns)))  # SQLite's mask folds columns past 63 into one bit
-    checked = [table.index(a.column) for a in args if a.column]
+    checked = [a.index for a in args if a.index >= 0]
     mask = mask_of(used + checked + [c for c, _, _ in order])
     result = Plan(table.name, kind, tuple(args), frozenset(includes), offset_consumed, mask, order, api_order)
     cost, rows = _cost(result, source, cheap_columns)

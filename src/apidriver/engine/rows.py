@@ -46,13 +46,14 @@ class Batch:
     all rows at once; ``filled`` is the mask of converted columns.
     """
 
-    __slots__ = ("rows", "values", "filled", "dicts")
+    __slots__ = ("rows", "values", "filled", "dicts", "matched")
 
     def __init__(self, rows: list[Obj], width: int) -> None:
         self.rows = rows
         self.values: list[list[Any]] = [[UNSET] * (width + 1) for _ in rows]
         self.filled = 0
         self.dicts = all(type(r) is dict for r in rows)
+        self.matched: tuple[int, Any] | None = None  # (column, value) every row is known to equal (lookups)
 
     def ensure(self, table: Table, mask: int) -> list[list[Any]]:
         """The values, with every column of ``mask`` converted."""

@@ -151,7 +151,8 @@ class Cursor:
         if hit is not None:  # the inner loop of a join, answered from what the statement holds
             rows, values = hit
             if rows:
-                self._show(rows, values, context)
+                self.data, self._values, self._count, self.position = rows, values, len(rows), 0
+                self.values = values[0]
             return
         self._batches = module.engine.batches(context, self.spec, chosen, constraintargs, repeat, looked=True)
         self._advance()
