@@ -79,6 +79,9 @@ def _stored(text: str) -> bool:
     )
 
 
+stored_timestamp = _stored  # for the engine's sorting (the collation's own fast path)
+
+
 @functools.lru_cache(maxsize=8192)
 def _instant_text(text: str) -> str | None:
     try:

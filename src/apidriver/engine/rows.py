@@ -21,7 +21,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..values import instant_key
+from ..values import instant_key, stored_timestamp
 from .schema import Table
 
 Obj = Mapping[str, Any]
@@ -151,6 +151,10 @@ def order_rows(
     """
     order = list(range(len(rows)))
     for column, descending, timestamp in reversed(terms):  # stable sorts, the last term first
-        keys = [sort_key(v[column], timestamp) for v in values]
+        if timestamp:
+            # Timestamp cells hold the stored text (which compares as the instant) or NULL.
+            keys = [(2, (0, v)) if type(v) is str and stored_timestamp(v) else sort_key(v, True) for v in (row[column] for row in values)]
+        else:
+            keys = [(2, v) if type(v) is str else sort_key(v, False) for v in (row[column] for row in values)]
         order.sort(key=keys.__getitem__, reverse=descending)
     return [rows[i] for i in order], [values[i] for i in order]

@@ -164,6 +164,7 @@ class ListStream:
         self.snapshot: Snapshot | None = None
         self._bodies: list[Any] | None = None  # pages read, to cache as a snapshot
         self._memos: list[dict[Any, Any]] = []  # and the rows prepared from them
+        self._next_page = 1  # pages below it were submitted (pages are submitted in order)
         self._shown_base: str | None = None
         client = engine.client
         if client.cache_ttl > 0 and endpoint.paginated:
@@ -183,6 +184,8 @@ class ListStream:
             self._submit(page)
 
     def _submit(self, page: int) -> None:
+        if page >= self._next_page:
+            self._next_page = page + 1
         if page in self._futures:
             return
         params = page_params(self.engine, self.endpoint, self.params, page, self.size)
@@ -246,7 +249,7 @@ class ListStream:
         elif self.most_pages is not None:
             # A part of a table has no more pages than the whole: ahead up to that, then one at a time.
             top = min(top, self.most_pages) if page < self.most_pages else page + 1
-        for p in range(page + 1, top + 1):
+        for p in range(max(page + 1, self._next_page), top + 1):
             if p not in self._futures and self.may_fetch is not None and not self.may_fetch():
                 break  # a lookup past its budget: the rest may come from the whole table instead
             self._submit(p)
