@@ -322,7 +322,7 @@ class Engine:
 
     def batches(
         self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any], repeat: bool = False, looked: bool = False
-    ) -> Iterator[tuple[list[Obj], list[list[Any]]]]:
+    ) -> Iterator[tuple[list[Obj], list[tuple[Any, ...]]]]:
         """The rows of ``table`` for ``plan`` with SQLite's argument ``values``, a page at a time:
         the row objects and their SQLite values (``rows.Batch``: the plan's columns converted).
 
@@ -371,7 +371,7 @@ class Engine:
         tests = [(c.index, c.test) for c in conditions]
         counted = 0
         kept_rows: list[Obj] = []
-        kept_values: list[list[Any]] = []
+        kept_values: list[tuple[Any, ...]] = []
         for objs, memo in pages:
             made = batch(table, objs, memo)
             rows, values_ = made.rows, made.ensure(table, mask)
@@ -397,7 +397,7 @@ class Engine:
 
     def looked_up(
         self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]
-    ) -> tuple[list[Obj], list[list[Any]]] | None:
+    ) -> tuple[list[Obj], list[tuple[Any, ...]]] | None:
         """The rows of a plain lookup (``column = ?``) answered from what the statement holds, or None."""
         lookup = plan.lookup
         if lookup is None:
@@ -407,11 +407,11 @@ class Engine:
 
     @staticmethod
     def _filter(
-        rows: list[Obj], values: list[list[Any]], tests: list[tuple[int, Callable[[Any], int]]], wanted: int | None
-    ) -> tuple[list[Obj], list[list[Any]], int, bool]:
+        rows: list[Obj], values: list[tuple[Any, ...]], tests: list[tuple[int, Callable[[Any], int]]], wanted: int | None
+    ) -> tuple[list[Obj], list[tuple[Any, ...]], int, bool]:
         """The rows SQLite could keep, how many it certainly keeps, and whether ``wanted`` certain rows were reached."""
         out_rows: list[Obj] = []
-        out_values: list[list[Any]] = []
+        out_values: list[tuple[Any, ...]] = []
         certain = 0
         for row, value in zip(rows, values):
             verdict = CERTAIN
@@ -432,7 +432,7 @@ class Engine:
         return out_rows, out_values, certain, False
 
     @staticmethod
-    def _ordered(plan: Plan, rows: list[Obj], values: list[list[Any]]) -> tuple[list[Obj], list[list[Any]]]:
+    def _ordered(plan: Plan, rows: list[Obj], values: list[tuple[Any, ...]]) -> tuple[list[Obj], list[tuple[Any, ...]]]:
         """``rows`` in the ORDER BY the plan took over (as they are when it took none)."""
         if not plan.order or len(rows) < 2:
             return rows, values
@@ -440,7 +440,7 @@ class Engine:
 
     def _lookup(
         self, ctx: StatementContext, table: Table, plan: Plan, arg: Arg, value: Any
-    ) -> tuple[list[Obj], list[list[Any]]] | None:
+    ) -> tuple[list[Obj], list[tuple[Any, ...]]] | None:
         """``column = 'text'`` answered from what the statement holds (the inner loops of joins), or None."""
         if type(value) is not str or value in ("", ".", ".."):
             return None

@@ -27,48 +27,48 @@ from .schema import Table
 Obj = Mapping[str, Any]
 
 
-class _Unset:
-    """A value not converted yet (``Cursor.Column`` then converts it on demand)."""
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()
+UNSET: Any = Ellipsis
+"""A value not converted yet (``Cursor.Column`` then converts it on demand). Ellipsis, a value SQLite
+never holds, and one the garbage collector does not track: a row of prepared values (a tuple of text,
+numbers and NULLs) is then untracked too, and full collections do not walk every cached row."""
 
 
 class Batch:
     """Rows of one table (one page, or one answer) and their SQLite values.
 
-    ``values[i]`` holds row i's values by column index, plus one slot at the end
-    that stays UNSET (so that ``values[-1]``, SQLite's rowid column, is never a
-    column's value). Columns are converted when first asked for (``ensure``),
-    all rows at once; ``filled`` is the mask of converted columns.
+    ``values[i]`` is row i's tuple of values by column index, plus one slot at
+    the end that stays UNSET (so that ``values[-1]``, SQLite's rowid column, is
+    never a column's value). Columns are converted when first asked for
+    (``ensure``), all rows at once, and the tuples are made again from the
+    columns (by ``zip``, in C); ``filled`` is the mask of converted columns.
     """
 
-    __slots__ = ("rows", "values", "filled", "dicts", "matched")
+    __slots__ = ("rows", "values", "filled", "dicts", "matched", "_columns")
 
     def __init__(self, rows: list[Obj], width: int) -> None:
         self.rows = rows
-        self.values: list[list[Any]] = [[UNSET] * (width + 1) for _ in rows]
-        self.filled = 0
+        self._columns: list[list[Any] | None] = [None] * (width + 1)
+        self.values: list[tuple[Any, ...]] = []
+        self.filled = -1  # nothing made yet (not even the tuples of UNSET)
         self.dicts = all(type(r) is dict for r in rows)
         self.matched: tuple[int, Any] | None = None  # (column, value) every row is known to equal (lookups)
 
-    def ensure(self, table: Table, mask: int) -> list[list[Any]]:
+    def ensure(self, table: Table, mask: int) -> list[tuple[Any, ...]]:
         """The values, with every column of ``mask`` converted."""
-        missing = mask & ~self.filled
-        if missing:
-            index = 0
-            columns = table.columns
-            values = self.values
-            while missing:
-                if missing & 1:
-                    for row, value in zip(values, columns[index].values(self.rows, self.dicts)):
-                        row[index] = value
-                missing >>= 1
-                index += 1
-            self.filled |= mask
+        filled = self.filled
+        if filled >= 0 and not mask & ~filled:
+            return self.values
+        missing = mask & ~filled if filled >= 0 else mask
+        index = 0
+        columns = table.columns
+        while missing:
+            if missing & 1:
+                self._columns[index] = columns[index].values(self.rows, self.dicts)
+            missing >>= 1
+            index += 1
+        unset = [UNSET] * len(self.rows)
+        self.values = list(zip(*[c if c is not None else unset for c in self._columns]))
+        self.filled = (filled if filled >= 0 else 0) | mask
         return self.values
 
 

@@ -131,13 +131,13 @@ class Cursor:
         self.table = table
         self.spec = table.spec
         self.columns = table.spec.columns
-        self._batches: Iterator[tuple[list[Mapping[str, Any]], list[list[Any]]]] | None = None  # a generator
+        self._batches: Iterator[tuple[list[Mapping[str, Any]], list[tuple[Any, ...]]]] | None = None  # a generator
         self._context: StatementContext | None = None
         self.data: list[Mapping[str, Any]] = []
         self.position = 0
-        self._values: list[list[Any]] = []
+        self._values: list[tuple[Any, ...]] = []
         self._count = 0
-        self.values: list[Any] | None = None
+        self.values: tuple[Any, ...] | None = None
         self._filtered = 0
 
     def Filter(self, indexnum: int, indexname: str, constraintargs: tuple[Any, ...]) -> None:  # noqa: N802
@@ -157,7 +157,7 @@ class Cursor:
         self._batches = module.engine.batches(context, self.spec, chosen, constraintargs, repeat, looked=True)
         self._advance()
 
-    def _show(self, rows: list[Mapping[str, Any]], values: list[list[Any]], context: StatementContext) -> None:
+    def _show(self, rows: list[Mapping[str, Any]], values: list[tuple[Any, ...]], context: StatementContext) -> None:
         self.data, self._values, self._count, self.position = rows, values, len(rows), 0
         self.values = values[0]
         context.scans[self.spec.name] = self
@@ -210,9 +210,7 @@ class Cursor:
         """A value the plan did not ask for (SQLite's rowid, or a column outside ``colUsed``)."""
         if number < 0:
             return self.Rowid()
-        assert self.values is not None
-        value = self.values[number] = self.columns[number].value(self.data[self.position])
-        return value
+        return self.columns[number].value(self.data[self.position])
 
     def Rowid(self) -> int:  # noqa: N802
         row = self.data[self.position]
