@@ -402,3 +402,30 @@ def test_in_subqueries_of_both_affinities_are_left_to_sqlite(data: datasets.Data
         "SELECT id FROM Jobs WHERE tag IN (SELECT percent FROM Tasks) AND status IN (SELECT value FROM json_each(?))",
         [json.dumps(["finished", "error", 100])], "Jobs", "Tasks",
     )
+
+
+def test_the_engine_sorts_as_sqlite_orders() -> None:
+    """An ORDER BY the engine takes over (timestamps: SQLite would call the ISO8601 collation at every
+    comparison) orders exactly as SQLite: NULLs, numbers, text, blobs; timestamps as instants."""
+    import random
+
+    import apsw
+
+    from apidriver.engine.rows import order_rows
+    from apidriver.values import iso8601_collation
+
+    rng = random.Random(3)
+    db = apsw.Connection(":memory:")
+    db.create_collation("ISO8601", iso8601_collation)
+    db.execute("CREATE TABLE t(i INTEGER, a TIMESTAMP COLLATE ISO8601, b TEXT, c)")
+    stamps = [None, "2026-12-01 10:00:00", "2026-12-01 10:00:00.500000", "2026-12-01 09:00:00", "999-01-01 00:00:00", "x", "2026-12-01T10:00:00Z"]
+    texts = [None, "a", "B", "ä", "", "10", "9"]
+    mixed = [None, 1, 2.5, -3, "a", "b", b"z", 10**18]
+    for _ in range(300):
+        rows = [(i, rng.choice(stamps[: rng.choice([4, 7])]), rng.choice(texts), rng.choice(mixed[: rng.choice([4, 8])])) for i in range(rng.randint(0, 40))]
+        db.execute("DELETE FROM t")
+        db.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
+        terms = [(rng.choice([1, 2, 3]), rng.random() < 0.5) for _ in range(rng.randint(1, 3))] + [(0, False)]
+        sql = "SELECT * FROM t ORDER BY " + ", ".join(f"{'iabc'[c]} {'DESC' if d else 'ASC'}" for c, d in terms)
+        _, got = order_rows([{"i": r[0]} for r in rows], rows, [(c, d, c == 1) for c, d in terms])
+        assert got == [tuple(r) for r in db.execute(sql)], sql

@@ -141,20 +141,28 @@ def sort_key(value: Any, timestamp: bool) -> tuple[int, Any]:
 
 
 def order_rows(
-    rows: list[Obj], values: list[list[Any]], terms: Sequence[tuple[int, bool, bool]]
-) -> tuple[list[Obj], list[list[Any]]]:
+    rows: list[Obj], values: list[tuple[Any, ...]], terms: Sequence[tuple[int, bool, bool]]
+) -> tuple[list[Obj], list[tuple[Any, ...]]]:
     """``rows`` sorted by ``terms`` (column index, descending, timestamp column), as SQLite's ORDER BY.
 
     NULLs come first ascending and last descending (SQLite's default; a
     virtual table is never offered NULLS FIRST/LAST). Text under BINARY sorts
-    as Python compares str: code point order is UTF-8 byte order.
+    as Python compares str: code point order is UTF-8 byte order. A column
+    whose other values are all text (timestamps: all in the stored form) or
+    all numbers sorts by the values themselves; any other mix by SQLite's
+    order of types (``sort_key``).
     """
     order = list(range(len(rows)))
     for column, descending, timestamp in reversed(terms):  # stable sorts, the last term first
-        if timestamp:
-            # Timestamp cells hold the stored text (which compares as the instant) or NULL.
-            keys = [(2, (0, v)) if type(v) is str and stored_timestamp(v) else sort_key(v, True) for v in (row[column] for row in values)]
+        cells = [row[column] for row in values]
+        nulls = [i for i in order if cells[i] is None]
+        rest = [i for i in order if cells[i] is not None] if nulls else order
+        kinds = {type(cells[i]) for i in rest}
+        plain = kinds <= {str} and (not timestamp or all(map(stored_timestamp, (cells[i] for i in rest))))
+        if plain or kinds <= {int, float}:
+            rest.sort(key=cells.__getitem__, reverse=descending)
         else:
-            keys = [(2, v) if type(v) is str else sort_key(v, False) for v in (row[column] for row in values)]
-        order.sort(key=keys.__getitem__, reverse=descending)
+            keys = [sort_key(v, timestamp) for v in cells]
+            rest.sort(key=keys.__getitem__, reverse=descending)
+        order = rest + nulls if descending else nulls + rest
     return [rows[i] for i in order], [values[i] for i in order]
