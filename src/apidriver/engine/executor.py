@@ -39,7 +39,7 @@ from .lookahead import look_ahead
 from .planner import Arg, Plan
 from .schema import Column, Pagination, Table
 from .statement import FullTable, Obj, PageIndex, StatementContext
-from .rows import LOOKUPS, batch, order_rows
+from .rows import Batches, batch, order_rows
 from .streams import ListStream, LookupStream, Page, ReadyStream, list_params, page_params
 from .workers import Workers
 
@@ -224,6 +224,7 @@ class Engine:
         self.embedded_keys = self._embedded_keys()
         self.hint_owner = client.cache_owner
         self._page_params: dict[tuple[str, frozenset[str], int], list[list[tuple[str, str]]]] = {}
+        self.lookups = Batches()  # rows prepared for lookups answered from the store (engine.rows)
 
     def close(self) -> None:
         """Cancel requests not yet sent (those under way finish or fail on their own)."""
@@ -449,12 +450,12 @@ class Engine:
             obj = ctx.store.get_object(source.name, value, plan.includes)
             if obj is None:
                 return None
-            made = LOOKUPS.get(table, obj, [obj])
+            made = self.lookups.get(table, obj, [obj])
         else:
             objs = ctx.store.get_set(source.name, arg.source.lower(), value, plan.includes)
             if objs is None:
                 return None
-            made = LOOKUPS.get(table, objs, objs)
+            made = self.lookups.get(table, objs, objs)
         values = made.ensure(table, plan.mask)
         index = arg.index
         if made.matched == (index, value):

@@ -103,9 +103,10 @@ class Batches:
     """Batches of the objects lookups return (a set the store holds, one object), by the holder's
     identity: the inner loop of a join asks for the same sets statement after statement when they
     come from a ``CacheTTL`` snapshot, and again within a statement. Each entry keeps its holder,
-    so an identity is never reused while it is remembered; the oldest go first."""
+    so an identity is never reused while it is remembered; the oldest go first. One per
+    connection (``Engine.lookups``), so what it keeps alive goes with the connection."""
 
-    def __init__(self, size: int = 20000) -> None:
+    def __init__(self, size: int = 4096) -> None:
         self.size = size
         self._entries: dict[tuple[int, str], tuple[Any, Batch]] = {}
         self._lock = threading.Lock()
@@ -124,8 +125,6 @@ class Batches:
                     del self._entries[old]
         return made
 
-
-LOOKUPS = Batches()
 
 
 def sort_key(value: Any, timestamp: bool) -> tuple[int, Any]:
