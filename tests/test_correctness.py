@@ -411,7 +411,7 @@ def test_the_engine_sorts_as_sqlite_orders() -> None:
 
     import apsw
 
-    from apidriver.engine.rows import order_rows
+    from apidriver.engine.rows import Batch, order_rows
     from apidriver.values import iso8601_collation
 
     rng = random.Random(3)
@@ -427,5 +427,12 @@ def test_the_engine_sorts_as_sqlite_orders() -> None:
         db.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
         terms = [(rng.choice([1, 2, 3]), rng.random() < 0.5) for _ in range(rng.randint(1, 3))] + [(0, False)]
         sql = "SELECT * FROM t ORDER BY " + ", ".join(f"{'iabc'[c]} {'DESC' if d else 'ASC'}" for c, d in terms)
+        expected = [tuple(r) for r in db.execute(sql)]
         _, got = order_rows([{"i": r[0]} for r in rows], rows, [(c, d, c == 1) for c, d in terms])
-        assert got == [tuple(r) for r in db.execute(sql)], sql
+        assert got == expected, sql
+        # As the engine sorts a statement's rows: what each column holds known from its batch.
+        made = Batch([{"i": r[0]} for r in rows], 4)
+        made._columns = [[r[c] for r in rows] for c in range(4)] + [None]
+        kinds = [{made.kind(c, c == 1)} for c, _ in terms]
+        _, got = order_rows([{"i": r[0]} for r in rows], rows, [(c, d, c == 1) for c, d in terms], kinds)
+        assert got == expected, sql

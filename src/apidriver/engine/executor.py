@@ -373,9 +373,13 @@ class Engine:
         counted = 0
         kept_rows: list[Obj] = []
         kept_values: list[tuple[Any, ...]] = []
+        kinds: list[set[str]] = [set() for _ in plan.order]
         for objs, memo in pages:
             made = batch(table, objs, memo)
             rows, values_ = made.rows, made.ensure(table, mask)
+            if local_order:
+                for held, (column, _, timestamp) in zip(kinds, plan.order):
+                    held.add(made.kind(column, timestamp))
             if tests:
                 rows, values_, certain, stop = self._filter(rows, values_, tests, None if wanted is None else wanted - counted)
                 counted += certain
@@ -394,7 +398,7 @@ class Engine:
             if stop:
                 return
         if local_order and kept_rows:
-            yield self._ordered(plan, kept_rows, kept_values)
+            yield self._ordered(plan, kept_rows, kept_values, kinds)
 
     def looked_up(
         self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]
@@ -433,11 +437,13 @@ class Engine:
         return out_rows, out_values, certain, False
 
     @staticmethod
-    def _ordered(plan: Plan, rows: list[Obj], values: list[tuple[Any, ...]]) -> tuple[list[Obj], list[tuple[Any, ...]]]:
+    def _ordered(
+        plan: Plan, rows: list[Obj], values: list[tuple[Any, ...]], kinds: list[set[str]] | None = None
+    ) -> tuple[list[Obj], list[tuple[Any, ...]]]:
         """``rows`` in the ORDER BY the plan took over (as they are when it took none)."""
         if not plan.order or len(rows) < 2:
             return rows, values
-        return order_rows(rows, values, plan.order)
+        return order_rows(rows, values, plan.order, kinds)
 
     def _lookup(
         self, ctx: StatementContext, table: Table, plan: Plan, arg: Arg, value: Any

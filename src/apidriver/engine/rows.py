@@ -43,7 +43,7 @@ class Batch:
     columns (by ``zip``, in C); ``filled`` is the mask of converted columns.
     """
 
-    __slots__ = ("rows", "values", "filled", "dicts", "matched", "_columns")
+    __slots__ = ("rows", "values", "filled", "dicts", "matched", "_columns", "_kinds")
 
     def __init__(self, rows: list[Obj], width: int) -> None:
         self.rows = rows
@@ -52,6 +52,28 @@ class Batch:
         self.filled = -1  # nothing made yet (not even the tuples of UNSET)
         self.dicts = all(type(r) is dict for r in rows)
         self.matched: tuple[int, Any] | None = None  # (column, value) every row is known to equal (lookups)
+        self._kinds: dict[tuple[int, bool], str] = {}
+
+    def kind(self, column: int, timestamp: bool) -> str:
+        """What a converted column holds, for sorting: ``nulls``, ``text`` (timestamps: ``stamps``,
+        every one in the stored form), ``numbers``, or ``mixed``. Worked out once per batch."""
+        found = self._kinds.get((column, timestamp))
+        if found is None:
+            cells = self._columns[column]
+            if cells is None:
+                return "mixed"  # not converted: sorted by the general rules
+            kinds = set(map(type, cells))
+            kinds.discard(type(None))
+            if not kinds:
+                found = "nulls"
+            elif kinds == {str}:
+                found = "stamps" if timestamp and all(stored_timestamp(c) for c in cells if c is not None) else "text"
+            elif kinds <= {int, float}:
+                found = "numbers"
+            else:
+                found = "mixed"
+            self._kinds[(column, timestamp)] = found
+        return found
 
     def ensure(self, table: Table, mask: int) -> list[tuple[Any, ...]]:
         """The values, with every column of ``mask`` converted."""
@@ -140,7 +162,10 @@ def sort_key(value: Any, timestamp: bool) -> tuple[int, Any]:
 
 
 def order_rows(
-    rows: list[Obj], values: list[tuple[Any, ...]], terms: Sequence[tuple[int, bool, bool]]
+    rows: list[Obj],
+    values: list[tuple[Any, ...]],
+    terms: Sequence[tuple[int, bool, bool]],
+    kinds: Sequence[set[str]] | None = None,
 ) -> tuple[list[Obj], list[tuple[Any, ...]]]:
     """``rows`` sorted by ``terms`` (column index, descending, timestamp column), as SQLite's ORDER BY.
 
@@ -149,16 +174,25 @@ def order_rows(
     as Python compares str: code point order is UTF-8 byte order. A column
     whose other values are all text (timestamps: all in the stored form) or
     all numbers sorts by the values themselves; any other mix by SQLite's
-    order of types (``sort_key``).
+    order of types (``sort_key``). ``kinds``: per term, what the batches the
+    rows come from hold in that column (``Batch.kind``), when known.
     """
     order = list(range(len(rows)))
-    for column, descending, timestamp in reversed(terms):  # stable sorts, the last term first
+    for term in range(len(terms) - 1, -1, -1):  # stable sorts, the last term first
+        column, descending, timestamp = terms[term]
         cells = [row[column] for row in values]
         nulls = [i for i in order if cells[i] is None]
         rest = [i for i in order if cells[i] is not None] if nulls else order
-        kinds = {type(cells[i]) for i in rest}
-        plain = kinds <= {str} and (not timestamp or all(map(stored_timestamp, (cells[i] for i in rest))))
-        if plain or kinds <= {int, float}:
+        if kinds is not None:
+            held = kinds[term] - {"nulls"}
+        else:
+            types = {type(cells[i]) for i in rest}
+            held = {"mixed"} if types - {str, int, float} else set()
+            if str in types:
+                held.add("stamps" if timestamp and all(stored_timestamp(cells[i]) for i in rest) else "text")
+            if types & {int, float}:
+                held.add("numbers")
+        if len(held) <= 1 and held <= ({"stamps"} if timestamp else {"text", "numbers"}):
             rest.sort(key=cells.__getitem__, reverse=descending)
         else:
             keys = [sort_key(v, timestamp) for v in cells]
