@@ -303,20 +303,18 @@ class Cursor:
             if done:
                 self._finish()
         if self._context.created:
-            rows = [self._returning(row) for row in rows]
+            rows = [tuple(self._returning(row)) for row in rows]
         converters = self._convert
         if not converters:
-            return rows if not self._context.created else [tuple(r) for r in rows]
-        out = []
-        append = out.append
-        for row in rows:
+            return rows
+        for n, row in enumerate(rows):  # in place: the rows SQLite gave go as their conversions are made
             values = list(row)
             for i, convert in converters:
                 value = values[i]
                 if value is not None:
                     values[i] = convert(value)
-            append(tuple(values))
-        return out
+            rows[n] = tuple(values)
+        return rows
 
     def _returning(self, row: Sequence[Any]) -> Sequence[Any]:
         """``INSERT ... RETURNING`` rows: what the API created, not SQLite's echo of the inputs."""
