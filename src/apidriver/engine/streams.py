@@ -178,9 +178,17 @@ class ListStream:
             elif self.start_page == 1:
                 self._bodies = []
         top = self.start_page
+        self._counted: set[int] = set()
         if self.predicted and endpoint.paginated:
             top = min(self.predicted, self.start_page + self.ahead)
+            if lookup and self.snapshot is None:
+                # Every page the list is known to have will be sent: they count from the start, so that
+                # the lookups of a join's inner loop leave room for them (the request rule).
+                for page in range(self.start_page, self.predicted + 1):
+                    self._count(page)
         for page in range(self.start_page, top + 1):
+            if page > self.start_page and self.may_fetch is not None and not self.may_fetch():
+                break  # a lookup within its budget: the pages it is known to have go as far as the budget allows
             self._submit(page)
 
     def _submit(self, page: int) -> None:
@@ -198,9 +206,19 @@ class ListStream:
             return
         # Pages of a paginated list are cached as one snapshot (see the module docstring).
         cacheable = not self.endpoint.paginated
-        if self.lookup and not self.ctx.sent(self.endpoint.path, params, page=True):
-            self.ctx.lookups[self.table.name] = self.ctx.lookups.get(self.table.name, 0) + 1
+        if self.lookup:
+            self._count(page, params)
         self._futures[page] = self.ctx.get(self.engine, self.endpoint.path, params, self.endpoint.scope, page=True, cacheable=cacheable)
+
+    def _count(self, page: int, params: list[tuple[str, str]] | None = None) -> None:
+        """A page of a partial read of the table (a filtered list) counts towards reading it whole."""
+        if page in self._counted:
+            return
+        self._counted.add(page)
+        if params is None:
+            params = page_params(self.engine, self.endpoint, self.params, page, self.size)
+        if not self.ctx.sent(self.endpoint.path, params, page=True):
+            self.ctx.lookups[self.table.name] = self.ctx.lookups.get(self.table.name, 0) + 1
 
     def _shown(self, page: int) -> str:
         """The URL of a page served from the snapshot, as the request log shows it (the list's
