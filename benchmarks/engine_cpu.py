@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import apsw
+from emulated import emulator_process
 
 import apidriver
 from apidriver.values import format_timestamp
-from emulated import emulator_process
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench"

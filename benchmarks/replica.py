@@ -95,7 +95,7 @@ def wait_ended(root: str, ids: list[str]) -> None:
             api.get(f"/jobs/{job}").raise_for_status()
 
 
-def timed_sync(root: str, to: str) -> tuple[float, apidriver.replica.sync.SyncReport]:  # type: ignore[name-defined]
+def timed_sync(root: str, to: str) -> tuple[float, apidriver.replica.report.SyncReport]:
     started = time.perf_counter()
     report = apidriver.sync(connection_string(root), to=to)
     return time.perf_counter() - started, report
@@ -105,7 +105,7 @@ def follow_delays(root: str, to: str, jobs: int) -> list[float]:
     """Delivery → commit, for the job.finished deliveries of ``jobs`` new jobs."""
     from apidriver.replica import open_target
     from apidriver.replica.follow import Delivery, Follower
-    from apidriver.replica.sync import Replicator
+    from apidriver.replica.replicator import Replicator
 
     sys.path.insert(0, str(ROOT))
     from tests.history.postgres import free_port

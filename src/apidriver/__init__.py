@@ -7,7 +7,13 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .version import __version__
+
+if TYPE_CHECKING:
+    from .replica.report import Progress, SyncReport
 
 apilevel = "2.0"
 threadsafety = 1  # threads may share the module, not connections
@@ -51,7 +57,7 @@ import apsw as _apsw  # noqa: E402
 sqlite_version: str = _apsw.sqlite_lib_version()
 sqlite_version_info: tuple[int, ...] = tuple(int(p) for p in sqlite_version.split("."))
 
-from .client import clear_cache  # noqa: E402
+from .response_cache import clear_cache  # noqa: E402
 from .connection import Connection, connect  # noqa: E402
 from .cursor import Cursor  # noqa: E402
 from .exceptions import (  # noqa: E402
@@ -74,9 +80,9 @@ from .exceptions import (  # noqa: E402
     ProgrammingError,
     QueryCancelledError,
     RateLimitError,
+    UnexpectedResponseError,
     Warning,
 )
-from .replica import sync  # noqa: E402
 from .typeobjects import (  # noqa: E402
     BINARY,
     DATETIME,
@@ -126,6 +132,7 @@ __all__ = [
     "TimeFromTicks",
     "Timestamp",
     "TimestampFromTicks",
+    "UnexpectedResponseError",
     "Warning",
     "__version__",
     "apilevel",
@@ -137,3 +144,34 @@ __all__ = [
     "sync",
     "threadsafety",
 ]
+
+
+def sync(
+    connection: Connection | str,
+    to: str | None = None,
+    tables: Iterable[str] | str | None = None,
+    *,
+    full: bool = False,
+    progress: Progress | None = None,
+    secrets: bool = False,
+) -> SyncReport:
+    """Copy the account into the database ``to`` and keep what the API has since forgotten.
+
+    :param connection: an open :class:`apidriver.Connection`, or a connection string (the call
+        then opens and closes its own connection).
+    :param to: a SQLAlchemy URL (``sqlite:///history.sqlite``, ``postgresql+psycopg://...``);
+        by default ``<profile>.sqlite`` in the working directory.
+    :param tables: table names (a list or ``"Jobs,Tasks"``); by default the account's data
+        (every table but the operations catalogue). Derived tables come with their parent.
+    :param full: read every list whole instead of only what can have changed.
+    :param progress: called with each table's progress while it syncs.
+    :param secrets: also copy secrets (webhook signing secrets); by default they are stored as NULL,
+        and a replica that holds some from before loses them.
+    :returns: per table, rows inserted, updated and newly gone, requests and seconds.
+    """
+    from .replica import sync as replicate  # SQLAlchemy is imported only when a sync runs
+
+    if isinstance(connection, str):
+        with connect(connection) as own:
+            return replicate(own, to, tables, full=full, progress=progress, secrets=secrets)
+    return replicate(connection, to, tables, full=full, progress=progress, secrets=secrets)

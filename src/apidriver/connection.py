@@ -11,26 +11,43 @@ finalizer then releases its threads, sockets and database as ``close()``
 would. A running statement can be cancelled from another thread
 (:meth:`Connection.interrupt`, :meth:`Cursor.cancel`); ``close()`` from
 another thread cancels it first, then closes.
+
+Local tables: besides the API's tables, the connection's database holds
+whatever tables, views, indexes and triggers the user creates under other
+names (plain ``CREATE TABLE``, or ``TEMP``); they are SQLite's own and live
+until the connection closes. Their changes are transactional as with
+``sqlite3``: a statement that changes rows of a local table opens a
+transaction (unless ``isolation_level`` is None), ``commit()`` and
+``rollback()`` end it. Writes to the API are sent when their statement runs
+and are never undone (docs/querying.md, "Local tables and transactions").
+
+After ``fork()``, a connection belongs to the parent: in the child, every
+use raises :class:`ProgrammingError` (as sqlite3 and psycopg refuse), and
+``close()`` or garbage collection there releases nothing the parent uses.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import apsw
+import apsw.ext
 import httpx
 
 from . import exceptions as exc
 from .cache import CACHE_PROPERTIES
 from .cache import install as install_cache
-from .client import CACHE, ApiClient, tls_context
+from .client import ApiClient
+from .response_cache import CACHE
+from .transport import tls_context
 from .engine.executor import Engine, StatementContext
 from .engine.planner import in_affinity
 from .engine.procedures import ProcedureModule, ProcedureRunner
@@ -47,28 +64,83 @@ if TYPE_CHECKING:
 
 MODULE_NAME = "apidriver"
 _WRITES = {apsw.SQLITE_INSERT: "INSERT", apsw.SQLITE_UPDATE: "UPDATE", apsw.SQLITE_DELETE: "DELETE"}
-# Schema changes: (what the statement does, whether it is allowed on TEMP objects with other names).
+# Schema changes: what the statement does (for messages).
 _DDL = {
-    apsw.SQLITE_CREATE_TABLE: ("CREATE TABLE", False),
-    apsw.SQLITE_CREATE_VIEW: ("CREATE VIEW", False),
-    apsw.SQLITE_CREATE_INDEX: ("CREATE INDEX", False),
-    apsw.SQLITE_CREATE_TRIGGER: ("CREATE TRIGGER", False),
-    apsw.SQLITE_CREATE_VTABLE: ("CREATE VIRTUAL TABLE", False),
-    apsw.SQLITE_DROP_TABLE: ("DROP TABLE", False),
-    apsw.SQLITE_DROP_VIEW: ("DROP VIEW", False),
-    apsw.SQLITE_DROP_INDEX: ("DROP INDEX", False),
-    apsw.SQLITE_DROP_TRIGGER: ("DROP TRIGGER", False),
-    apsw.SQLITE_DROP_VTABLE: ("DROP TABLE", False),
-    apsw.SQLITE_ALTER_TABLE: ("ALTER TABLE", False),
-    apsw.SQLITE_CREATE_TEMP_TABLE: ("CREATE TEMP TABLE", True),
-    apsw.SQLITE_CREATE_TEMP_VIEW: ("CREATE TEMP VIEW", True),
-    apsw.SQLITE_CREATE_TEMP_INDEX: ("CREATE INDEX", True),
-    apsw.SQLITE_CREATE_TEMP_TRIGGER: ("CREATE TEMP TRIGGER", True),
+    apsw.SQLITE_CREATE_TABLE: "CREATE TABLE",
+    apsw.SQLITE_CREATE_VIEW: "CREATE VIEW",
+    apsw.SQLITE_CREATE_INDEX: "CREATE INDEX",
+    apsw.SQLITE_CREATE_TRIGGER: "CREATE TRIGGER",
+    apsw.SQLITE_CREATE_VTABLE: "CREATE VIRTUAL TABLE",
+    apsw.SQLITE_DROP_TABLE: "DROP TABLE",
+    apsw.SQLITE_DROP_VIEW: "DROP VIEW",
+    apsw.SQLITE_DROP_INDEX: "DROP INDEX",
+    apsw.SQLITE_DROP_TRIGGER: "DROP TRIGGER",
+    apsw.SQLITE_DROP_VTABLE: "DROP TABLE",
+    apsw.SQLITE_ALTER_TABLE: "ALTER TABLE",
+    apsw.SQLITE_CREATE_TEMP_TABLE: "CREATE TEMP TABLE",
+    apsw.SQLITE_CREATE_TEMP_VIEW: "CREATE TEMP VIEW",
+    apsw.SQLITE_CREATE_TEMP_INDEX: "CREATE INDEX",
+    apsw.SQLITE_CREATE_TEMP_TRIGGER: "CREATE TEMP TRIGGER",
+    apsw.SQLITE_DROP_TEMP_TABLE: "DROP TABLE",
+    apsw.SQLITE_DROP_TEMP_VIEW: "DROP VIEW",
+    apsw.SQLITE_DROP_TEMP_INDEX: "DROP INDEX",
+    apsw.SQLITE_DROP_TEMP_TRIGGER: "DROP TRIGGER",
 }
-_SCRATCH_HINT = (
-    "For scratch work use CREATE TEMP TABLE (or TEMP VIEW) with a name that is not an API table; "
-    "it lasts until the connection closes."
+# For these the authorizer reports (index or trigger name, table name): the table is what counts.
+_ON_TABLE = {
+    apsw.SQLITE_CREATE_INDEX,
+    apsw.SQLITE_CREATE_TEMP_INDEX,
+    apsw.SQLITE_CREATE_TRIGGER,
+    apsw.SQLITE_CREATE_TEMP_TRIGGER,
+    apsw.SQLITE_DROP_INDEX,
+    apsw.SQLITE_DROP_TEMP_INDEX,
+    apsw.SQLITE_DROP_TRIGGER,
+    apsw.SQLITE_DROP_TEMP_TRIGGER,
+}
+_LOCAL_HINT = (
+    "Local tables (CREATE TABLE or CREATE TEMP TABLE with a name that is not an API or sys table) "
+    "live in this connection's own database until it closes."
 )
+# The cache's module (apidriver.cache.attach.CACHE_MODULE; not imported from there: that loads SQLAlchemy).
+CACHE_MODULE = "apidriver_cache"
+# Schemas that hold (or may hide) the API's tables: the names of those tables are reserved there.
+# Another attached database may use them: SQLite finds an unqualified name in temp and main first.
+_OWN_SCHEMAS = frozenset({"main", "temp", "cache", "live"})
+ISOLATION_LEVELS = ("", "DEFERRED", "IMMEDIATE", "EXCLUSIVE")
+"""``Connection.isolation_level`` values that open transactions (as in ``sqlite3``); None: autocommit."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What preparing a statement tells about it; found once per SQL text and schema (``Connection.shape``)."""
+
+    in_sets: bool = False
+    """IN lists may reach the API tables as whole sets (see ``Connection.shape``)."""
+    in_affinity: str = "mixed"
+    """What the statement's IN subqueries apply to their values (``engine.planner.in_affinity``);
+    ``mixed`` (SQLite evaluates such an IN on a TEXT column itself) when it is not known."""
+    description: tuple[tuple[str, str | None], ...] = ()
+    """Columns and declared types at the current schema (the result of a statement that returns no row)."""
+    writes: bool = False
+    """It changes rows (INSERT, UPDATE, DELETE; not DDL): its ``rowcount`` is SQLite's ``changes()``."""
+    local_writes: bool = False
+    """It changes rows of a local table: it runs in a transaction (see ``Connection.isolation_level``)."""
+    local_insert: bool = False
+    """It inserts into a local table: ``lastrowid`` is SQLite's ``last_insert_rowid()``."""
+    renames_temp: bool = False
+    """It renames a TEMP table, which could then hide an API table (see ``Connection._renaming``)."""
+
+
+class _Prepared:
+    """What the authorizer reports while ``Connection.shape`` prepares a statement."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[int, bool, str | None]] = []  # (action, to an API table, trigger)
+        self.ddl = False
+        self.alters_temp = False
+        self.renames = False
+
+
 # SQLite calls the progress handler every this many virtual-machine steps: how soon a
 # cancel stops SQLite's own work (a long join or a runaway recursive CTE).
 PROGRESS_STEPS = 1000
@@ -95,13 +167,17 @@ def _weak(method: Callable[..., int]) -> Callable[..., int]:
     return call
 
 
-def _release(engine: Engine, client: ApiClient, storage: httpx.Client, db: apsw.Connection) -> None:
+def _release(pid: int, engine: Engine, client: ApiClient, storage: httpx.Client, db: apsw.Connection) -> None:
     """Free what a connection holds: queued requests, workers, sockets, the database.
 
     The API client's sockets are closed once no worker uses them any more
     (a request under way ends within its Timeout, and is not retried): a
-    socket closed under a thread still reading from it is a race.
+    socket closed under a thread still reading from it is a race. In a
+    child made by ``fork()``, nothing: it all belongs to the parent, and
+    its locks may be held by threads the child does not have.
     """
+    if os.getpid() != pid:
+        return
     client.stop()
     engine.pool.shutdown(on_idle=client.close)
     storage.close()
@@ -135,7 +211,20 @@ def settings_for(connection_string: str | None, properties: Mapping[str, Any]) -
 
 
 class Connection:
-    """A DB-API 2.0 connection. Writes are autocommit: an HTTP call cannot be rolled back."""
+    """A DB-API 2.0 connection. Writes to the API are autocommit (an HTTP call cannot be rolled
+    back); changes to local tables are transactional, as with ``sqlite3``."""
+
+    # PEP 249's optional extension: the exceptions as attributes of the connection (as sqlite3 has).
+    Warning = exc.Warning
+    Error = exc.Error
+    InterfaceError = exc.InterfaceError
+    DatabaseError = exc.DatabaseError
+    DataError = exc.DataError
+    OperationalError = exc.OperationalError
+    IntegrityError = exc.IntegrityError
+    InternalError = exc.InternalError
+    ProgrammingError = exc.ProgrammingError
+    NotSupportedError = exc.NotSupportedError
 
     def __init__(self, profile: Profile, settings: Settings) -> None:
         if not settings["APIKey"] and not settings["Offline"]:  # Offline sends nothing: no key needed
@@ -158,6 +247,7 @@ class Connection:
             error_details=profile.error_details,
             cache_ttl=settings["CacheTTL"],
             rate_window=settings["RateLimitWindow"] or 60.0,
+            max_response_size=settings["MaxResponseSize"],
         )
         tables: list[Table] = list(profile.tables)
         tables += system_tables(lambda: tables, lambda: profile.procedures)
@@ -186,7 +276,8 @@ class Connection:
         self._api_tables = {t.name.lower(): t for t in profile.tables}
         self._db = apsw.Connection(":memory:")
         self._db.create_collation(ISO8601, iso8601_collation)
-        self._finalizer = weakref.finalize(self, _release, self.engine, self.client, self.storage, self._db)
+        self._pid = os.getpid()
+        self._finalizer = weakref.finalize(self, _release, self._pid, self.engine, self.client, self.storage, self._db)
         self._finalizer.atexit = False  # at exit there is nothing to release, and nothing to wait for
         self._db.set_progress_handler(lambda: current.context.cancel.is_set, PROGRESS_STEPS)
         module: Any = Module(  # (APSW's typing protocol is stricter than what it accepts)
@@ -199,7 +290,10 @@ class Connection:
             procedure_module: Any = ProcedureModule(procedure, self.runner)
             self._db.create_module(procedure.name, procedure_module, use_bestindex_object=True, eponymous_only=True)
         self._reserved = {t.name.lower() for t in self.tables} | set(self.procedures)
-        self._in_sets: OrderedDict[str, tuple[bool, str]] = OrderedDict()
+        self._modules = {MODULE_NAME, CACHE_MODULE} | set(self.procedures)
+        self._shapes: OrderedDict[str, Shape] = OrderedDict()
+        self._preparing: _Prepared | None = None  # while shape() prepares a statement
+        self._isolation_level: str | None = ""
         # CacheLocation/CacheConnection/AutoCache/Offline: cache.<Table>, and the plain names over the cache.
         self.cache: Cache | None = None
         try:
@@ -219,94 +313,164 @@ class Connection:
         nothing and changes nothing.
         """
         context = self._active
+        lowered = (name or "").lower()
+        # One of this connection's own tables (not a table of that name in a database the user attached).
+        ours = lowered in self._reserved and (database or "main").lower() in _OWN_SCHEMAS
+        preparing = self._preparing
+        if preparing is not None:
+            if action in _WRITES and name and not lowered.startswith("sqlite_"):
+                preparing.writes.append((action, ours and lowered in self._api_tables, trigger))
+            elif action in _DDL:
+                preparing.ddl = True
+                preparing.alters_temp |= action == apsw.SQLITE_ALTER_TABLE and name == "temp"
+            elif action == apsw.SQLITE_FUNCTION and column == "sqlite_rename_table":
+                preparing.renames = True
         if action == apsw.SQLITE_SELECT:
             context.selects += 1
             return apsw.SQLITE_OK
         if action in _DDL:
             return self._authorize_ddl(action, name, column, database)
+        if action in (apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH):
+            self._shapes.clear()  # names may now resolve to other tables
         if not name:
             return apsw.SQLITE_OK
-        lowered = name.lower()
         if action == apsw.SQLITE_READ:
             context.tables.add(lowered)
             if column:
                 context.columns.setdefault(lowered, set()).add(column.lower())
-            if lowered not in self._reserved and not lowered.startswith("sqlite_"):
+            if not ours and not lowered.startswith("sqlite_"):
                 context.foreign_reads = True
-            procedure = self.procedures.get(lowered)
+            procedure = self.procedures.get(lowered) if ours else None
             if procedure is not None:
                 refusal = self.runner.refusal(procedure)
                 if refusal is not None:
                     context.refused = refusal
                     return apsw.SQLITE_DENY
-        elif action in _WRITES and lowered in self._api_tables:
+        elif action in _WRITES and ours and lowered in self._api_tables:
             refusal = self.writer.refusal(self._api_tables[lowered], _WRITES[action])
             if refusal is not None:
                 context.refused = refusal
                 return apsw.SQLITE_DENY
             if action == apsw.SQLITE_DELETE:
                 context.deletes.add(lowered)
-        elif action in _WRITES and lowered in self._reserved and (database or "main") == "main":
+        elif action in _WRITES and ours:
             context.refused = exc.NotSupportedError(f"{name} is a system table of apidriver: it cannot be changed.")
             return apsw.SQLITE_DENY
         return apsw.SQLITE_OK
 
     def _authorize_ddl(self, action: int, name: str | None, detail: str | None, database: str | None) -> int:
-        """CREATE/DROP/ALTER: allowed only on TEMP objects whose names do not shadow an API table."""
-        what, temp_ok = _DDL[action]
-        self._in_sets.clear()  # names may now resolve to other tables
+        """CREATE/DROP/ALTER: allowed on local objects, refused on anything that would touch or
+        shadow the API's tables, the sys tables or the procedures (in main, temp, and the cache's
+        schemas; a database the user attached may have tables of those names)."""
+        what = _DDL[action]
+        self._shapes.clear()  # names may now resolve to other tables, results have other columns
         if self.cache is not None:
             self.cache.forget_routes()
         if action == apsw.SQLITE_ALTER_TABLE:
             database, name = name, detail  # ALTER TABLE reports (database, table)
-        elif action in (apsw.SQLITE_CREATE_TEMP_INDEX, apsw.SQLITE_CREATE_TEMP_TRIGGER, apsw.SQLITE_CREATE_INDEX, apsw.SQLITE_CREATE_TRIGGER):
+        elif action in _ON_TABLE:
             name = detail or name  # the table the index or trigger is on
         lowered = (name or "").lower()
-        if lowered in self._reserved:
+        if lowered in self._reserved and (database or "main").lower() in _OWN_SCHEMAS:
             kind = "a procedure" if lowered in self.procedures else "an API table" if lowered in self._api_tables else "a system table"
-            message = f"{what} {name}: {name} is {kind} of this connection and cannot be created, dropped, altered or shadowed. {_SCRATCH_HINT}"
-        elif temp_ok or (database or "main") not in ("main",):
-            return apsw.SQLITE_OK
-        elif action == apsw.SQLITE_ALTER_TABLE and database == "temp":
-            return apsw.SQLITE_OK
-        elif action in (apsw.SQLITE_DROP_TABLE, apsw.SQLITE_DROP_VIEW, apsw.SQLITE_DROP_INDEX, apsw.SQLITE_DROP_TRIGGER) and database == "temp":
-            return apsw.SQLITE_OK
+            message = (
+                f"{what} {name}: {name} is {kind} of this connection and cannot be created, dropped, altered, "
+                f"indexed or shadowed. {_LOCAL_HINT}"
+            )
+        elif action == apsw.SQLITE_CREATE_VTABLE and (detail or "").lower() in self._modules:
+            message = f"CREATE VIRTUAL TABLE {name} USING {detail}: that module serves apidriver's own tables only. {_LOCAL_HINT}"
         else:
-            message = f"{what} {name or ''}: the main schema holds the API's tables and cannot be changed. {_SCRATCH_HINT}"
+            return apsw.SQLITE_OK
         self._active.refused = exc.NotSupportedError(message)
         return apsw.SQLITE_DENY
 
-    def in_sets(self, sql: str, bindings: Any) -> bool:
-        """Whether IN constraints of ``sql`` may reach the API tables as whole sets.
+    def shape(self, sql: str, bindings: Any) -> Shape:
+        """What SQLite's authorizer reports while it prepares ``sql``, and its result columns.
 
-        APSW fails a statement when an all-at-once IN gets an empty set from a
-        subquery, so sets are used only when SQLite, preparing the statement
-        (in EXPLAIN mode, which runs nothing), reports a single SELECT and no
-        table but ours: then every IN has a literal or bound list on its
-        right. Decided once per SQL text (APSW caches the statements too).
+        The statement is prepared on its own (not from APSW's statement
+        cache) and stopped before its first step, so nothing runs. Decided
+        once per SQL text, until a schema change (the authorizer then
+        clears what was learned).
+
+        ``in_sets``: APSW fails a statement when an all-at-once IN gets an
+        empty set from a subquery, so sets are used only when SQLite reports
+        a single SELECT and no table but ours: then every IN has a literal
+        or bound list on its right. ``in_affinity``: for other statements,
+        what their IN subqueries apply to their values, read from an EXPLAIN
+        of the statement (also nothing runs). ``description``: a cached statement
+        prepared before a schema change describes the old columns until it
+        is stepped, so a result without rows takes its columns from here.
         """
-        return self.in_facts(sql, bindings)[0]
-
-    def in_facts(self, sql: str, bindings: Any) -> tuple[bool, str]:
-        """``in_sets`` and what the statement's IN subqueries apply to their values
-        (``engine.planner.in_affinity``, read from the same EXPLAIN), once per SQL text."""
-        known = self._in_sets.get(sql)
+        known = self._shapes.get(sql)
         if known is not None:
-            self._in_sets.move_to_end(sql)
+            self._shapes.move_to_end(sql)
             return known
         previous, probe = self._active, StatementContext()
         self._activate(probe)
+        self._preparing = prepared = _Prepared()
+        described: list[tuple[tuple[str, str | None], ...]] = []
+
+        def first(cursor: apsw.Cursor, statement: str, values: Any) -> bool:
+            described.append(cursor.get_description())
+            return False  # stop before the statement runs
+
+        cursor = self._db.cursor()
+        cursor.exec_trace = first
         try:
-            program = self._db.cursor().execute(sql, bindings, can_cache=False, explain=1).fetchall()
+            try:
+                cursor.execute(sql, bindings, can_cache=False)
+            except apsw.ExecTraceAbort:
+                pass
+            self._preparing = None
+            in_sets = probe.selects <= 1 and not probe.foreign_reads
+            # What IN subqueries apply to their values, read from the compiled program (only
+            # statements with subqueries or other tables have them).
+            program = [] if in_sets else self._db.cursor().execute(sql, bindings, can_cache=False, explain=1).fetchall()
         except Exception:
-            return False, "mixed"  # the statement itself will fail (with its own error), or run with values one by one
+            return Shape()  # the statement itself will fail (with its own error)
         finally:
+            self._preparing = None
             self._activate(previous)
-        answer = (probe.selects <= 1 and not probe.foreign_reads, in_affinity(program))
-        self._in_sets[sql] = answer
-        while len(self._in_sets) > 512:
-            self._in_sets.popitem(last=False)
+        # DDL reports writes too (DROP TABLE deletes the table's rows): they are not DML.
+        writes = [] if prepared.ddl else [(action, api) for action, api, trigger in prepared.writes if trigger is None]
+        local = [] if prepared.ddl else [action for action, api, _ in prepared.writes if not api]
+        answer = Shape(
+            in_sets=in_sets,
+            in_affinity=in_affinity(program),
+            description=described[0] if described else (),
+            writes=bool(writes),
+            local_writes=bool(local),
+            local_insert=any(action == apsw.SQLITE_INSERT and not api for action, api in writes),
+            renames_temp=prepared.alters_temp and prepared.renames,
+        )
+        self._shapes[sql] = answer
+        while len(self._shapes) > 512:
+            self._shapes.popitem(last=False)
         return answer
+
+    def parameter_names(self, sql: str) -> tuple[str | None, ...]:
+        """The parameters of ``sql``'s first statement, as SQLite numbers them when it prepares it
+        (nothing runs, nothing is sent): each one's name without its ``:``, ``@`` or ``$``
+        (``$a::b`` is one parameter, ``a::b``), or None for ``?`` and ``?NNN``.
+
+        Raises the error the statement would fail with if it cannot be prepared.
+        """
+        with self._stepping():
+            previous, probe = self._active, StatementContext()
+            self._activate(probe)  # the authorizer notes what a statement reads: not into the running one
+            try:
+                info = apsw.ext.query_info(self._db, sql)
+            except Exception as error:
+                failure = probe.refused if isinstance(error, apsw.AuthError) and probe.refused else translate(error, sql)
+                raise failure from error
+            finally:
+                self._activate(previous)
+        names = info.bindings_names if info.bindings_count else ()
+        return tuple(None if name is None or name.isdigit() else name for name in names)
+
+    def in_sets(self, sql: str, bindings: Any) -> bool:
+        """Whether IN constraints of ``sql`` may reach the API tables as whole sets (see :meth:`shape`)."""
+        return self.shape(sql, bindings).in_sets
 
     def procedure(self, name: str) -> Procedure:
         """The profile procedure called ``name`` (any case)."""
@@ -326,12 +490,92 @@ class Connection:
         return cursor
 
     def commit(self) -> None:
-        """Nothing to do: every write was sent to the API when it ran."""
+        """Commit the open transaction of local tables; writes to the API were sent when they ran."""
         self._check_open()
+        if self._db.in_transaction:
+            self._end("COMMIT")
 
     def rollback(self) -> None:
-        """Nothing to undo (writes are autocommit); kept cheap for connection pools."""
+        """Undo the changes to local tables since the transaction began; writes to the API stay done.
+
+        Without an open transaction it does nothing (cheap for connection pools).
+        """
         self._check_open()
+        if self._db.in_transaction:
+            self._end("ROLLBACK")
+
+    def _end(self, statement: str) -> None:
+        with self._stepping():
+            try:
+                self._db.execute(statement)
+            except apsw.Error as error:
+                raise translate(error, statement) from error
+
+    @contextmanager
+    def _renaming(self) -> Iterator[None]:
+        """Runs ``ALTER TABLE temp.x RENAME TO y`` in a savepoint, undone if ``y`` is a reserved name.
+
+        A TEMP table named like an API or sys table would hide it (SQLite
+        looks in temp first), and SQLite's authorizer reports only the old
+        name of a rename: the new one is checked once the rename is done.
+        """
+        self._db.execute("SAVEPOINT apidriver_rename")
+        try:
+            yield
+            hidden = [n for (n,) in self._db.execute("SELECT name FROM temp.sqlite_master") if n.lower() in self._reserved]
+        except BaseException:
+            self._db.execute("ROLLBACK TO apidriver_rename; RELEASE apidriver_rename")
+            raise
+        if hidden:
+            self._db.execute("ROLLBACK TO apidriver_rename; RELEASE apidriver_rename")
+            raise exc.NotSupportedError(
+                f"ALTER TABLE ... RENAME TO {hidden[0]}: {hidden[0]} is a table of this connection and cannot be "
+                f"shadowed. {_LOCAL_HINT}"
+            )
+        self._db.execute("RELEASE apidriver_rename")
+
+    def _begin(self) -> None:
+        """Open a transaction before a statement that changes local tables (as ``sqlite3`` does)."""
+        if self._isolation_level is not None and not self._db.in_transaction:
+            self._db.execute(f"BEGIN {self._isolation_level}")
+
+    @property
+    def isolation_level(self) -> str | None:
+        """As in ``sqlite3``: ``""`` (the default), ``"DEFERRED"``, ``"IMMEDIATE"`` or ``"EXCLUSIVE"``
+        open a transaction of that kind before a statement that changes rows of a local table;
+        None is autocommit (each statement commits at once). Setting None commits what is open.
+        """
+        return self._isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, level: str | None) -> None:
+        if level is not None and (not isinstance(level, str) or level.upper() not in ISOLATION_LEVELS):
+            raise exc.ProgrammingError(
+                f"isolation_level must be None (autocommit) or one of {', '.join(repr(v) for v in ISOLATION_LEVELS)}, "
+                f"not {level!r}."
+            )
+        self._check_open()
+        if level is None:
+            self.commit()
+        self._isolation_level = None if level is None else level.upper()
+
+    @property
+    def autocommit(self) -> bool:
+        """True when ``isolation_level`` is None: every statement commits at once.
+
+        False (the default): changes to local tables wait for ``commit()``.
+        Writes to the API are sent at once either way.
+        """
+        return self._isolation_level is None
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        self.isolation_level = None if value else ""
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open: changes to local tables not yet committed (as in ``sqlite3``)."""
+        return not self._closed and bool(self._db.in_transaction)
 
     def close(self) -> None:
         """Close the connection; from another thread while a statement runs, cancel it first.
@@ -342,6 +586,9 @@ class Connection:
         ``close()`` raises :class:`ProgrammingError` and changes nothing.
         """
         if self._closed:
+            return
+        if os.getpid() != self._pid:
+            self._closed = True  # in this process only; the parent's connection is untouched
             return
         waited = self._using.acquire(blocking=False)
         if not waited:
@@ -427,6 +674,12 @@ class Connection:
     # -- internals ------------------------------------------------------------------------------
 
     def _check_open(self) -> None:
+        if os.getpid() != self._pid:
+            raise exc.ProgrammingError(
+                f"This connection was opened in process {self._pid} and cannot be used in process {os.getpid()}, a "
+                "child made by fork(): its sockets, threads and locks belong to the parent. Open a new connection in "
+                "the child (e.g. in a multiprocessing initializer), or start processes with the 'spawn' method."
+            )
         if self._closed:
             raise exc.InterfaceError("The connection is closed.")
 
@@ -441,6 +694,7 @@ class Connection:
     @contextmanager
     def _stepping(self) -> Iterator[None]:
         """Held while a cursor runs SQLite; close() from another thread waits for it."""
+        self._check_open()  # first: after fork() the lock may be held by a thread of the parent
         if not self._using.acquire(blocking=False):
             raise exc.ProgrammingError(
                 "The connection is in use by another thread (a connection may be used by one thread at a time; "
@@ -458,7 +712,7 @@ class Connection:
         return self._db
 
 
-from .cursor import Cursor  # noqa: E402  (cursor needs Connection's module loaded)
+from .cursor import Cursor, translate  # noqa: E402  (cursor needs Connection's module loaded)
 
 
 def connect(connection_string: str | None = None, **properties: Any) -> Connection:

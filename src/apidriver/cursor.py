@@ -16,14 +16,15 @@ import apsw
 
 from . import exceptions as exc
 from .cache.grammar import recognise as cache_statement
-from .client import RequestRecord, sentence
+from .answers import RequestRecord
+from .exceptions import sentence
 from .engine.executor import StatementContext
 from .engine.writes import delete_failure, partial_failure
 from .typeobjects import type_code
 from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql, stored_to_datetime
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .connection import Connection, Shape
 
 _DATETIMES: dict[str, Any] = {}  # stored text → datetime: rows share times (a job's tasks, a page's jobs)
 
@@ -115,6 +116,7 @@ class Cursor:
         self.rowcount = -1
         self.lastrowid: int | None = None
         self._returned = 0
+        self._counts_at_end = False  # rowcount is known once the rows are read (DML with RETURNING)
         self._closed = False
 
     # -- statements ------------------------------------------------------------------------
@@ -123,6 +125,7 @@ class Cursor:
         """Run one SQL statement; parameters use ``?`` (sequence) or ``:name`` (mapping)."""
         self._check_open()
         self.rowcount = -1  # until this statement has succeeded
+        self._counts_at_end = False
         with self.connection._stepping():
             self._finish()
             self._context = StatementContext()
@@ -132,32 +135,41 @@ class Cursor:
                 try:
                     operation, parameters = special.run(self.connection, self._adapt(parameters))
                 except Exception as error:
-                    raise translate(error, operation) from error
+                    raise exc.chained(translate(error, operation), error)
             bindings = self._adapt(parameters)
-            self._context.in_sets, self._context.in_affinity = self.connection.in_facts(operation, bindings)
+            shape = self.connection.shape(operation, bindings)
+            self._context.in_sets, self._context.in_affinity = shape.in_sets, shape.in_affinity
             cache = self.connection.cache
-            route = cache.route(operation, bindings) if cache is not None else None  # a read of a SQLite cache: SQLite reads it
-            return self._execute(operation, bindings, route)
+            # A read of nothing but a SQLite cache's tables: SQLite reads the replica itself (cache/reader.py).
+            route = cache.route(operation, bindings) if cache is not None else None
+            return self._execute(operation, bindings, shape, route)
 
-    def _execute(self, operation: str, bindings: Any, route: tuple[apsw.Connection, Any] | None = None) -> Cursor:
-        db, described = route if route is not None else (self.connection.sqlite, None)
-        cursor = db.cursor()
+    def _execute(
+        self, operation: str, bindings: Any, shape: Shape, route: tuple[apsw.Connection, Any] | None = None
+    ) -> Cursor:
+        cursor = (route[0] if route is not None else self.connection.sqlite).cursor()
         captured: dict[str, Any] = {}
 
         def trace(cur: apsw.Cursor, sql: str, bindings: Any) -> bool:
-            if "description" in captured:
+            if "first" in captured:
                 return True  # only a trailing comment can follow (checked below)
             if operation.startswith(sql) and _has_statement(operation[len(sql) :]):
                 captured["multiple"] = True
                 return False  # before anything ran
-            captured["description"] = cur.get_description()
+            captured["first"] = True
             return True
 
         cursor.exec_trace = trace
         self._returned = 0
         context = self._context
         try:
-            cursor.execute(operation, bindings)
+            if shape.local_writes:
+                self.connection._begin()
+            if shape.renames_temp:
+                with self.connection._renaming():
+                    cursor.execute(operation, bindings)
+            else:
+                cursor.execute(operation, bindings)
         except BaseException as error:
             if isinstance(error, apsw.AuthError) and context.refused is not None:
                 raise context.refused from None
@@ -168,22 +180,33 @@ class Cursor:
             failure = translate(error, operation, context)
             if isinstance(failure, exc.Error) and (context.delete_failure or context.deleted or context.created):
                 failure = partial_failure(context, failure)  # e.g. cancelled between two rows
-            raise failure from error
+            raise exc.chained(failure, error)
         self._cursor = cursor
         if context.delete_failure is not None:
             self._finish()
             raise delete_failure(context)
-        description = described or captured.get("description") or ()
+        if route is not None:
+            description = route[1]  # the driver's declared types (the reader's views hide some)
+        else:
+            try:
+                # Read after the first step: a statement from APSW's cache that was prepared before a
+                # schema change is prepared again by that step, and only then has its new columns.
+                description = cursor.get_description()
+            except apsw.ExecutionCompleteError:
+                description = shape.description  # no row: the columns at the current schema
         self._set_description(description)
         if context.created:
             self.lastrowid = self.connection.rowids.rowid(context.created[-1][0], context.created[-1][1])
+        elif shape.local_insert:
+            self.lastrowid = self.connection.sqlite.last_insert_rowid()
         if not description:
-            self.rowcount = self.connection.sqlite.changes()
+            self.rowcount = self.connection.sqlite.changes() if shape.writes else -1  # DDL changes no rows
             self._finish()
         elif context.created or context.deleted:
             self.rowcount = len(context.created) + len(context.deleted)
         else:
             self.rowcount = -1
+            self._counts_at_end = shape.writes
         return self
 
     def callproc(self, procname: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> Sequence[Any] | Mapping[str, Any]:
@@ -299,9 +322,11 @@ class Cursor:
                         done = True
             except BaseException as error:
                 self._finish()
-                raise translate(error, None, self._context) from error
+                raise exc.chained(translate(error, None, self._context), error)
             if done:
                 self._finish()
+                if self._counts_at_end:  # INSERT/UPDATE/DELETE ... RETURNING: SQLite counts once it is done
+                    self.rowcount = self.connection.sqlite.changes()
         if self._context.created:
             rows = [tuple(self._returning(row)) for row in rows]
         converters = self._convert
@@ -385,6 +410,11 @@ class Cursor:
     def requests(self) -> list[RequestRecord]:
         """HTTP requests made by the last statement: method, URL (no secrets), status, duration."""
         return list(self._context.requests)
+
+    @property
+    def rows_read(self) -> int:
+        """Rows read from the API so far by the last statement (embedded ones included); a GROUP BY or a filter returns fewer."""
+        return self._context.rows_read
 
     def __enter__(self) -> Cursor:
         return self

@@ -15,6 +15,7 @@
           │    ├── InsufficientCreditsError 402
           │    ├── APIUnavailableError     5xx, timeouts, dropped connections (after retries)
           │    ├── AmbiguousWriteError     a write whose outcome is unknown (never retried)
+          │    ├── UnexpectedResponseError not the API's answer: a redirect, an odd status or shape, too large
           │    └── QueryCancelledError     cancelled by Connection.interrupt(), Cursor.cancel() or close()
           ├── IntegrityError
           ├── InternalError
@@ -117,6 +118,12 @@ class AmbiguousWriteError(APIErrorMixin, OperationalError):
     """A write failed in a way that leaves its outcome unknown; it was not retried."""
 
 
+class UnexpectedResponseError(APIErrorMixin, OperationalError):
+    """A read was answered with something the API never answers: a redirect (never followed), a
+    status it does not use, a list page that is not a page, a repeated page, a body past
+    ``MaxResponseSize``. Not retried: the same request would get the same answer."""
+
+
 class QueryCancelledError(OperationalError):
     """The statement was cancelled from another thread (``Connection.interrupt()``,
     ``Cursor.cancel()``, or ``close()`` while it ran); the connection stays usable."""
@@ -137,6 +144,19 @@ def with_message(error: Error, message: str) -> Error:
         if hasattr(error, attr):
             setattr(copy, attr, getattr(error, attr))
     return copy
+
+
+def chained(error: BaseException, cause: BaseException) -> BaseException:
+    """``error``, to raise while handling ``cause``: chained to it, unless it *is* ``cause``.
+
+    ``raise translate(e) from e`` with a ``translate`` that may return ``e``
+    itself makes ``e.__cause__ is e``, and ``while e.__cause__`` loops
+    forever; ``raise chained(translate(e), e)`` keeps ``e``'s own cause.
+    """
+    if error is not cause:
+        error.__cause__ = cause  # as ``raise error from cause`` does
+        error.__suppress_context__ = True
+    return error
 
 
 __all__ = [
@@ -160,5 +180,13 @@ __all__ = [
     "ProgrammingError",
     "QueryCancelledError",
     "RateLimitError",
+    "UnexpectedResponseError",
     "Warning",
+    "chained",
 ]
+
+
+def sentence(text: str) -> str:
+    """``text`` ending with a full stop (API messages often have none)."""
+    text = text.rstrip()
+    return text if not text or text[-1] in ".!?" else text + "."

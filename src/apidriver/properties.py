@@ -1,8 +1,8 @@
 """Connection properties: parsing connection strings and validating values.
 
 A connection string is ``Name=Value;Name=Value``. Names are case-insensitive;
-values may be quoted with ``"``, ``'`` (a doubled quote inside stands for
-one) or ``{}``. ``ProfileSettings`` holds a nested connection string of
+values may be quoted with ``"``, ``'`` or ``{}`` (inside, a doubled closing
+character stands for one: ``''``, ``""``, ``}}`` as in ODBC). ``ProfileSettings`` holds a nested connection string of
 profile properties (the form the commercial driver's articles use), e.g.
 ``Profile=CloudConvert;ProfileSettings="APIKey=...;Sandbox=true"``.
 Properties given at the top level win over the same ones inside
@@ -26,6 +26,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .exceptions import ProgrammingError
+
+# MaxResponseSize's default: far above a page of 1,000 jobs with their tasks.
+DEFAULT_MAX_RESPONSE_SIZE = 32 << 20
 
 _NAME = re.compile(r"[A-Za-z_]{1,32}")
 
@@ -76,6 +79,20 @@ def positive_int(upper: int) -> Callable[[Any], int]:
     return int_range(1, upper)
 
 
+_SIZE = re.compile(r"(\d+)\s*([kmg]i?b?)?", re.IGNORECASE)
+
+
+def byte_size(value: Any) -> int:
+    """A number of bytes, at least 1 KB: ``1048576``, ``512KB``, ``32MB``, ``1GB`` (multiples of 1024)."""
+    match = _SIZE.fullmatch(str(value).strip())
+    if match is None:
+        raise ValueError("use a number of bytes, or one with KB, MB or GB after it, such as 32MB")
+    number = int(match.group(1)) << 10 * " kmg".index((match.group(2) or " ")[0].lower())
+    if number < 1024:
+        raise ValueError("use at least 1KB")
+    return number
+
+
 def _seconds(value: Any) -> float:
     try:
         return float(str(value).strip())
@@ -100,9 +117,20 @@ def positive_seconds(value: Any) -> float:
 
 
 def base_url(value: Any) -> str:
-    """An http(s) URL with a host."""
+    """An http(s) URL with a host, and nothing that could be a secret: no user-info, query or fragment.
+
+    ``http://user:KEY@host`` would carry the key in every URL the driver
+    shows (errors, logs, reprs, request records): refused, without echoing it.
+    """
     text = str(value).strip()
     parts = urlsplit(text)
+    if "@" in parts.netloc:
+        raise ValueError(
+            "it has a user name or password before an '@' (user:secret@host), which would show wherever the URL "
+            "does. Give the host alone, and the key as APIKey"
+        )
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise ValueError("give the API root without a query (?...) or fragment (#...), such as https://api.cloudconvert.com")
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError("use an http:// or https:// URL with a host, such as https://api.cloudconvert.com")
     try:
@@ -118,7 +146,18 @@ CORE_PROPERTIES: tuple[Property, ...] = (
     Property("APIKey", "The API key (secret). Falls back to the profile's environment variable.", None, secret=True),
     Property("BaseURL", "The API root, e.g. https://api.cloudconvert.com (a trailing /v2 is accepted).", None, base_url),
     Property("ProfileSettings", "Nested Name=Value;... string of profile properties.", None),
-    Property("Timeout", "Seconds to wait for one HTTP response (more than 0).", 30.0, positive_seconds),
+    Property(
+        "Timeout",
+        "Seconds one HTTP attempt may take as a whole: connecting, sending, the headers and the whole body (more than 0).",
+        30.0,
+        positive_seconds,
+    ),
+    Property(
+        "MaxResponseSize",
+        "Largest answer body taken, in bytes after decompression (e.g. 32MB); a larger one is an error.",
+        DEFAULT_MAX_RESPONSE_SIZE,
+        byte_size,
+    ),
     Property("PageSize", "Rows asked per page of a list request (per_page).", 100, positive_int(1000)),
     Property("MaxConcurrency", "HTTP requests one connection may have in flight at once.", 8, positive_int(64)),
     Property("MaxRetries", "Retries of a failed idempotent request (5xx, timeouts, dropped connections), 0 to 20.", 4, int_range(0, 20)),
@@ -166,7 +205,7 @@ def parse_connection_string(text: str) -> dict[str, str]:
                     raise ProgrammingError(f"Bad connection string: the value of {called} has no closing {close}.")
                 ch = text[i]
                 if ch == close:
-                    if close != "}" and i + 1 < n and text[i + 1] == close:
+                    if i + 1 < n and text[i + 1] == close:  # a doubled closer stands for one ('', "", ODBC's }})
                         value.append(ch)
                         i += 2
                         continue

@@ -77,6 +77,47 @@ def describe_table(table: Table, tables: dict[str, Table]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _scope(scope: str | None) -> str:
+    return f"`{scope}`" if scope else "none"
+
+
+def read_scope(table: Table, tables: dict[str, Table]) -> str | None:
+    """The scope reading ``table`` needs (a derived table's is its parent's)."""
+    if table.derived is not None:
+        return read_scope(tables[table.derived.parent.lower()], tables)
+    endpoint = table.list or table.get
+    return endpoint.scope if endpoint is not None else None
+
+
+def scopes_markdown(profile: Profile) -> str:
+    """Which API key scope each table and procedure needs: from the tables' endpoint specs and the
+    profile's ``procedure_scopes``."""
+    tables = {t.name.lower(): t for t in profile.tables}
+    lines = [
+        "## Scopes",
+        "",
+        "What an API key needs for each table and procedure (a key has the scopes chosen when it",
+        "was made). A statement that needs a scope the key lacks fails with `PermissionDeniedError`,",
+        "naming the scope. The `sys_*` tables send no request and need none. A DELETE reads the rows",
+        "it deletes, so it needs the SELECT scope too, unless its condition is only `id = ?`.",
+        "",
+        "| Table or procedure | SELECT, or a call | INSERT | DELETE |",
+        "|---|---|---|---|",
+    ]
+    for t in profile.tables:
+        insert = t.write.insert if t.write is not None else None
+        delete = t.write.delete if t.write is not None else None
+        lines.append(
+            f"| {t.name} | {_scope(read_scope(t, tables))} | {_scope(insert.scope) if insert else '—'} | {_scope(delete.scope) if delete else '—'} |"
+        )
+    procedure_scopes = profile.extras.get("procedure_scopes", {})
+    for p in profile.procedures:
+        if p.name in procedure_scopes:
+            needs = ", ".join(f"`{s.split()[0]}`{s[len(s.split()[0]):]}" for s in procedure_scopes[p.name]) or "none"
+            lines.append(f"| {p.name}() | {needs} | — | — |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(profile: Profile) -> str:
     tables = _tables(profile)
     by_name = {t.name.lower(): t for t in tables}
@@ -87,6 +128,7 @@ def markdown(profile: Profile) -> str:
         "Also available at run time: `SELECT * FROM sys_tables`, `SELECT * FROM sys_tablecolumns`.",
         "",
         RULES,
+        scopes_markdown(profile),
     ]
     parts += [describe_table(t, by_name) for t in tables]
     parts.append(procedures_markdown(profile))

@@ -15,7 +15,7 @@ def test_demo_runs_and_shows_each_section() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     headings = [
-        "1. The article's ORM example (SQLAlchemy)",
+        "1. Failed jobs through the SQLAlchemy ORM",
         "2. Push-down: what each query sends to the API",
         "3. A join with an aggregate",
         "4. Writes and actions",
@@ -33,6 +33,7 @@ def test_demo_runs_and_shows_each_section() -> None:
     assert "2 rows affected" in out
     assert "minutes.pdf" in out and "b'%PDF-'" in out
     assert "Traceback" not in out + result.stderr
+    assert "article" not in out.lower()  # no reference to a text the user has not read
 
 
 def test_console_script() -> None:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import json
 import re
 import subprocess
 import sys
@@ -55,18 +57,40 @@ def test_select_star_on_80_columns_shows_every_column(shared_emulator: Emulator,
     assert "2 rows · 1 request" in shown
 
 
-def test_a_table_that_can_fit_folds_cells_and_keeps_every_column(shared_emulator: Emulator, jobs: dict[str, dict[str, Any]]) -> None:
-    sql = "SELECT id, tag, status, created_at, ended_at FROM Jobs ORDER BY id LIMIT 3"
-    shown = on_terminal(shared_emulator, "query", sql)
+def test_ids_stay_whole_at_80_columns_and_other_cells_fold(shared_emulator: Emulator, jobs: dict[str, dict[str, Any]]) -> None:
+    # 36 + 25 + 25 characters do not fit in 80 columns: the timestamps fold at their space, the ids never.
+    shown = on_terminal(shared_emulator, "query", "SELECT id, created_at, ended_at FROM Jobs ORDER BY id LIMIT 3")
     lines = shown.splitlines()
     assert all(len(line) <= 80 for line in lines), shown
-    header = next(line for line in lines if " id " in f" {line} ")
-    assert header.split() == ["id", "tag", "status", "created_at", "ended_at"]
-    for job_id in sorted(jobs)[:3]:  # folded ids: the pieces, in order, make the id
-        assert job_id[:8] in shown
-    assert "1. row" not in shown
-    wide = on_terminal(shared_emulator, "query", sql, columns=200)
-    assert all(job_id in wide for job_id in sorted(jobs)[:3]), wide  # on a wide terminal nothing folds
+    assert "1. row" not in shown  # still a table
+    for job_id in sorted(jobs)[:3]:
+        created = dt.datetime.fromisoformat(jobs[job_id]["created_at"]).astimezone(dt.UTC)
+        date, time = created.isoformat(sep=" ").split(" ")
+        row = next(i for i, line in enumerate(lines) if job_id in line)  # whole, on one line
+        assert re.match(rf"^\s*{job_id}\s+{date}\s", lines[row]), shown
+        assert time in lines[row + 1], shown  # the time part on the row's second line
+
+
+def test_a_table_whose_ids_cannot_stay_whole_is_shown_vertically(shared_emulator: Emulator) -> None:
+    shown = on_terminal(shared_emulator, "query", "SELECT id, job_id, operation, status FROM Tasks ORDER BY id LIMIT 2")
+    assert all(len(line) <= 80 for line in shown.splitlines()), shown
+    tasks = sorted(raw_list(shared_emulator, "/tasks"), key=lambda t: t["id"])[:2]
+    for task in tasks:
+        assert re.search(rf"^\s*id: {task['id']}$", shown, re.MULTILINE), shown
+        assert re.search(rf"^\s*job_id: {task['job_id']}$", shown, re.MULTILINE), shown
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_json_gets_the_width_that_is_left(shared_emulator: Emulator, columns: int) -> None:
+    # One line per row, cut with an ellipsis where the terminal ends (not at 60 characters).
+    jobs = sorted(raw_list(shared_emulator, "/jobs", include="tasks"), key=lambda j: j["id"])[:2]
+    shown = on_terminal(shared_emulator, "query", "SELECT id, tasks FROM Jobs ORDER BY id LIMIT 2", columns=columns)
+    for job in jobs:
+        line = next(line for line in shown.splitlines() if job["id"] in line)
+        assert len(line.rstrip()) == columns - 2, shown  # all but the table's right padding
+        cut = line.split(job["id"], 1)[1].strip()
+        assert cut.endswith("…") and len(cut) == columns - 2 - 36 - 5, shown  # 5: padding and separator
+        assert json.dumps(job["tasks"], separators=(",", ":")).startswith(cut[:-1]), cut
 
 
 def test_vertical_format(shared_emulator: Emulator, jobs: dict[str, dict[str, Any]]) -> None:
@@ -115,7 +139,7 @@ def test_positional_and_named_parameters(shared_emulator: Emulator, jobs: dict[s
     ("args", "message"),
     [
         (["SELECT id FROM Jobs WHERE status = ?"], "the statement has 1 parameter (?) and no value was given; pass values after the SQL"),
-        (["SELECT id FROM Jobs WHERE status = :s"], "no value for :s; pass values after the SQL for ? (apidriver query"),
+        (["SELECT id FROM Jobs WHERE status = :s"], "no value for the parameter s; pass values after the SQL for ? (apidriver query"),
         (["SELECT ?, ?", "1"], "the statement has 2 parameters (?) and 1 was given"),
         (["SELECT 1", "extra"], "1 value given but the statement has no ? parameter"),
     ],

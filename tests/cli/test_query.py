@@ -165,3 +165,17 @@ def test_query_connect_option_wins_over_environment(shared_emulator: Emulator) -
     result = apidriver("query", "SELECT username FROM Users", "-f", "csv", "--connect", connection(shared_emulator), env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "username\nemulator\n"
+
+
+def test_parameter_names_come_from_sqlite(shared_emulator: Emulator) -> None:
+    # SQLite reads $a::b as one parameter (a Tcl-style name), where a regex saw $a and :b.
+    named = apidriver("query", "SELECT $a::b AS v, :s AS s", "-p", "a::b", "x", "-p", ":s", "y", "-f", "json", "--connect", connection(shared_emulator))
+    assert named.returncode == 0, named.stderr
+    assert json.loads(named.stdout) == [{"v": "x", "s": "y"}]
+    missing = apidriver("query", "SELECT $a::b AS v", "--connect", connection(shared_emulator))
+    assert missing.returncode == 2
+    assert "no value for the parameter a::b;" in missing.stderr
+    numbered = apidriver("query", "SELECT ?2 AS b, ?1 AS a", "1", "2", "-f", "csv", "--connect", connection(shared_emulator))
+    assert numbered.stdout == "b,a\n2,1\n", numbered.stderr
+    commented = apidriver("query", "SELECT 1 AS one -- :x ?", "-f", "csv", "--connect", connection(shared_emulator))
+    assert commented.returncode == 0 and commented.stdout == "one\n1\n", commented.stderr

@@ -43,7 +43,7 @@ def test_shell_runs_piped_statements(shared_emulator: Emulator, tmp_path: Path) 
     result = apidriver("shell", "--connect", connection(shared_emulator), "--history", str(tmp_path / "history"), stdin=SCRIPT)
     assert result.returncode == 1  # one statement failed
     out = result.stdout
-    assert "Tables of the CloudConvert profile" in out  # .tables
+    assert re.search(r"^Jobs +Tasks +sys_procedureparameters$", out, re.MULTILINE)  # .tables, in columns
     failed = raw_list(shared_emulator, "/jobs", **{"filter[status]": "error"})
     for job in failed:
         assert re.search(rf"{job['id']}\s+error", out)  # the multi-line statement
@@ -54,7 +54,9 @@ def test_shell_runs_piped_statements(shared_emulator: Emulator, tmp_path: Path) 
     assert "s\nx;y\n" in out  # two statements on one line, a ';' inside a string
     assert "after_quit" not in out  # .quit
     assert result.stderr.splitlines() == [
-        "apidriver: line 8: no such column: nope. See the columns with SELECT table_name, column_name FROM sys_tablecolumns."
+        "apidriver: line 8: no such column: nope. See the columns with SELECT table_name, column_name FROM sys_tablecolumns.",
+        "  SELECT nope FROM Jobs;",
+        "         ^--- error here",
     ]
     assert not (tmp_path / "history").exists()  # no history without a terminal
 
@@ -82,7 +84,8 @@ def test_shell_writes(make_emulator: Any) -> None:
         ("SELECT 1; -- the end", ["SELECT 1;"]),
         ("SELECT ';' AS a;\nSELECT 2", ["SELECT ';' AS a;", "SELECT 2"]),
         ("/* nothing */ ;\n;", []),
-        ("-- first\nSELECT 1;", ["-- first\nSELECT 1;"]),
+        ("-- first\nSELECT 1;", ["SELECT 1;"]),  # from its first word: a caret's offset is counted from there
+        ("/* a; b */ SELECT 1 /* c; */; /* open", ["SELECT 1 /* c; */;"]),
     ],
 )
 def test_split_statements(text: str, statements: list[str]) -> None:
@@ -135,21 +138,37 @@ class Terminal:
         self.child.send(text)
 
 
-@pytest.fixture
-def terminal(shared_emulator: Emulator, tmp_path: Path) -> Iterator[Terminal]:
+def spawn_shell(emulator: Emulator, history: Path, rows: int, columns: int) -> Terminal:
+    """``apidriver shell`` in a pseudo-terminal of ``rows`` × ``columns``."""
     env = environment({"TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1", "NO_COLOR": "1"})
     child = pexpect.spawn(
         sys.executable,
-        [*COMMAND[1:], "shell", "--connect", connection(shared_emulator), "--history", str(tmp_path / "history")],
-        env=env,
+        [*COMMAND[1:], "shell", "--connect", connection(emulator), "--history", str(history)],
+        env={k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")},
         encoding="utf-8",
         timeout=30,
-        dimensions=(50, 160),
+        dimensions=(rows, columns),
     )
+    return Terminal(child)
+
+
+@pytest.fixture
+def terminal(shared_emulator: Emulator, tmp_path: Path) -> Iterator[Terminal]:
+    shell = spawn_shell(shared_emulator, tmp_path / "history", 50, 160)
     try:
-        yield Terminal(child)
+        yield shell
     finally:
-        child.close(force=True)
+        shell.child.close(force=True)
+
+
+@pytest.fixture
+def terminal_80(shared_emulator: Emulator, tmp_path: Path) -> Iterator[Terminal]:
+    """The shell on an 80×24 terminal."""
+    shell = spawn_shell(shared_emulator, tmp_path / "history", 24, 80)
+    try:
+        yield shell
+    finally:
+        shell.child.close(force=True)
 
 
 def test_shell_interactive(terminal: Terminal, shared_emulator: Emulator, tmp_path: Path) -> None:
@@ -202,3 +221,55 @@ def test_shell_interactive_error_then_continues(terminal: Terminal) -> None:
     terminal.child.expect(pexpect.EOF)
     terminal.child.close()
     assert terminal.child.exitstatus == 0
+
+
+def test_tables_in_columns_on_80_columns(terminal_80: Terminal) -> None:
+    terminal_80.expect("apidriver>")
+    terminal_80.send(".tables\r")
+    terminal_80.expect(r"Jobs +Tasks +sys_procedureparameters")  # the first line ...
+    terminal_80.expect(r"VerifyWebhookSignature\(\)[^\n]*\n")  # ... to the last
+    shown = terminal_80.seen[terminal_80.seen.rindex("Jobs ") :]
+    lines = [line for line in shown.splitlines() if line.strip()]
+    names = shown.split()
+    tables = ["Jobs", "Operations", "TaskDependencies", "TaskFiles", "Tasks", "Users", "Webhooks"]
+    system = ["sys_foreignkeys", "sys_procedureparameters", "sys_procedures", "sys_tablecolumns", "sys_tables"]
+    procedures = ["CancelTask()", "ConvertFile()", "CreateJob()", "DeleteJob()", "RetryTask()", "VerifyWebhookSignature()", "WaitJob()", "WaitTask()"]
+    assert sorted(names) == sorted(tables + system + procedures)
+    assert len(lines) == 7 and all(len(line) <= 80 for line in lines), shown  # 3 columns of 25: 4 lines of tables, 3 of procedures
+    assert lines[0].split() == ["Jobs", "Tasks", "sys_procedureparameters"]  # down each column first, as sqlite3
+    assert lines[4].split() == ["CancelTask()", "DeleteJob()", "WaitJob()"]
+    terminal_80.expect("apidriver>")
+    terminal_80.send(".tables %job%\r")
+    terminal_80.expect(r"Jobs\r\nCreateJob\(\) +DeleteJob\(\) +WaitJob\(\)\r\n")  # nothing else matches
+    terminal_80.expect("apidriver>")
+    terminal_80.send(".quit\r")
+    terminal_80.child.expect(pexpect.EOF)
+
+
+def test_errors_at_the_prompt_point_at_their_place(terminal_80: Terminal) -> None:
+    terminal_80.expect("apidriver>")
+    terminal_80.send("SELECT id, nope FROM Jobs;\r")
+    shown = terminal_80.expect(r"\^--- error here")
+    assert "apidriver: no such column: nope" in shown
+    assert f"\n  SELECT id, nope FROM Jobs;\n{' ' * 13}^--- error here" in shown, shown
+    terminal_80.expect("apidriver>")
+    terminal_80.send("SELECT 1 FRM Jobs;\r")
+    shown = terminal_80.expect(r"\^--- error here")
+    caret = " " * 15 + "^--- error here"
+    assert f'apidriver: near "Jobs": syntax error\n  SELECT 1 FRM Jobs;\n{caret}' in shown, shown
+    terminal_80.expect("apidriver>")
+    terminal_80.send(".quit\r")
+    terminal_80.child.expect(pexpect.EOF)
+
+
+def test_once_at_the_prompt_writes_data_and_shows_the_summary(terminal_80: Terminal, tmp_path: Path) -> None:
+    target = tmp_path / "once.txt"
+    terminal_80.expect("apidriver>")
+    terminal_80.send(f".once {target}\r")
+    terminal_80.expect("apidriver>")
+    terminal_80.send("SELECT 'kept' AS a;\r")
+    terminal_80.expect(r"1 row · 0 requests · \d+\.\d\d s")  # on the terminal ...
+    assert [line.strip() for line in target.read_text().splitlines() if line.strip()] == ["a", "──────", "kept"]  # ... not in the file
+    terminal_80.expect("apidriver>")
+    terminal_80.send(".quit\r")
+    terminal_80.child.expect(pexpect.EOF)

@@ -34,7 +34,57 @@ def test_read_runs_a_file_and_its_errors_name_file_and_line(shared_emulator: Emu
     assert "s\nafter\n" in result.stdout  # without .bail the script goes on
     assert result.stderr.splitlines() == [
         f"apidriver: {nightly}:5: no such column: nope. See the columns with SELECT table_name, column_name FROM sys_tablecolumns.",
+        "  SELECT nope   FROM Jobs;",
+        "         ^--- error here",
         "apidriver: line 3: no such column: missing. See the columns with SELECT table_name, column_name FROM sys_tablecolumns.",
+        "  SELECT missing FROM Jobs;",
+        "         ^--- error here",
+    ]
+
+
+# Lines as sqlite3 3.40 numbers them ("Parse error near line N"): blank and comment lines before
+# a statement are skipped, so N is the line its first word is on.
+COMMENTED = """\
+-- nightly report
+-- (two lines of comments)
+
+SELECT 1 AS one;
+/* a block
+   comment */
+SELECT nope
+  FROM Jobs;
+SELECT 1 FRM Jobs;
+SELECT 2 AS two; SELECT bad;
+-- a comment, then a command
+.mode csv
+SELECT 'csv' AS format;
+SELECT $a::b AS parameter;
+SELECT 'ééé' AS accents, status,
+       missing
+  FROM Jobs;
+"""
+
+
+def test_script_errors_name_the_line_their_statement_starts_on(shared_emulator: Emulator) -> None:
+    result = shell(shared_emulator, COMMENTED)
+    assert result.returncode == 1
+    assert result.stdout.endswith("format\ncsv\n")  # .mode csv after a comment is still a command
+    columns = "See the columns with SELECT table_name, column_name FROM sys_tablecolumns."
+    assert result.stderr.splitlines() == [
+        f"apidriver: line 7: no such column: nope. {columns}",
+        "  SELECT nope   FROM Jobs;",  # the statement on one line, as sqlite3 shows it
+        "         ^--- error here",
+        'apidriver: line 9: near "Jobs": syntax error',
+        "  SELECT 1 FRM Jobs;",
+        "               ^--- error here",
+        f"apidriver: line 10: no such column: bad. {columns}",
+        "  SELECT bad;",
+        "         ^--- error here",
+        # One parameter, as SQLite reads it (not $a and :b): the shell takes no values.
+        "apidriver: line 14: no value for the parameter a::b; the shell takes no parameter values: write the values in the statement",
+        f"apidriver: line 15: no such column: missing. {columns}",
+        "  SELECT 'ééé' AS accents, status,        missing   FROM Jobs;",
+        " " * 28 + "error here ---^",  # past column 25 the caret comes last, as in sqlite3 (here under characters, not bytes)
     ]
 
 
@@ -59,6 +109,21 @@ def test_output_and_once_send_results_to_files(shared_emulator: Emulator, tmp_pa
     assert once.read_text() == "a\nfirst\n"
     assert everything.read_text() == "a\nthird\na\nfourth\n"
     assert result.stdout == "a\nsecond\na\nfifth\n"
+
+
+def test_output_files_in_table_format_get_the_data_only(shared_emulator: Emulator, tmp_path: Path) -> None:
+    table, vertical = tmp_path / "table.txt", tmp_path / "vertical.txt"
+    script = (
+        f".output {table}\nSELECT 'first' AS a;\nSELECT 'second' AS a;\n.output\n"
+        f".mode vertical\n.once {vertical}\nSELECT 'third' AS a;\nSELECT 'fourth' AS a;\n"
+    )
+    result = shell(shared_emulator, script)
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in table.read_text().splitlines() if line.strip()]
+    assert [line for line in lines if set(line) != {"─"}] == ["a", "first", "a", "second"]
+    assert "row" not in table.read_text()  # no "1 row · 0 requests · 0.00 s"
+    assert vertical.read_text() == "*************************** 1. row ***************************\na: third\n"
+    assert re.fullmatch(r"\*+ 1\. row \*+\na: fourth\n1 row · 0 requests · \d\.\d\d s\n", result.stdout)  # stdout keeps it
 
 
 def test_headers_nullvalue_mode_and_timer(shared_emulator: Emulator) -> None:

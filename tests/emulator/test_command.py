@@ -79,5 +79,5 @@ def test_bad_scoped_key_is_a_usage_error(value: str, message: str) -> None:
     result = subprocess.run([*COMMAND, "--scoped-key", value], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert result.stdout == ""
-    assert "argument --scoped-key" in result.stderr
+    assert "Invalid value for '--scoped-key'" in result.stderr
     assert message in result.stderr

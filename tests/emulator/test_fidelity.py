@@ -14,7 +14,7 @@ from collections.abc import Callable
 import httpx
 
 from apidriver.emulator import Emulator
-from apidriver.emulator.app import weak_etag
+from apidriver.emulator.api import weak_etag
 
 from .support import FIXTURES, Receiver, client, conversion_tasks, wait_until
 from .vcr import read_cassette

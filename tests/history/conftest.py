@@ -68,11 +68,21 @@ def live_rows(emulator: Emulator, table: str, columns: str = "*", json_values: b
         conn.close()
 
 
-def same_rows(emulator: Emulator, url: str, table: str, where: str = "") -> bool:
+SECRETS = {"Webhooks": "signing_secret"}  # not replicated unless asked for
+
+
+def same_rows(emulator: Emulator, url: str, table: str, where: str = "", secrets: bool = False) -> bool:
     """Whether the replica's rows of ``table`` are the live ones (JSON compared as values on PostgreSQL,
-    whose jsonb keeps its own key order; as the very text on SQLite)."""
+    whose jsonb keeps its own key order; as the very text on SQLite); secret columns are NULL in the
+    replica unless it keeps ``secrets``."""
     json_values = not url.startswith("sqlite")
-    return replica_rows(url, table, where, json_values) == live_rows(emulator, table, json_values=json_values)
+    live = live_rows(emulator, table, json_values=json_values)
+    if table in SECRETS and not secrets:
+        from apidriver.profiles.cloudconvert import profile
+
+        position = profile.table(table).index(SECRETS[table])
+        live = sorted((tuple(None if i == position else v for i, v in enumerate(row)) for row in live), key=repr)
+    return replica_rows(url, table, where, json_values) == live
 
 
 def replica_rows(url: str, table: str, where: str = "", json_values: bool = False) -> list[tuple[Any, ...]]:

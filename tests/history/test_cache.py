@@ -29,7 +29,8 @@ SAME_ANSWERS = [
     ("SELECT * FROM TaskFiles ORDER BY task_id, idx", ()),
     ("SELECT * FROM TaskDependencies ORDER BY task_id, depends_on_task_id", ()),
     ("SELECT * FROM Users", ()),
-    ("SELECT * FROM Webhooks ORDER BY id", ()),
+    # (every column but signing_secret: the cache keeps no secret)
+    ("SELECT id, url, events, disabled, failing, created_at, updated_at, links_self FROM Webhooks ORDER BY id", ()),
     ("SELECT j.status, count(*), min(j.created_at), max(t.ended_at), sum(t.credits) FROM Jobs j JOIN Tasks t ON t.job_id = j.id GROUP BY j.status ORDER BY 1", ()),
     ("SELECT tag, count(*) FROM Jobs WHERE tag IS NOT NULL GROUP BY tag ORDER BY 2 DESC, 1", ()),
     ("SELECT id, json_extract(result, '$.files[0].filename') FROM Tasks WHERE operation = 'export/url' ORDER BY 1", ()),
@@ -70,6 +71,8 @@ def test_auto_cache_and_offline_answer_exactly_as_live(history_emulator: Emulato
         expected = answers(live, json_values)
         assert all(rows for _, _, rows in expected[:6])
         assert answers(auto, json_values) == expected
+        secrets = auto.cursor().execute("SELECT count(*), count(signing_secret) FROM Webhooks").fetchone()
+        assert secrets[0] > 0 and secrets[1] == 0
     finally:
         live.close()
         auto.close()
@@ -151,6 +154,24 @@ def test_offline_sends_nothing_needs_no_key_and_refuses_writes(history_emulator:
     assert history_emulator.requests() == []
     with pytest.raises(apidriver.ProgrammingError, match="no cache at"):
         apidriver.connect(Offline=True, CacheLocation=str(tmp_path / "none.sqlite"))
+
+
+def test_read_only_refuses_replicate_and_cache_before_sending(history_emulator: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    apidriver.sync(connect_to(history_emulator), to=f"sqlite:///{path}")
+    before = path.read_bytes()
+    history_emulator.clear_requests()
+    conn = connect_to(history_emulator, ReadOnly=True, CacheLocation=str(path))
+    try:
+        cursor = conn.cursor()
+        for statement in ("REPLICATE", "REPLICATE Jobs", "CACHE SELECT * FROM Jobs", "CACHE WITH TRUNCATE SELECT id FROM Jobs"):
+            with pytest.raises(apidriver.NotSupportedError, match=r"read-only \(ReadOnly=true\)\. Nothing was sent"):
+                cursor.execute(statement)
+        assert history_emulator.requests() == []
+        assert cursor.execute("SELECT count(*) FROM cache.Jobs").fetchone() == (24,)  # reading the cache still works
+    finally:
+        conn.close()
+    assert path.read_bytes() == before
 
 
 def test_writes_through_auto_cache_go_to_the_api(history_emulator: Emulator, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from apidriver.emulator import Emulator
-from apidriver.emulator.server import parser
+from apidriver.emulator.command import command
 
 from ..emulator.support import client, conversion_tasks, create_job, wait_job
 
@@ -91,7 +91,7 @@ def test_retention_hours_is_an_option(make_emulator: MakeEmulator) -> None:
         assert api.get(f"/jobs/{job['id']}").status_code == 200
         emu.advance_clock(120)
         assert api.get(f"/jobs/{job['id']}").status_code == 404
-    assert parser().parse_args(["--retention-hours", "2.5"]).retention_hours == 2.5
+    assert command.make_context("emulator", ["--retention-hours", "2.5"]).params["retention_hours"] == 2.5
 
 
 def test_export_urls_expire_after_24_hours(make_emulator: MakeEmulator) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,8 +15,8 @@ import pytest
 import apidriver
 from apidriver.emulator import Emulator
 from apidriver.replica import open_target
-from apidriver.replica.sync import Replicator
 from apidriver.replica.follow import Delivery, Follower
+from apidriver.replica.replicator import Replicator
 
 from ..conftest import connect_to
 from ..emulator.support import client, create_job, wait_job, wait_until
@@ -27,7 +29,7 @@ MakeEmulator = Callable[..., Emulator]
 class Running:
     """A follower on its own thread, and what it reported."""
 
-    def __init__(self, emulator: Emulator, url: str, webhooks: bool, interval: float, port: int | None) -> None:
+    def __init__(self, emulator: Emulator, url: str, webhooks: bool, interval: float, port: int | None, **options: Any) -> None:
         self.connection = connect_to(emulator)
         self.target = open_target(self.connection, url)
         self.deliveries: list[Delivery] = []
@@ -42,6 +44,7 @@ class Running:
             public_url=self.hook_url if webhooks else None,
             on_sync=lambda report: self._synced(),
             on_delivery=self.deliveries.append,
+            **options,
         )
         self.thread = threading.Thread(target=self.follower.run, daemon=True)
 
@@ -65,8 +68,8 @@ class Running:
 def follow(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     running: list[Running] = []
 
-    def start(emulator: Emulator, webhooks: bool = True, interval: float = 60.0, port: int | None = None) -> Running:
-        follower = Running(emulator, f"sqlite:///{tmp_path / 'replica.sqlite'}", webhooks, interval, port).start()
+    def start(emulator: Emulator, webhooks: bool = True, interval: float = 60.0, port: int | None = None, **options: Any) -> Running:
+        follower = Running(emulator, f"sqlite:///{tmp_path / 'replica.sqlite'}", webhooks, interval, port, **options).start()
         running.append(follower)
         return follower
 
@@ -76,7 +79,7 @@ def follow(tmp_path: Path) -> Iterator[Callable[..., Running]]:
             follower.stop()
 
 
-def test_each_delivery_is_written_within_a_second_without_a_request(make_emulator: MakeEmulator, follow: Callable[..., Running], tmp_path: Path) -> None:
+def test_each_delivery_is_written_within_a_second_with_one_request(make_emulator: MakeEmulator, follow: Callable[..., Running], tmp_path: Path) -> None:
     emu = make_emulator(jobs=6, seed=1, rate_limit=0)
     running = follow(emu)
     hooks = [h for h in emu.backend.webhooks.values() if h.url == running.hook_url]
@@ -93,7 +96,9 @@ def test_each_delivery_is_written_within_a_second_without_a_request(make_emulato
         assert scalar(url, f"""SELECT status FROM "Jobs" WHERE id = '{job}'""") == "finished"
         assert scalar(url, f"""SELECT count(*) FROM "Tasks" WHERE job_id = '{job}' AND status = 'finished'""") == 3
     assert scalar(url, """SELECT count(*) FROM "TaskFiles" WHERE job_id IN (SELECT id FROM "Jobs" WHERE tag LIKE 'hooked-%')""") > 0
-    assert [r["method"] + " " + r["path"] for r in emu.requests()] == ["POST /v2/jobs"] * 3  # the deliveries carried everything
+    # Each delivery is a signal: the job is read again (one request), never taken from the payload.
+    requests = sorted(r["method"] + " " + r["path"] for r in emu.requests())
+    assert requests == sorted(["POST /v2/jobs"] * 3 + [f"GET /v2/jobs/{job}" for job in jobs for _ in range(2)])
 
 
 def test_a_delivery_without_the_right_signature_is_refused(make_emulator: MakeEmulator, follow: Callable[..., Running], tmp_path: Path) -> None:
@@ -143,3 +148,115 @@ def test_webhooks_need_both_addresses(history_emulator: Emulator, tmp_path: Path
     finally:
         target.close()
         conn.close()
+
+
+def signed(running: Running, event: str, job: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """A delivery's body as the API writes it, signed with the follower's webhook secret (a capture, or a replay)."""
+    from apidriver.emulator.models import encode
+    from apidriver.emulator.webhooks import sign
+
+    body = encode({"event": event, "job": job})
+    assert running.follower.secret is not None
+    return body, {"CloudConvert-Signature": sign(body, running.follower.secret), "Content-Type": "application/json"}
+
+
+def job_row(url: str, job: str) -> tuple[Any, ...]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(sa.text('SELECT status, ended_at, tasks, _removed_at, _removed_reason FROM "Jobs" WHERE id = :id'), {"id": job}).one()
+            tasks = conn.execute(sa.text('SELECT status FROM "Tasks" WHERE job_id = :id'), {"id": job}).scalars().all()
+    finally:
+        engine.dispose()
+    return (row[0], row[1] is not None, sorted(t["status"] for t in json.loads(row[2])), sorted(tasks), row[3] is not None, row[4])
+
+
+def test_a_late_or_replayed_delivery_never_rolls_a_row_back(make_emulator: MakeEmulator, follow: Callable[..., Running], tmp_path: Path) -> None:
+    """Issue #16: a correctly signed job.created re-sent after the job finished used to put the row back to
+    ('processing', NULL), tasks included. A delivery is now a signal: the job is read from the API."""
+    emu = make_emulator(jobs=2, seed=1, rate_limit=0, task_seconds=600)  # tasks end when the clock says
+    running = follow(emu)
+    emu.backend.webhooks[int(running.follower.webhook_id)].disabled = True  # this test delivers by hand, in its own order
+    url = f"sqlite:///{tmp_path / 'replica.sqlite'}"
+    with client(emu) as api:
+        created = create_job(api, tag="replayed")
+        job = created["id"]
+        body, headers = signed(running, "job.created", created)
+        assert httpx.post(running.hook_url, content=body, headers=headers).status_code == 200
+        assert job_row(url, job)[0] in ("waiting", "processing")
+        emu.advance_clock(1800)
+        finished = api.get(f"/jobs/{job}", params={"include": "tasks"}).json()["data"]
+    assert finished["status"] == "finished"
+    body, headers = signed(running, "job.finished", finished)
+    assert httpx.post(running.hook_url, content=body, headers=headers).status_code == 200
+    done = ("finished", True, ["finished"] * 3, ["finished"] * 3, False, None)
+    assert job_row(url, job) == done
+    # The job.created delivery again (late, or replayed by anyone who captured it): answered, and harmless.
+    body, headers = signed(running, "job.created", created)
+    assert httpx.post(running.hook_url, content=body, headers=headers).status_code == 200
+    assert job_row(url, job) == done
+    # Once the job is gone from the API, a replay cannot roll it back either: the row is marked gone.
+    with client(emu) as api:
+        assert api.delete(f"/jobs/{job}").status_code == 204
+    assert httpx.post(running.hook_url, content=body, headers=headers).status_code == 200
+    assert job_row(url, job) == ("finished", True, ["finished"] * 3, ["finished"] * 3, True, "deleted")
+
+
+def test_the_last_delivery_of_a_job_deleted_at_once_is_kept(make_emulator: MakeEmulator, follow: Callable[..., Running], tmp_path: Path) -> None:
+    """Many apps delete a job as soon as it finished: its job.finished delivery then finds it gone (404),
+    and its payload, which shows more progress than the row (it ended), is the job's last state."""
+    emu = make_emulator(jobs=2, seed=1, rate_limit=0, task_seconds=600)
+    running = follow(emu)
+    emu.backend.webhooks[int(running.follower.webhook_id)].disabled = True
+    url = f"sqlite:///{tmp_path / 'replica.sqlite'}"
+    with client(emu) as api:
+        created = create_job(api, tag="short-lived")
+        job = created["id"]
+        body, headers = signed(running, "job.created", created)
+        assert httpx.post(running.hook_url, content=body, headers=headers).status_code == 200
+        emu.advance_clock(1800)
+        finished = api.get(f"/jobs/{job}", params={"include": "tasks"}).json()["data"]
+        assert api.delete(f"/jobs/{job}").status_code == 204
+    body, headers = signed(running, "job.finished", finished)
+    assert httpx.post(running.hook_url, content=body, headers=headers).status_code == 200
+    assert job_row(url, job) == ("finished", True, ["finished"] * 3, ["finished"] * 3, True, "deleted")
+    body, headers = signed(running, "job.created", created)  # and a late job.created changes nothing
+    assert httpx.post(running.hook_url, content=body, headers=headers).status_code == 200
+    assert job_row(url, job) == ("finished", True, ["finished"] * 3, ["finished"] * 3, True, "deleted")
+
+
+def test_stalled_clients_hold_no_thread_for_long(make_emulator: MakeEmulator, follow: Callable[..., Running], tmp_path: Path) -> None:
+    """Issue #16: 150 half-sent requests left 150 threads. Reads time out, and at most a bounded number of
+    connections are served at once (the others are answered 503 at once: the API retries)."""
+    import socket
+
+    emu = make_emulator(jobs=2, seed=1, rate_limit=0)
+    running = follow(emu, read_timeout=1.0, request_deadline=3.0, max_connections=8)
+    host, port = running.follower.address  # type: ignore[misc]
+    before = threading.active_count()
+    stalled = []
+    for _ in range(150):
+        sock = socket.create_connection((host, port))
+        sock.sendall(b"POST /cloudconvert HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")  # and nothing more
+        stalled.append(sock)
+    try:
+        time.sleep(0.3)
+        assert threading.active_count() - before <= 8 + 8  # the served ones (and their deadline timers)
+        wait_until(lambda: threading.active_count() <= before, timeout=10, interval=0.1, what="the stalled connections' threads to end")
+        # Each stalled client was answered (503, busy) or cut off (its read timed out): none is left open.
+        for sock in stalled:
+            sock.settimeout(5)
+            data = b""
+            while chunk := sock.recv(4096):
+                data += chunk
+            assert data == b"" or data.startswith(b"HTTP/1.0 503") or b" 408 " in data.split(b"\r\n")[0], data[:80]
+        # And a real delivery goes through afterwards.
+        with client(emu) as api:
+            job = create_job(api, tag="after-the-stall")["id"]
+        url = f"sqlite:///{tmp_path / 'replica.sqlite'}"
+        wait_until(lambda: scalar(url, f"""SELECT status FROM "Jobs" WHERE id = '{job}'""") == "finished", timeout=10, what="the delivery")
+    finally:
+        for sock in stalled:
+            sock.close()

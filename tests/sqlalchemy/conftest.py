@@ -14,9 +14,6 @@ from sqlalchemy.engine import Engine
 from apidriver.emulator import Emulator
 
 SQLALCHEMY_1 = sqlalchemy.__version__.startswith("1.")
-# On SQLAlchemy 1.4 (.ci/run's second environment) every module runs but the guide,
-# whose examples are written for 2.x (DeclarativeBase, Mapped).
-collect_ignore = ["test_docs.py"] if SQLALCHEMY_1 else []
 
 
 def url_for(emulator: Emulator, scheme: str = "cloudconvert", key: str | None = None, **properties: Any) -> str:

@@ -20,9 +20,11 @@ import apsw
 import sqlalchemy as sa
 
 from .. import exceptions as exc
-from ..client import RequestRecord
+from ..answers import RequestRecord
 from ..engine.schema import Table
-from ..replica.sync import Replicator, SyncReport, replica_specs
+from ..replica.replicator import Replicator
+from ..replica.report import SyncReport
+from ..replica.schema import replica_specs
 from ..replica.target import Target, default_url, sqlite_url
 from ..replica.schema import SQLITE
 from .reader import Reader, Routes

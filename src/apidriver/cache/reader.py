@@ -88,14 +88,14 @@ class Routes:
 
     def route(self, main: apsw.Connection, sql: str, bindings: Any) -> tuple[apsw.Connection, Description] | None:
         """The reader and the result description for ``sql``, or None: run it on the driver's connection."""
-        decided = self._decided.get(sql, False)
-        if decided is False:
+        if sql in self._decided:
+            decided = self._decided[sql]
+            self._decided.move_to_end(sql)
+        else:
             decided = self._decide(main, sql, bindings)
             self._decided[sql] = decided
             while len(self._decided) > 512:
                 self._decided.popitem(last=False)
-        else:
-            self._decided.move_to_end(sql)
         reader = self._make_reader() if decided is not None else None
         if decided is None or reader is None:
             return None

@@ -6,7 +6,10 @@ would (text and whole numbers, binary collation); SQLite checks every row
 again anyway, so what is sent only narrows the read. Values come back in the
 driver's form: on a SQLite replica they are stored that way, on other
 databases timestamps, JSON and booleans are converted back
-(:meth:`~apidriver.replica.Target.from_target`).
+(:meth:`~apidriver.replica.Target.from_target`). A value the database could
+not hold exactly (text with U+0000 on PostgreSQL, an integer beyond 64 bits)
+comes back from the row's ``_exact`` column; such a value is never sent as a
+condition (the database holds something else in its place).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..engine.schema import Table
-from ..replica.schema import REMOVED_AT, SQLITE, SYNCED_AT
+from ..replica.schema import EXACT, REMOVED_AT, SQLITE, SYNCED_AT
 from ..replica.target import Target
 from ..engine.compare import numeric_affinity
 from ..values import INTEGER, TEXT, TIMESTAMP, instant_key, parse_timestamp
@@ -47,7 +50,7 @@ class CacheSource:
         comparable = _comparable(sql_type, value)
         if comparable is _NEVER:
             return False
-        if comparable is _UNKNOWN:
+        if comparable is _UNKNOWN or not self.target.holds(sql_type, comparable):
             return None
         if sql_type == TIMESTAMP and self.target.kind != SQLITE:
             return column == parse_timestamp(comparable)
@@ -59,7 +62,7 @@ class CacheSource:
         table = self.target.table(spec.name)
         names = [spec.columns[i].name if i < len(spec.columns) else HIDDEN[i - len(spec.columns)] for i in wanted]
         types = [spec.columns[i].type if i < len(spec.columns) else TIMESTAMP for i in wanted]
-        statement = sa.select(*(table.c[n] for n in names))
+        statement = sa.select(*(table.c[n] for n in names), table.c[EXACT])
         for index, value in where:
             condition = self._condition(table.c[spec.columns[index].name], spec.columns[index].type, value)
             if condition is False:
@@ -71,7 +74,14 @@ class CacheSource:
         with self.target.read(f"reading the cached {spec.name}") as conn:
             result = conn.execute(statement)
             for row in result:
-                yield list(row) if plain else [convert(t, v) for t, v in zip(types, row)]
+                values = list(row)
+                exact = values.pop()
+                if not plain:
+                    values = [convert(t, v) for t, v in zip(types, values)]
+                if exact is not None:
+                    kept = self.target.exact_values(exact)
+                    values = [kept.get(n, v) for n, v in zip(names, values)]
+                yield values
 
 
 class Lookups:

@@ -7,7 +7,8 @@ reads, by primary key (which it must select); ``WITH TRUNCATE`` also
 deletes the cached rows of that table the result does not have. The SELECT
 is checked by SQLite itself (an authorizer that allows reading only) before
 anything runs. Both answer a small result set: one row per table with what
-was done.
+was done. A read-only connection (``ReadOnly=true``) refuses both before
+anything is sent.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def run(statement: CacheStatement, connection: Connection, parameters: Any) -> t
         )
     if cache.mode == OFFLINE:
         raise exc.NotSupportedError(f"Offline=true: {statement.kind} needs the API. Nothing was sent.")
+    if connection.settings["ReadOnly"]:  # it writes the cache: a read-only connection changes nothing
+        raise exc.NotSupportedError(
+            f"{statement.kind} writes to the cache and the connection is read-only (ReadOnly=true). Nothing was sent."
+        )
     if statement.kind == "REPLICATE":
         if parameters:
             raise exc.ProgrammingError("REPLICATE takes no parameters.")

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
 
 from .. import __version__
+from ..emulator.command import command as emulator_command
 from ..reference import markdown as reference_markdown
 from . import describe as reference
 from . import output
 from .connecting import connection_option, open_connection, profile_of
 from .errors import Group
-from .statement import ParameterError, check_parameters, run, split_statements
+from .statement import ParameterError, check_parameters, parameters_of, run, split_statements
 
 HOW_TO_PASS = 'pass values after the SQL for ? (apidriver query "... WHERE id = ?" VALUE) and -p NAME VALUE for :NAME'
+from .mcp import mcp
 from .sync import sync
 
 
@@ -43,9 +44,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def demo(jobs: int, seed: int) -> None:
     """Walk through apidriver on the built-in emulator (offline).
 
-    Starts a CloudConvert emulator with a sample account, then runs the ORM
-    example of the article, shows what each query sends to the API, a join
-    with an aggregate, and writes.
+    Starts a CloudConvert emulator with a sample account, then reads the
+    failed jobs through the SQLAlchemy ORM, shows what each query sends to
+    the API, a join with an aggregate, and writes.
 
     \b
     Example:
@@ -85,12 +86,12 @@ def query(
             f"query runs one statement ({len(statements)} given); to run a script, pipe it into: apidriver shell"
         )
     named = dict(params)
-    try:
-        check_parameters(statements[0], values, named, HOW_TO_PASS)
-    except ParameterError as error:
-        raise click.UsageError(str(error)) from None
     parameters: tuple[str, ...] | dict[str, str] | None = values or named or None
     with open_connection(connection) as conn:
+        try:
+            check_parameters(parameters_of(conn, statements[0]), values, named, HOW_TO_PASS)
+        except ParameterError as error:
+            raise click.UsageError(str(error)) from None
         cursor = conn.cursor()
         try:
             result = run(cursor, statements[0], parameters)
@@ -179,52 +180,6 @@ def describe(name: str, connection: str | None, markdown: bool) -> None:
         Console(highlight=False).print(reference.rendered(text))
 
 
+cli.add_command(emulator_command)  # apidriver emulator: the emulator's own command line (emulator/command.py)
 cli.add_command(sync)  # apidriver sync: cli/sync.py
-
-
-def _scoped_keys(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    """Each ``--scoped-key`` checked as the emulator checks it (known scopes, ``KEY=scope,scope``)."""
-    import argparse
-
-    from ..emulator.server import _scoped
-
-    for value in values:
-        try:
-            _scoped(value)
-        except argparse.ArgumentTypeError as error:
-            raise click.BadParameter(f"{value!r}: {error}") from None
-    return values
-
-
-@cli.command(short_help="Run the local CloudConvert API emulator.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=int, default=0, show_default=True, help="Port to listen on; 0 picks a free one.")
-@click.option("--api-key", default="emulator-key", show_default=True, help="A key with every scope.")
-@click.option(
-    "--scoped-key", "scoped_keys", multiple=True, metavar="KEY=SCOPE,...", callback=_scoped_keys, help="A key with only these scopes (repeatable)."
-)
-@click.option("--jobs", type=int, default=0, show_default=True, help="Sample jobs in the account.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the sample data.")
-@click.option("--latency-ms", type=float, default=0, show_default=True, help="Delay added to every request.")
-@click.option("--rate-limit", type=int, default=500, show_default=True, help="API requests per window per account and method, as recorded; 0 = unlimited.")
-@click.option("--rate-window", type=float, default=60.0, show_default=True, help="Length of the rate-limit window in seconds.")
-@click.option("--task-seconds", type=float, default=1.0, show_default=True, help="How long each task processes.")
-@click.option("--credits", type=int, default=2500, show_default=True, help="Conversion credits of the account.")
-@click.option("--retention-hours", type=float, default=24.0, show_default=True, help="Delete jobs and tasks this long after they end, as the API does.")
-@click.option("--job-webhook-secret", default=None, help="The secret signing per-job webhook_url deliveries (default: random, printed).")
-@click.pass_context
-def emulator(ctx: click.Context, /, scoped_keys: tuple[str, ...], **options: Any) -> None:
-    """Run the local CloudConvert API emulator (the same as python -m apidriver.emulator).
-
-    Prints its root URL on the first line of stdout (the API is under /v2)
-    and serves until interrupted.
-
-    \b
-    Example:
-        apidriver emulator --port 8000 --api-key emulator-key --jobs 100 --seed 1
-    """
-    from ..emulator.server import main as emulator_main
-
-    argv = [f"--{name.replace('_', '-')}={value}" for name, value in options.items() if value is not None]
-    argv += [f"--scoped-key={key}" for key in scoped_keys]
-    ctx.exit(emulator_main(argv))
+cli.add_command(mcp)  # apidriver mcp: cli/mcp.py (the SDK is imported only when it runs)

@@ -34,11 +34,14 @@ def profile_of(connection: str | None) -> Profile:
     return profile
 
 
-def open_connection(connection: str | None) -> Connection:
-    """``apidriver.connect(connection)``, or a one-line hint when no API key is given anywhere."""
-    profile, settings = settings_for(connection, {})
+def open_connection(connection: str | None, **properties: Any) -> Connection:
+    """``apidriver.connect(connection, **properties)``, or a one-line hint when no API key is given anywhere.
+
+    ``properties`` override the connection string's (``apidriver mcp`` adds ``ReadOnly=True``).
+    """
+    profile, settings = settings_for(connection, properties)
     if not settings["APIKey"] and not settings["Offline"]:  # Offline reads the cache only
         variable = f" or {profile.api_key_env}" if profile.api_key_env else ""
         how = f'pass --connect "APIKey=...", or set {ENV}{variable}'
         raise NoConnection(f"no API key: {how} (try: apidriver demo)" if connection else f"no connection: {how} (try: apidriver demo)")
-    return connect(connection)
+    return connect(connection, **properties)

@@ -1,7 +1,7 @@
 """``apidriver demo``: the README's main command, a walk through the product on the built-in emulator.
 
 It starts an in-process CloudConvert emulator with a seeded account and
-shows, with short headings: the article's ORM example, what each query sends
+shows, with short headings: failed jobs through the SQLAlchemy ORM, what each query sends
 to the API (push-down), a join with an aggregate, and writes (INSERT ...
 RETURNING, waiting for the job, its files, ConvertFile, DELETE). Everything
 is local; nothing needs the network.
@@ -42,7 +42,7 @@ DEMO_TASKS = {
 }
 
 
-def the_articles_example(url: str) -> None:
+def failed_jobs_with_the_orm(url: str) -> None:
     from sqlalchemy import Column, DateTime, String, create_engine
     from sqlalchemy.orm import declarative_base, sessionmaker
 
@@ -122,15 +122,15 @@ class Walkthrough:
         )
 
     def orm(self) -> None:
-        self.heading("1. The article's ORM example (SQLAlchemy)")
+        self.heading("1. Failed jobs through the SQLAlchemy ORM")
         url = f"cloudconvert://:{self.emulator.api_key}@?BaseURL={quote(self.emulator.base_url, safe='')}"
-        source = re.sub(r"  # type: ignore\[.*\]", "", textwrap.dedent(inspect.getsource(the_articles_example)))
+        source = re.sub(r"  # type: ignore\[.*\]", "", textwrap.dedent(inspect.getsource(failed_jobs_with_the_orm)))
         self.code(f'url = "{url}"\n\n{source}', "python")
         self.console.print()
         served = len(self.emulator.requests())
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
-            the_articles_example(url)
+            failed_jobs_with_the_orm(url)
         requests = self.emulator.requests()[served:]
         lines = printed.getvalue().splitlines()
         hidden = len(lines) - 1 - SHOWN_ROWS

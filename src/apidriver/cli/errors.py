@@ -1,17 +1,25 @@
-"""How the command line fails: one line on stderr and an exit status, or a traceback with --debug."""
+"""How the command line fails: one line on stderr and an exit status, or a traceback with --debug.
+
+The shell shows an error SQLite located with the statement and a caret under
+that place, as sqlite3 does (:func:`pointer`). Ctrl-C ends a command with
+status 130 (128 + SIGINT), the shell convention, with no traceback.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
 import sys
+import traceback
 from typing import IO, Any
 
+import apsw
 import click
 
 from .. import Error
 
 PROG = "apidriver"
+INTERRUPTED = 130  # 128 + SIGINT: how shells report a command stopped by Ctrl-C
 
 
 class Failure(click.ClickException):
@@ -43,12 +51,50 @@ def describe_error(error: BaseException) -> str:
     return one_line(f"{type(error).__name__}: {error}")
 
 
+def error_offset(sql: str, error: BaseException) -> int | None:
+    """Where in ``sql`` SQLite found ``error`` (a character index), or None.
+
+    SQLite reports it as a byte offset into the statement it prepared; APSW
+    keeps it on its exception (``error_offset``), which the DB-API error was
+    raised from.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        offset = getattr(current, "error_offset", -1)
+        if isinstance(current, apsw.Error) and isinstance(offset, int) and offset >= 0:
+            encoded = sql.encode("utf-8")
+            return len(encoded[:offset].decode("utf-8", errors="ignore")) if offset < len(encoded) else None
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def pointer(sql: str, error: BaseException) -> list[str]:
+    """The statement on one line and a caret under where SQLite found ``error``, as sqlite3 shows them
+    (at most 78 characters of the statement, from no more than 50 before that place); [] if unknown."""
+    offset = error_offset(sql, error)
+    if offset is None:
+        return []
+    shift = max(0, offset - 50)
+    text = "".join(" " if c.isspace() else c for c in sql[shift : shift + 78])
+    offset -= shift
+    mark = " " * offset + "^--- error here" if offset < 25 else " " * (offset - 14) + "error here ---^"
+    return [f"  {text}", f"  {mark}"]
+
+
 class Group(click.Group):
-    """A click group that turns DB-API errors into :class:`Failure` unless ``--debug`` was given."""
+    """A click group that turns DB-API errors into :class:`Failure` unless ``--debug`` was given,
+    and Ctrl-C into exit status 130."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            if debugging(ctx):
+                traceback.print_exc()
+            click.echo(f"{PROG}: interrupted", err=True)
+            ctx.exit(INTERRUPTED)
         except Error as error:
             if debugging(ctx):
                 raise

@@ -29,12 +29,13 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..client import RequestRecord
+from ..answers import RequestRecord
 
 FORMATS = ("table", "vertical", "markdown", "csv", "tsv", "json", "jsonl")
 MACHINE_FORMATS = ("csv", "tsv", "json", "jsonl")  # a write prints one rows_affected record
-JSON_CELL_WIDTH = 60
+JSON_CELL_WIDTH = 60  # off a terminal, where no width limits a table
 MIN_CELL_WIDTH = 10  # a column is never squeezed below this (or its header, or its widest value)
+ATOM_WIDTH = 40  # a word up to this long (an id, half a timestamp, an e-mail address) is never folded
 
 
 @dataclass
@@ -110,22 +111,26 @@ def text_value(value: Any) -> str:
 # -- formats --------------------------------------------------------------------------------------
 
 
-def write(result: Result, fmt: str, out: IO[str], console: Console | None = None, options: Options | None = None) -> None:
+def write(
+    result: Result, fmt: str, out: IO[str], console: Console | None = None, options: Options | None = None, summary: bool = True
+) -> None:
     """Write ``result`` to ``out`` in ``fmt``.
 
     A statement without a result set prints its rowcount: ``3 rows affected`` in
-    the formats people read (table and vertical end with such a summary line),
-    one ``rows_affected`` record in the machine formats.
+    the formats people read (table and vertical end with such a summary line,
+    unless ``summary`` is off: a file gets the data only), one ``rows_affected``
+    record in the machine formats.
     """
     options = options or Options()
     if fmt in ("table", "vertical"):
-        target = console or Console(file=out, highlight=False)
+        target = console or Console(file=out, highlight=False, emoji=False)
         if result.is_query:
             if fmt == "vertical":
                 write_vertical(result, target.file, options, target.width if target.is_terminal else None)
             else:
                 print_table(target, result, options)
-        target.print(result.summary(), style="dim", highlight=False, markup=False, soft_wrap=True)
+        if summary:
+            target.print(result.summary(), style="dim", highlight=False, markup=False, soft_wrap=True)
         return
     if fmt == "markdown":
         if result.is_query:
@@ -176,14 +181,16 @@ def table(result: Result, options: Options | None = None, widths: Sequence[int] 
     """The rows as a rich table: NULL dimmed, numbers right-aligned, JSON cut to one line.
 
     ``widths`` fixes each column's width (text beyond it is folded onto more
-    lines, JSON is cut with an ellipsis); None leaves every column its natural width.
+    lines, JSON is cut with an ellipsis); None leaves every column its natural
+    width, JSON's at most ``JSON_CELL_WIDTH``.
     """
     options = options or Options()
     grid = Table(box=box.SIMPLE_HEAD, show_header=options.headers)
     for i, (name, kind) in enumerate(zip(result.columns, result.types)):
         width = widths[i] if widths is not None else None
         if kind == "JSON":
-            grid.add_column(name, no_wrap=True, overflow="ellipsis", max_width=JSON_CELL_WIDTH, width=width)
+            limit = JSON_CELL_WIDTH if width is None else None
+            grid.add_column(name, no_wrap=True, overflow="ellipsis", max_width=limit, width=width)
         else:
             grid.add_column(name, justify="right" if _numeric(result, i) else "left", overflow="fold", width=width)
     for row in result.rows:
@@ -201,9 +208,11 @@ def column_widths(result: Result, available: int, options: Options | None = None
     """Widths that fit every column in ``available`` characters, or None if they cannot.
 
     Each column first gets its natural width (the widest of its header and
-    values; JSON at most ``JSON_CELL_WIDTH``); if that is too wide, every column
-    keeps at least ``max(header, MIN_CELL_WIDTH)`` (less if its values are
-    narrower), folded onto as few lines as fit.
+    values). If that is too wide, text is folded onto as few lines as fit,
+    but a column keeps at least its header, ``MIN_CELL_WIDTH`` (less if its
+    values are narrower) and its longest word of at most ``ATOM_WIDTH``
+    characters, so that ids and other short atomic values stay whole. JSON,
+    cut to one line, gets the room the other columns leave.
     """
     options = options or Options()
     null = "NULL" if options.null is None else options.null
@@ -214,24 +223,26 @@ def column_widths(result: Result, available: int, options: Options | None = None
     for i, (name, kind) in enumerate(zip(result.columns, result.types)):
         texts = [line for row in result.rows for line in _cell_text(row[i], null).splitlines()]
         widest.append(max(texts, key=len, default=""))
-        longest = len(widest[-1])
         header = len(name) if options.headers else 0
-        want = max(header, longest, 1)
-        if kind == "JSON":
-            want = min(want, max(header, JSON_CELL_WIDTH))
+        want = max(header, len(widest[-1]), 1)
+        floor = max(header, MIN_CELL_WIDTH)
+        if kind != "JSON":
+            floor = max(floor, max((len(w) for t in texts for w in t.split() if len(w) <= ATOM_WIDTH), default=0))
         natural.append(want)
-        least.append(min(want, max(header, MIN_CELL_WIDTH)))
+        least.append(min(want, floor))
     room = available - (3 * len(natural) + 1)  # padding and separators of box.SIMPLE_HEAD
     if sum(natural) <= room:
         return natural
     if sum(least) > room:
         return None
-    # As few lines per row as possible: the smallest fold L at which every column
-    # fits in 1/L of its natural width (or its least); the room left then makes
-    # the narrowest wants whole first.
+
+    # As few lines per row as possible: the smallest fold L at which every text column
+    # fits in 1/L of its natural width (or its least), JSON at its least; the room left
+    # then makes the narrowest wants whole first (a text column gets nothing it cannot
+    # be whole with: its rows still take L lines), and JSON gets the rest.
     def fold(i: int, lines: int) -> int:
-        if kinds[i] == "JSON":  # one line, cut: any width from its least will do
-            return max(least[i], -(-natural[i] // lines))
+        if kinds[i] == "JSON":
+            return least[i]
         return max(least[i], _wrapped_width(widest[i], lines))
 
     lines = 1
@@ -240,7 +251,8 @@ def column_widths(result: Result, available: int, options: Options | None = None
     widths = [fold(i, lines) for i in range(len(natural))]
     spare = room - sum(widths)
     for i in sorted(range(len(widths)), key=lambda i: natural[i] - widths[i]):
-        extra = min(natural[i] - widths[i], spare)
+        need = natural[i] - widths[i]
+        extra = min(need, spare) if kinds[i] == "JSON" else need if need <= spare else 0
         widths[i] += extra
         spare -= extra
     return widths
@@ -290,8 +302,19 @@ def print_table(console: Console, result: Result, options: Options | None = None
         return
     renderable = table(result, options)
     width = Console(width=100_000).measure(renderable).maximum
-    wide = Console(file=console.file, width=max(width, 20), highlight=False, color_system=None)
+    wide = Console(file=console.file, width=max(width, 20), highlight=False, color_system=None, emoji=False)
     wide.print(renderable)
+
+
+def in_columns(names: Sequence[str], width: int, size: int | None = None) -> list[str]:
+    """``names`` in as many columns as fit in ``width``, read down each column first, as sqlite3's
+    ``.tables`` lays them out (each column ``size`` wide, the longest name's length by default)."""
+    if not names:
+        return []
+    size = max(size or 0, *map(len, names))
+    columns = max(1, (width + 2) // (size + 2))
+    rows = -(-len(names) // columns)
+    return ["  ".join(f"{names[j]:<{size}}" for j in range(i, len(names), rows)).rstrip() for i in range(rows)]
 
 
 # -- vertical, markdown ----------------------------------------------------------------------------

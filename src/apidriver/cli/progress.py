@@ -1,9 +1,10 @@
-"""Progress of a long statement on stderr: a transient line with the HTTP requests made and rows fetched.
+"""Progress of a long statement on stderr: a transient line with the HTTP requests made, the rows
+read from the API tables and the rows returned so far.
 
 Shown only when stderr is a terminal, and only once a statement has run for
-``DELAY`` seconds (quick statements print nothing). The count of requests is
-read from ``cursor.requests``, which grows while the statement runs; rich
-redraws the line from its own refresh thread.
+``DELAY`` seconds (quick statements print nothing). The counts come from
+``cursor.requests`` and ``cursor.rows_read``, which grow while the statement
+runs; rich redraws the line from its own refresh thread.
 """
 
 from __future__ import annotations
@@ -67,9 +68,14 @@ class Progress:
                 self._live = None
 
     def text(self) -> str:
-        """``12 requests · 1,200 rows fetched · 2.3 s``."""
+        """``87 requests · 8,700 rows read · 12 returned · 2.3 s``.
+
+        Rows read are those SQLite took from the API tables: a GROUP BY or a
+        filter SQLite applies reads many rows before it returns any.
+        """
         elapsed = time.monotonic() - self._started
-        return f"{plural(len(self.cursor.requests), 'request')} · {plural(self.rows, 'row')} fetched · {elapsed:.1f} s"
+        read = plural(self.cursor.rows_read, "row")
+        return f"{plural(len(self.cursor.requests), 'request')} · {read} read · {self.rows:,} returned · {elapsed:.1f} s"
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         self._spinner.text = Text(self.text(), style="dim")

@@ -28,11 +28,11 @@ from prompt_toolkit.lexers import PygmentsLexer
 from rich.console import Console
 
 from .. import Connection, Error
-from ..client import RequestRecord
+from ..answers import RequestRecord
 from . import describe as reference
 from . import output
-from .errors import describe_error
-from .statement import ParameterError, check_parameters, deletes, run, split_statements
+from .errors import describe_error, pointer
+from .statement import ParameterError, blank, check_parameters, deletes, parameters_of, run, statements
 
 PROMPT = "apidriver> "
 CONTINUATION = "      ...> "
@@ -44,7 +44,7 @@ KEYWORDS = (
 )
 HELP = """\
 Statements end with ';' and may span lines. Tab completes names; Ctrl-R searches the history.
-.tables              the tables and procedures
+.tables [PATTERN]    names of the tables and procedures, in columns (those LIKE PATTERN)
 .schema [TABLE]      columns, types, descriptions and push-down of TABLE (or a procedure); of every table without one
 .read FILE           run the statements and commands of FILE
 .output [FILE]       send results to FILE (no FILE: back to the terminal)
@@ -63,6 +63,11 @@ COMMANDS = (
     ".confirm", ".requests", ".help", ".quit", ".exit",
 )
 SWITCHES = {"on": True, "off": False, "yes": True, "no": False, "1": True, "0": False, "true": True, "false": False}
+
+
+def where(script: str | None, line: int) -> str:
+    """How an error names its place in a script: ``FILE:LINE: ``, or ``line N: `` on stdin."""
+    return f"{script}:{line}: " if script else f"line {line}: "
 
 
 class Stop(Exception):
@@ -149,8 +154,8 @@ class Shell:
         self.bail = bail
         self.timer = False
         self.options = output.Options()
-        self.out = Console(highlight=False)
-        self.err = Console(stderr=True, highlight=False)
+        self.out = Console(highlight=False, emoji=False)  # ":a:" in a message or a name stays text
+        self.err = Console(stderr=True, highlight=False, emoji=False)
         self.last_requests: list[RequestRecord] = []
         self.failed = False
         self.interactive_session = False
@@ -182,6 +187,8 @@ class Shell:
             "End statements with ';'. .help for commands, Ctrl-D to leave.",
             style="dim",
         )
+        if not history.exists():
+            history.touch(mode=0o600)  # a new history file is its owner's only: statements hold data and names
         session: PromptSession[str] = PromptSession(
             history=FileHistory(str(history)),
             completer=self.completer(),
@@ -205,52 +212,62 @@ class Shell:
                     return
             except Stop:
                 continue
+            except KeyboardInterrupt:  # in a .read script: back to the prompt
+                self.err.print("Interrupted.", style="yellow")
 
     def script(self, stream: TextIO, name: str | None = None) -> bool:
         """Run what ``stream`` holds: shell commands on their own lines, statements ending with ';'.
 
-        Errors name the line (``FILE:LINE:`` when ``name`` is given). False when
+        Errors name the line the failing statement starts on (``FILE:LINE:``
+        when ``name`` is given), counted as sqlite3 counts it: lines of blanks
+        and comments before a statement are skipped, and a command is
+        recognised on any line where no statement has begun. False when
         ``.quit`` was read; :class:`Stop` when ``.bail`` is on and something failed.
         """
         outer = self.location
         pending, start = "", 0
         try:
             for number, line in enumerate(stream, 1):
-                if not pending.strip():
-                    start = number
+                if blank(pending):
+                    pending, start = "", number
                     if line.strip().startswith("."):
-                        self.location = f"{name}:{number}: " if name else f"line {number}: "
+                        self.location = where(name, number)
                         if not self.handle(line):
                             return False
                         continue
                 pending += line
                 if complete_sql(pending):
-                    self.location = f"{name}:{start}: " if name else f"line {start}: "
-                    self.handle(pending)
+                    self.handle(pending, (name, start))
                     pending = ""
-            if pending.strip():
-                self.location = f"{name}:{start}: " if name else f"line {start}: "
-                self.handle(pending)
+            if not blank(pending):
+                self.handle(pending, (name, start))
             return True
         finally:
             self.location = outer
 
     # -- one input -----------------------------------------------------------------------------
 
-    def handle(self, text: str) -> bool:
-        """Run one statement or shell command; False to leave the shell."""
-        text = text.strip()
-        if not text:
+    def handle(self, text: str, origin: tuple[str | None, int] | None = None) -> bool:
+        """Run the statements of ``text``, or one shell command; False to leave the shell.
+
+        ``origin`` is the script (its name, or None for stdin) and the line
+        ``text`` starts on: each statement's errors then name its own first line.
+        """
+        stripped = text.strip()
+        if not stripped:
             return True
-        if text.startswith("."):
-            return self.command(text)
-        for statement in split_statements(text):
-            self.statement(statement)
+        if stripped.startswith("."):
+            return self.command(stripped)
+        for piece in statements(text):
+            if origin is not None:
+                self.location = where(origin[0], origin[1] + text.count("\n", 0, piece.start))
+            self.statement(piece.text)
         return True
 
     def statement(self, text: str) -> None:
         try:
-            check_parameters(text, (), {}, "the shell takes no parameter values: write the values in the statement")
+            how = "the shell takes no parameter values: write the values in the statement"
+            check_parameters(parameters_of(self.connection, text), (), {}, how)
         except ParameterError as error:
             self.complain(str(error))
             return
@@ -261,11 +278,13 @@ class Shell:
             result = run(self.cursor, text)
         except KeyboardInterrupt:
             self.last_requests = self.cursor.requests
+            if self.location:  # Ctrl-C stops a script, as in sqlite3 (stdin: exit status 130)
+                raise
             self.err.print("Interrupted.", style="yellow")
             return
         except Error as error:
             self.last_requests = self.cursor.requests
-            self.fail(error)
+            self.fail(error, text)
             return
         self.last_requests = result.requests
         self.show(result)
@@ -273,15 +292,22 @@ class Shell:
             self.err.print(f"Run time: {result.seconds:.3f} s", style="dim", highlight=False)
 
     def show(self, result: output.Result) -> None:
-        """Print a result to stdout, the ``.output`` file or the ``.once`` file."""
+        """Print a result to stdout, the ``.output`` file or the ``.once`` file.
+
+        A file gets the data only: the ``N rows · N requests · time`` line of
+        the table formats goes to the terminal, in an interactive session.
+        """
         target = self._once or self._output
         try:
             if target is None:
                 output.write(result, self.fmt, sys.stdout, self.out, self.options)
                 sys.stdout.flush()
             else:
-                output.write(result, self.fmt, target, Console(file=target, highlight=False, color_system=None), self.options)
+                console = Console(file=target, highlight=False, color_system=None, emoji=False)
+                output.write(result, self.fmt, target, console, self.options, summary=False)
                 target.flush()
+                if self.interactive_session:
+                    self.err.print(result.summary(), style="dim", highlight=False, markup=False, soft_wrap=True)
         except OSError as error:
             self.complain(f"cannot write the result: {error.strerror or error}")
         finally:
@@ -306,7 +332,7 @@ class Shell:
         if name == ".help":
             self.out.print(HELP, markup=False, highlight=False)
         elif name == ".tables":
-            self.out.print(reference.overview(profile))
+            self.tables(argument)
         elif name == ".schema":
             if not argument:
                 for table in profile.tables:
@@ -340,6 +366,26 @@ class Shell:
         else:
             self.complain(f"unknown command {name}; .help lists the commands")
         return True
+
+    def tables(self, pattern: str) -> None:
+        """``.tables [PATTERN]``: names in columns across the terminal, as sqlite3 lays them out.
+
+        The API and system tables, the connection's TEMP tables and views
+        (``temp.name``), then the procedures (``Name()``), each group sorted
+        as sqlite3 sorts; PATTERN filters them as LIKE does.
+        """
+        profile = self.connection.profile
+        scratch = self.connection.cursor().execute("SELECT name FROM sqlite_temp_master WHERE type IN ('table', 'view')")
+        tables = sorted(t.name for t in reference.all_tables(profile)) + sorted(f"temp.{name}" for (name,) in scratch)
+        procedures = sorted(f"{p.name}()" for p in profile.procedures)
+        if pattern:
+            like = re.compile("".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern), re.IGNORECASE | re.DOTALL)
+            tables = [t for t in tables if like.fullmatch(t.removeprefix("temp."))]
+            procedures = [p for p in procedures if like.fullmatch(p.removesuffix("()"))]
+        size = max(map(len, tables + procedures), default=0)
+        for group in (tables, procedures):
+            for line in output.in_columns(group, self.out.width, size):
+                self.out.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def switch(self, name: str, argument: str) -> None:
         """``.headers``, ``.timer``, ``.bail``, ``.confirm``: on or off (no argument: show it)."""
@@ -387,14 +433,17 @@ class Shell:
         else:
             self._output = stream
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException, sql: str | None = None) -> None:
+        """An error of ``sql``: its line, and under the statement a caret where SQLite found it."""
         if self.debug:
             traceback.print_exception(error, file=sys.stderr)
-        self.complain(describe_error(error))
+        self.complain(describe_error(error), pointer(sql, error) if sql is not None else [])
 
-    def complain(self, message: str) -> None:
+    def complain(self, message: str, detail: Iterable[str] = ()) -> None:
         self.failed = True
         self.err.print(f"apidriver: {self.location}{message}", style="red", markup=False, highlight=False, soft_wrap=True)
+        for line in detail:
+            self.err.print(line, markup=False, highlight=False, soft_wrap=True)
         if self.bail and self.location:  # in a script (stdin or .read)
             raise Stop(message)
 

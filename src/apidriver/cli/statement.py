@@ -6,18 +6,18 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import apsw
 
+from .. import Connection, Error
 from ..cursor import Cursor
 from .output import Result
 from .progress import Progress
 
-_COMMENTS = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)
-# Strings, quoted names and comments: where neither parameters nor keywords can be.
+# Strings, quoted names and comments: where no keyword can be.
 _QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\[[^\]]*\]|`[^`]*`|--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
-_PARAMETER = re.compile(r"\?(\d*)|[:@$]([A-Za-z_][A-Za-z0-9_]*)")
 
 
 class ParameterError(Exception):
@@ -29,24 +29,28 @@ def bare(sql: str) -> str:
     return _QUOTED.sub(" ", sql)
 
 
-def parameters_of(sql: str) -> tuple[int, list[str]]:
-    """How many positional parameters (``?``, ``?NNN``) ``sql`` has, and the names of its named ones."""
-    positional, names = 0, []
-    for number, name in _PARAMETER.findall(bare(sql)):
-        if name:
-            if name not in names:
-                names.append(name)
-        else:
-            positional = max(positional + 1, int(number) if number else 0)
-    return positional, names
+def parameters_of(connection: Connection, sql: str) -> Sequence[str | None] | None:
+    """``sql``'s parameters as SQLite numbers them (a name, or None for ``?``); None when
+    SQLite cannot prepare it (the statement then fails with its own error when run)."""
+    try:
+        return connection.parameter_names(sql)
+    except Error:
+        return None
 
 
-def check_parameters(sql: str, positional: Sequence[Any], named: Mapping[str, Any], how: str) -> None:
-    """Raise :class:`ParameterError` when the values given cannot fill ``sql``'s parameters.
+def check_parameters(parameters: Sequence[str | None] | None, positional: Sequence[Any], named: Mapping[str, Any], how: str) -> None:
+    """Raise :class:`ParameterError` when the values given cannot fill a statement's ``parameters``.
 
-    ``how`` says how the caller passes values (the command line or the shell).
+    ``parameters`` come from :func:`parameters_of` (None: unknown, nothing is
+    checked); names are given without their ``:``, ``@`` or ``$``, as SQLite
+    reports them and the cursor binds them. ``how`` says how the caller passes
+    values (the command line or the shell).
     """
-    count, names = parameters_of(sql)
+    if parameters is None:
+        return
+    names = list(dict.fromkeys(name for name in parameters if name is not None))
+    count = len(parameters) - len(names)
+    named = {str(name).lstrip(":@$"): value for name, value in named.items()}  # as the cursor binds them
     if named and positional:
         raise ParameterError("give values either by position (for ?) or by name (for :NAME), not both")
     if count and len(positional) != count:
@@ -54,12 +58,12 @@ def check_parameters(sql: str, positional: Sequence[Any], named: Mapping[str, An
         raise ParameterError(f"the statement has {count} parameter{'s' if count > 1 else ''} (?) and {given}; {how}")
     missing = [n for n in names if n not in named]
     if missing:
-        raise ParameterError(f"no value for {', '.join(':' + n for n in missing)}; {how}")
+        raise ParameterError(f"no value for the parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)}; {how}")
     if positional and not count:
         raise ParameterError(f"{len(positional)} value{'s' if len(positional) > 1 else ''} given but the statement has no ? parameter")
     unknown = [n for n in named if n not in names]
     if unknown:
-        raise ParameterError(f"the statement has no parameter {', '.join(':' + n for n in unknown)}")
+        raise ParameterError(f"the statement has no parameter {', '.join(unknown)}")
 
 
 def deletes(sql: str) -> bool:
@@ -88,12 +92,58 @@ def run(cursor: Cursor, sql: str, parameters: Sequence[Any] | Mapping[str, Any] 
     )
 
 
-def split_statements(text: str) -> list[str]:
-    """The statements of ``text``, each with its ';' (the last may lack one); comments alone are dropped."""
-    pieces, start = [], 0
+@dataclass(frozen=True)
+class Piece:
+    """One statement of a script: its text, from its first word (comments before it left out)
+    to its ';', and the index in the script where that text starts."""
+
+    text: str
+    start: int
+
+
+def statements(text: str) -> list[Piece]:
+    """The statements of ``text`` (the last may lack its ';'); comments and blanks alone are dropped."""
+    pieces: list[Piece] = []
+
+    def add(begin: int, end: int) -> None:
+        at = skip_blank(text, begin, end)
+        if at < end and text[at] != ";":
+            pieces.append(Piece(text[at:end].rstrip(), at))
+
+    begin = 0
     for i, ch in enumerate(text):
-        if ch == ";" and apsw.complete(text[start : i + 1]):
-            pieces.append(text[start : i + 1])
-            start = i + 1
-    pieces.append(text[start:])
-    return [p.strip() for p in pieces if _COMMENTS.sub("", p).strip(" ;\t\r\n")]
+        if ch == ";" and apsw.complete(text[begin : i + 1]):
+            add(begin, i + 1)
+            begin = i + 1
+    add(begin, len(text))
+    return pieces
+
+
+def split_statements(text: str) -> list[str]:
+    """The texts of :func:`statements`."""
+    return [piece.text for piece in statements(text)]
+
+
+def blank(text: str) -> bool:
+    """Whether ``text`` holds only blanks and comments (a block comment still open is not blank:
+    more lines belong to it), as sqlite3 decides before it starts a statement."""
+    return skip_blank(text, 0, len(text), open_comment=False) == len(text)
+
+
+def skip_blank(text: str, at: int, end: int, open_comment: bool = True) -> int:
+    """The index of the first character of ``text[at:end]`` that is neither blank nor in a comment
+    (``end`` if none). A block comment left open runs to ``end`` if ``open_comment``, else it is not blank."""
+    while at < end:
+        if text[at].isspace():
+            at += 1
+        elif text.startswith("--", at, end):
+            newline = text.find("\n", at, end)
+            at = end if newline < 0 else newline + 1
+        elif text.startswith("/*", at, end):
+            close = text.find("*/", at + 2, end)
+            if close < 0:
+                return end if open_comment else at
+            at = close + 2
+        else:
+            break
+    return at

@@ -17,8 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..replica import open_target
-from ..replica.sync import Replicator, SyncReport
 from ..replica.follow import Delivery, Follower
+from ..replica.replicator import Replicator
+from ..replica.report import SyncReport
 from .connecting import connection_option, open_connection
 from .output import plural
 
@@ -87,6 +88,7 @@ def summary(report: SyncReport) -> str:
 @click.option("--to", "to", metavar="URL", help="SQLAlchemy URL of the replica (default: <profile>.sqlite in the working directory).")
 @click.option("--tables", metavar="NAMES", help="Comma-separated tables (default: the account's data; Operations only when named).")
 @click.option("--full", is_flag=True, help="Read every list whole instead of only what can have changed.")
+@click.option("--secrets", is_flag=True, help="Also copy secrets (webhook signing secrets); by default they are stored as NULL.")
 @click.option("--follow", is_flag=True, help="Keep the replica current until Ctrl-C or SIGTERM.")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="With --follow: seconds between syncs (with webhooks: between reconciliations).")
 @click.option("--listen", metavar="HOST:PORT", help="With --follow: receive webhook deliveries on this address.")
@@ -96,6 +98,7 @@ def sync(
     to: str | None,
     tables: str | None,
     full: bool,
+    secrets: bool,
     follow: bool,
     interval: float,
     listen: str | None,
@@ -106,8 +109,10 @@ def sync(
     Each run reads only what can have changed (new jobs, jobs not yet ended,
     standalone tasks, webhooks, the account) and prints, per table, the rows
     inserted, updated and newly gone, the requests and the time. Rows are
-    never deleted: _removed_at says when the API forgot them. Safe to stop
-    at any moment; the next run completes the replica.
+    never deleted: _removed_at says when the API forgot them and
+    _removed_reason why (deleted, expired). Safe to stop at any moment; the
+    next run completes the replica. A new SQLite replica is readable by its
+    owner only; webhook signing secrets are not copied without --secrets.
 
     \b
     Example:
@@ -123,7 +128,7 @@ def sync(
         try:
             click.echo(f"Replica: {target.shown}")
             progress = SyncProgress(err, sys.stderr.isatty())
-            replicator = Replicator(conn, target, progress=progress)
+            replicator = Replicator(conn, target, progress=progress, secrets=secrets)
             if not follow:
                 with progress:
                     report = replicator.run(tables, full)

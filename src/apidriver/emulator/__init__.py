@@ -6,7 +6,7 @@ in-process with :class:`Emulator`. It is a real HTTP server (Starlette on
 uvicorn) on 127.0.0.1, so clients talk to it exactly as they would to
 ``https://api.cloudconvert.com``: point their base URL at ``emulator.base_url``.
 
-What it does (the reference is ``docs/cloudconvert-api.md`` of the project):
+What it does (after https://cloudconvert.com/api/v2, the official SDKs and their recorded answers in ``tests/fixtures/cloudconvert``):
 
 - Auth: ``Authorization: Bearer KEY``; 401 ``UNAUTHENTICATED`` without a known
   key, 403 ``FORBIDDEN`` when the key lacks the endpoint's scope.
@@ -32,19 +32,32 @@ What it does (the reference is ``docs/cloudconvert-api.md`` of the project):
   takes the multipart POST (parameters plus ``file``) and answers 201 with the
   recorded S3 ``PostResponse`` XML; ``export/url`` files download (no auth)
   from ``/_storage/tasks/...``.
-- Webhooks are delivered, signed, retried; see :mod:`.webhooks`.
+- Webhooks are delivered, signed, retried; see :mod:`.webhooks`. The
+  emulator never calls the internet by default: deliveries go only to
+  loopback addresses unless ``allow_webhook_hosts`` (``--allow-webhook-host``)
+  names the host.
 - Latency, faults and the rate limit (500 requests a minute per method by
   default, labelled ``X-RateLimit-*`` as recorded; ``rate_limit=0`` or
   ``--rate-limit 0`` turns it off): see :mod:`.control`. The request log and
   faults are at ``/_emulator/requests`` and ``/_emulator/faults``; requests
-  under way at :meth:`Emulator.pending_requests`.
+  under way at :meth:`Emulator.pending_requests`. Actions
+  (``/_emulator/actions``, :meth:`Emulator.add_action`) delete or create
+  jobs, or move the clock, right after a given request was answered.
+- History: with ``keep_history`` (``--keep-history``), ``GET
+  /_emulator/history`` (:meth:`Emulator.history`) lists every job the
+  emulator ever had, deleted and expired ones with why and when, and the last
+  state an answer or a webhook delivery showed of each.
 - Time: ``POST /_emulator/clock`` with ``{"advance": SECONDS}``
   (:meth:`Emulator.advance_clock`) moves the emulator's clock forward: task
   processing, timestamps of new objects, retention and the expiry of export
-  URLs follow it; ``GET /_emulator/clock`` says the time. Retention as the API
+  URLs follow it; ``GET /_emulator/clock`` says the time, and so does every
+  answer's ``Date`` header. Retention as the API
   does it: a job (with its tasks) and a standalone task are deleted 24 hours
   after they end (``retention_hours``, ``--retention-hours``); export URLs
   expire 24 hours after they were made (403 ``AccessDenied``).
+- Reset: ``POST /_emulator/reset`` with ``{"jobs": N, "seed": S}``
+  (:meth:`Emulator.reset`) starts a new account on the running server, so one
+  emulator serves test after test (the pytest plugin, ``docs/testing.md``).
 
 Where the reference is unsure, the emulator picks (and these are choices, not
 facts about the real API):
@@ -86,6 +99,22 @@ facts about the real API):
   sync wait) 1 s, then cuts them (the connection closes without an answer).
 """
 
-from .server import Emulator
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .server import Emulator
 
 __all__ = ["Emulator"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Emulator`` (and with it Starlette and uvicorn) is loaded when first asked for: the
+    ``apidriver`` command loads the emulator's options (:mod:`.command`) at start-up without it."""
+    if name == "Emulator":
+        from .server import Emulator
+
+        globals()["Emulator"] = Emulator
+        return Emulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,5 @@
-"""``python -m apidriver.emulator``: see :func:`apidriver.emulator.server.main`."""
+"""``python -m apidriver.emulator``: see :mod:`apidriver.emulator.command`."""
 
-import sys
+from .command import main
 
-from .server import main
-
-sys.exit(main())
+main()

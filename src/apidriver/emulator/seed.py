@@ -13,10 +13,12 @@ import random
 import uuid
 from typing import Any
 
-from .backend import HOST_NAMES, Backend, export_url_path
+from .backend import Backend
 from .catalogue import default_engine_version
 from .files import stem
+from .lifecycle import HOST_NAMES
 from .models import FileRef, Job, Task, Webhook
+from .storage import export_url_path, upload_form
 
 TAGS = ["invoices", "thumbnails", "reports", "avatars", "podcasts", "ebooks", "marketing", None, None, None]
 STEMS = ["invoice", "report", "photo", "scan", "slides", "contract", "podcast", "avatar", "brochure", "notes"]
@@ -105,7 +107,7 @@ class Seeder:
             t.host_name = self.rng.choice(HOST_NAMES)
 
     def file(self, filename: str) -> FileRef:
-        return self.b.rendered_file(filename)
+        return self.b.storage.rendered_file(filename)
 
     # -- jobs ------------------------------------------------------------------------
 
@@ -150,11 +152,11 @@ class Seeder:
             refs = [refs] if isinstance(refs, str) else refs or []
             tasks[name].depends_on_task_ids = [tasks[r].id for r in refs]
         self.play(job, chain, tasks, outcome, created, base, in_fmt, out_fmt)
-        self.b._register_job(job)
+        self.b.add_job(job)
         for t in tasks.values():
             job.task_ids.append(t.id)
-            self.b._register_task(t)
-        self.b._update_job(job, emit=False)
+            self.b.register_task(t)
+        self.b.update_job(job, emit=False)
 
     def play(self, job: Job, chain: list[tuple[str, str, dict[str, Any]]], tasks: dict[str, Task], outcome: str, created: int, base: str, in_fmt: str, out_fmt: str) -> None:
         """Give each task of a seeded job its final state."""
@@ -175,7 +177,7 @@ class Seeder:
             if outcome == "waiting" and op == "import/upload":
                 t.held = True
                 t.message = "Waiting for file upload"
-                t.form = self.b.upload_form(t.id)
+                t.form = upload_form(self.b.root_url, t.id, self.b.now())
                 continue
             if outcome == "waiting":
                 continue
@@ -235,8 +237,8 @@ class Seeder:
         entry = self.b.catalogue.convert_entry(in_fmt, out_fmt)
         assert entry is not None
         self.run_task(conv, end, self.rng.uniform(2, 20), [self.file(f"{stem(name)}.{out_fmt}")], entry.credits, entry.engine)
-        self.b._register_task(imp)
-        self.b._register_task(conv)
+        self.b.register_task(imp)
+        self.b.register_task(conv)
 
     def webhooks(self) -> None:
         specs = [
@@ -245,10 +247,10 @@ class Seeder:
             ("https://old.example.invalid/hook", ["job.finished"], True),
         ]
         for url, events, disabled in specs:
-            self.b._webhook_seq += 1
+            webhook_id = self.b.next_webhook_id()
             created = self.now - self.rng.uniform(86400, 30 * 86400)
             hook = Webhook(
-                id=self.b._webhook_seq,
+                id=webhook_id,
                 url=url,
                 events=events,
                 signing_secret="".join(self.rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(32)),

@@ -1,12 +1,11 @@
-"""Running the emulator: in-process (:class:`Emulator`) or as a command."""
+"""Running the emulator: :class:`Emulator` serves one on a free port, in a thread of this process or
+(:meth:`Emulator.serve_forever`, the command line) in this thread, on a uvicorn server that stops fast."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -16,13 +15,13 @@ from typing import Any
 import httpx
 import uvicorn
 
-from .app import SCOPES, Emulation, build_app
+from .app import build_app
 from .backend import Backend
-from .control import Control, Fault
+from .control import DEFAULT_RATE_LIMIT, Action, Control, Fault
+from .emulation import Emulation
+from .keys import DEFAULT_API_KEY, SCOPES
 from .seed import seed as seed_backend
 
-DEFAULT_API_KEY = "emulator-key"
-DEFAULT_RATE_LIMIT = 500  # requests a minute per method, as the recorded answers say (0: unlimited)
 SHUTDOWN_GRACE_SECONDS = 1
 
 
@@ -99,7 +98,9 @@ class Emulator:
     method, as the recorded API says; ``rate_limit=0`` turns it off (for
     benchmarks and tests that make many requests). ``job_webhook_secret``
     signs per-job ``webhook_url`` deliveries (random unless given; also at
-    ``GET /_emulator/secrets``).
+    ``GET /_emulator/secrets``). Webhook deliveries go only to loopback
+    addresses unless ``allow_webhook_hosts`` names the host (``"*"``: any).
+    ``keep_history`` remembers every job it ever had (:meth:`history`).
     """
 
     def __init__(
@@ -119,16 +120,18 @@ class Emulator:
         port: int = 0,
         webhook_retry_delay: float = 0.2,
         job_webhook_secret: str | None = None,
+        allow_webhook_hosts: Sequence[str] = (),
+        keep_history: bool = False,
     ) -> None:
         self.api_key = api_key
         keys = {api_key: frozenset(SCOPES)}
         for key, scopes in (scoped_keys or {}).items():
             keys[key] = frozenset(scopes)
-        self.backend = Backend(task_seconds=task_seconds, credits=credits, retention_hours=retention_hours)
+        self.backend = Backend(task_seconds=task_seconds, credits=credits, retention_hours=retention_hours, keep_history=keep_history)
         if job_webhook_secret:
             self.backend.job_webhook_secret = job_webhook_secret
         self.control = Control(latency_ms=latency_ms, rate_limit=rate_limit, rate_window=rate_window, seed=seed)
-        self.emulation = Emulation(self.backend, self.control, keys, webhook_retry_delay)
+        self.emulation = Emulation(self.backend, self.control, keys, webhook_retry_delay, allow_webhook_hosts)
         self._host = host
         self._port = port
         self._jobs = jobs
@@ -176,6 +179,7 @@ class Emulator:
             lifespan="on",
             timeout_keep_alive=30,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+            date_header=False,  # the middleware dates answers on the emulator's clock
         )
         self._server = _Server(config)
         return self._server
@@ -253,6 +257,37 @@ class Emulator:
     def clear_faults(self) -> None:
         self.control.clear_faults()
 
+    def add_action(
+        self,
+        do: str,
+        path: str = "/",
+        method: str | None = None,
+        query: str | None = None,
+        after: int = 1,
+        count: int = 1,
+        offset: int = 0,
+        seconds: float = 0.0,
+        tag: str | None = None,
+    ) -> None:
+        """Change the account once the ``after``-th matching request has been answered; see
+        :mod:`apidriver.emulator.control` (``delete_jobs``, ``create_jobs``, ``advance_clock``)."""
+        self.control.add_action(
+            Action(do=do, path=path, method=method, query=query, after=after, count=count, offset=offset, seconds=seconds, tag=tag)
+        )
+
+    def actions(self) -> list[dict[str, Any]]:
+        """The actions given so far: whether each was done, and the job ids it deleted or created."""
+        return self.control.actions()
+
+    def history(self) -> dict[str, Any]:
+        """Every job the emulator ever had (with ``keep_history``), as ``GET /_emulator/history`` answers:
+        ``jobs`` (those it has) and ``removed`` (deleted or expired: ``reason``, ``at``), each with ``job``
+        (its state) and ``shown`` (the last state an answer or a webhook delivery showed)."""
+        response = httpx.get(self.base_url + "/_emulator/history", timeout=60)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
     def advance_clock(self, seconds: float) -> dt.datetime:
         """Move the emulator's clock forward (as ``POST /_emulator/clock``); returns the new time.
 
@@ -264,6 +299,25 @@ class Emulator:
             raise ValueError(response.json()["message"])
         return dt.datetime.fromisoformat(response.json()["now"])
 
+    def reset(self, jobs: int = 0, seed: int = 0) -> None:
+        """Start over (as ``POST /_emulator/reset``): a new account seeded with ``jobs`` sample
+        jobs, an empty request log, no faults, the clock at wall-clock time. Keys, settings,
+        the URL and the job webhook secret stay: one running emulator serves test after test.
+
+        Runs on the server's event loop, which owns the account's state, without an HTTP
+        round trip (a new HTTP client costs tens of milliseconds: this runs before every test).
+        """
+        if jobs < 0:
+            raise ValueError("jobs: 0 or more sample jobs to seed")
+        loop = self._server._loop if self._server is not None else None
+        if loop is None or self._thread is None or not self._thread.is_alive():
+            raise RuntimeError("the emulator is not running: start() it first")
+
+        async def reset() -> None:
+            self.emulation.reset(jobs, seed)
+
+        asyncio.run_coroutine_threadsafe(reset(), loop).result(timeout=30)
+
     def clock(self) -> dt.datetime:
         """The emulator's current time (aware UTC), as ``GET /_emulator/clock``."""
         return dt.datetime.fromtimestamp(self.backend.now(), dt.timezone.utc)
@@ -274,68 +328,3 @@ class Emulator:
             {"event": d.event, "url": d.url, "webhook_id": d.webhook_id, "attempts": list(d.attempts)}
             for d in list(self.backend.deliveries)
         ]
-
-
-def _scoped(value: str) -> tuple[str, list[str]]:
-    key, sep, scopes = value.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError("use KEY=scope,scope (e.g. readonly=task.read,user.read)")
-    names = [s.strip() for s in scopes.split(",") if s.strip()]
-    unknown = [s for s in names if s not in SCOPES]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}")
-    return key, names
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m apidriver.emulator",
-        description="A local CloudConvert API v2. Prints its root URL on the first line of stdout; the API is under /v2.",
-    )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    p.add_argument("--api-key", default=DEFAULT_API_KEY, help=f"key with every scope (default {DEFAULT_API_KEY})")
-    p.add_argument("--scoped-key", type=_scoped, action="append", default=[], metavar="KEY=SCOPE,...", help="a key with only these scopes; repeatable")
-    p.add_argument("--jobs", type=int, default=0, help="seed this many jobs (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the sample data")
-    p.add_argument("--latency-ms", type=float, default=0, help="delay added to every request")
-    p.add_argument(
-        "--rate-limit",
-        type=int,
-        default=DEFAULT_RATE_LIMIT,
-        help=f"API requests per window (minute) per account and method (default {DEFAULT_RATE_LIMIT}, as recorded); 0 = unlimited",
-    )
-    p.add_argument("--rate-window", type=float, default=60.0, help="length of the rate-limit window in seconds (default 60)")
-    p.add_argument("--task-seconds", type=float, default=1.0, help="how long each task processes (default 1)")
-    p.add_argument("--credits", type=int, default=2500, help="conversion credits of the account")
-    p.add_argument("--retention-hours", type=float, default=24.0, help="delete jobs and tasks this long after they end (default 24, as the API)")
-    p.add_argument("--job-webhook-secret", default=None, help="the secret signing per-job webhook_url deliveries (default: random, printed)")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    emulator = Emulator(
-        api_key=args.api_key,
-        scoped_keys=dict(args.scoped_key),
-        jobs=args.jobs,
-        seed=args.seed,
-        latency_ms=args.latency_ms,
-        rate_limit=args.rate_limit or None,
-        rate_window=args.rate_window,
-        task_seconds=args.task_seconds,
-        credits=args.credits,
-        retention_hours=args.retention_hours,
-        host=args.host,
-        port=args.port,
-        job_webhook_secret=args.job_webhook_secret,
-    )
-    try:
-        emulator.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

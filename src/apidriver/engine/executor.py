@@ -26,21 +26,30 @@ import itertools
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 from urllib.parse import quote
 
 from .. import exceptions as exc
-from ..client import ApiClient, ApiResponse
+from ..answers import ApiResponse
+from ..client import ApiClient
 from ..values import INTEGER, TEXT
 from .compare import EQ, IS, check_any, numeric_affinity, text_affinity
 from .lookahead import look_ahead
 from .planner import Arg, Plan
+from .rows import Batches, batch, order_rows
 from .schema import Column, Pagination, Table
 from .statement import FullTable, Obj, PageIndex, StatementContext
-from .rows import Batches, batch, order_rows
-from .streams import ListStream, LookupStream, Page, ReadyStream, list_params, page_params
+from .streams import (
+    ListStream,
+    LookupStream,
+    Page,
+    ReadyStream,
+    list_params,
+    object_data,
+    page_params,
+)
 from .workers import Workers
 
 __all__ = ["Engine", "StatementContext"]
@@ -199,9 +208,10 @@ class ValueCounts:
 
 
 def _data(response: ApiResponse | None) -> Any:
-    if response is None or not isinstance(response.body, Mapping):
+    """The object a lookup by key found; None for a 404 (no such object). Any other answer raises."""
+    if response is None:
         return None
-    return response.body.get("data")
+    return object_data(response.body, response.url, response.status)
 
 
 class Engine:
@@ -810,7 +820,9 @@ class Engine:
         """Remember fetched objects, and the complete child sets they embed (when the store is next used).
 
         ``memo``: where the page keeps what was made from it (a ``CacheTTL`` snapshot's page).
+        The objects are counted at once (``rows_read``, for progress lines); indexing waits.
         """
+        ctx.rows_read += self.count_objects(table, objs)
 
         def index() -> PageIndex:
             if memo is None:
@@ -822,6 +834,17 @@ class Engine:
             return made
 
         ctx.store.defer(index)
+
+    def count_objects(self, table: Table, objs: list[Obj]) -> int:
+        """How many objects a page brought, with the child objects they embed."""
+        count = len(objs)
+        for embed in table.embeds:
+            child = self.table(embed.table)
+            for obj in objs:
+                children = obj.get(embed.field) if isinstance(obj, dict) else None
+                if isinstance(children, list):
+                    count += self.count_objects(child, children)
+        return count
 
     def index(self, table: Table, objs: list[Obj], includes: frozenset[str]) -> PageIndex:
         """The objects of one page by key, and the child sets they embed (recursively)."""

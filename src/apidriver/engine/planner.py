@@ -40,8 +40,8 @@ from typing import Any
 
 import apsw
 
-from .compare import EQ, EVALUATED, IS, KNOWN_COLLATIONS, OPERATOR_TEXT
 from ..values import TEXT, TIMESTAMP
+from .compare import EQ, EVALUATED, IS, KNOWN_COLLATIONS, OPERATOR_TEXT
 from .rows import mask_of
 from .schema import Table
 

@@ -43,7 +43,7 @@ class Batch:
     columns (by ``zip``, in C); ``filled`` is the mask of converted columns.
     """
 
-    __slots__ = ("rows", "values", "filled", "dicts", "matched", "_columns", "_kinds")
+    __slots__ = ("_columns", "_kinds", "dicts", "filled", "matched", "rows", "values")
 
     def __init__(self, rows: list[Obj], width: int) -> None:
         self.rows = rows
@@ -90,7 +90,7 @@ class Batch:
             index += 1
         unset = [UNSET] * len(self.rows)
         self.values = list(zip(*[c if c is not None else unset for c in self._columns]))
-        self.filled = (filled if filled >= 0 else 0) | mask
+        self.filled = (max(filled, 0)) | mask
         return self.values
 
 
@@ -110,12 +110,12 @@ def batch(table: Table, objs: list[Obj], memo: dict[Any, Any] | None) -> Batch:
     the next statement reading the same page.
     """
     if memo is not None:
-        found = memo.get(table.name)
+        found: Batch | None = memo.get(table.name)
         if found is not None:
             return found
     derived = table.derived
-    rows = objs if derived is None else [row for obj in objs for row in derived.rows(obj)]
-    made = Batch(rows if isinstance(rows, list) else list(rows), len(table.columns))
+    rows: list[Obj] = objs if derived is None else [row for obj in objs for row in derived.rows(obj)]
+    made = Batch(rows, len(table.columns))
     if memo is not None:
         memo[table.name] = made
     return made

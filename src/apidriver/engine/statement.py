@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..cancel import Cancel
-from ..client import ApiResponse, RequestRecord
+from ..answers import ApiResponse, RequestRecord
 
 if TYPE_CHECKING:
     from .executor import Engine
@@ -223,6 +223,7 @@ class StatementContext:
 
     store: StatementStore = field(default_factory=StatementStore)
     requests: list[RequestRecord] = field(default_factory=list)
+    rows_read: int = 0  # objects the API's answers have brought (Engine.register), for progress lines
     in_sets: bool = True
     in_affinity: str = "text"
     tables: set[str] = field(default_factory=set)

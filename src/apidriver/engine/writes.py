@@ -161,8 +161,17 @@ class Writer:
                 raise exc.with_message(error, f"{error}{describe_created(ctx)}") from error
             raise
         created = response.body.get("data") if response is not None and isinstance(response.body, Mapping) else None
-        if not isinstance(created, Mapping):
-            raise exc.InterfaceError(f"POST {path} answered without the created object.{describe_created(ctx)}")
+        if not isinstance(created, Mapping) or None in table.key_of(created):
+            # A success without the object: the API may have made it, and nothing says what it made.
+            status = response.status if response is not None else None
+            url = response.url if response is not None and response.url else path
+            ambiguous = exc.AmbiguousWriteError(
+                f"POST {url} answered {status} without the object it created (an object with its key in \"data\"), so "
+                "whether it created one, and which, is unknown. It was not retried, to avoid doing it twice; check the "
+                f"current state (e.g. SELECT the objects by tag) before trying again.{describe_created(ctx)}"
+            )
+            ambiguous._set_api(status, None, None, "POST", url)
+            raise ambiguous
         key = table.key_of(created)
         single = key[0] if len(key) == 1 else key
         ctx.created.append((table.name, single, created))

@@ -6,9 +6,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..client import default_error_details
+from ..answers import default_error_details
 from ..engine.schema import Pagination, Table
 from ..properties import Property, Settings
+from ..version import __version__
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,6 @@ class Profile:
         raise KeyError(name)
 
     def headers(self, settings: Settings) -> dict[str, str]:
-        from .. import __version__
-
         return {
             "Authorization": f"Bearer {settings['APIKey']}",
             "Accept": "application/json",

@@ -6,10 +6,17 @@
 
 The replica has one table per API table (same names, columns and keys, plus
 ``_synced_at`` and ``_removed_at``) in any SQLAlchemy database; see
-:mod:`.schema` and :mod:`.target`. A sync reads only what can have changed
-(:mod:`.sync`, reading with :mod:`.reader`, writing with :mod:`.writer`),
-can be interrupted at any moment, and never deletes a row. ``apidriver
-sync`` is the command-line form; :mod:`.follow` keeps a replica current.
+:mod:`.schema`, :mod:`.target` and :mod:`.conversions`. A sync reads only
+what can have changed (:mod:`.replicator`, table by table with
+:mod:`.table_sync`, reading with :mod:`.reader` and :mod:`.scan`, writing
+with :mod:`.recorder` and :mod:`.writer`, finding what went with
+:mod:`.reconcile`), can be interrupted at any moment, and never deletes a
+row. ``apidriver sync`` is the command-line form; :mod:`.follow` keeps a
+replica current.
+
+The replica never imports the connection, the cursor or the cache: it reads
+through what its caller hands it (:mod:`.upstream`). ``apidriver.sync``
+(the package root) also takes a connection string and opens the connection.
 """
 
 from __future__ import annotations
@@ -18,51 +25,37 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..connection import Connection
-    from .sync import Progress, SyncReport
+    from .report import Progress, SyncReport
     from .target import Target
+    from .upstream import ApiSource
 
 # SQLAlchemy is imported by the modules, not here: ``import apidriver`` stays light.
 __all__ = ["open_target", "sync"]
 
 
-def open_target(connection: Connection, to: str | None) -> Target:
+def open_target(connection: ApiSource, to: str | None) -> Target:
     """The replica database ``to`` (a SQLAlchemy URL), or the default SQLite file of the profile."""
-    from .sync import replica_specs
+    from .schema import replica_specs
     from .target import Target, default_url
 
     return Target(to or default_url(connection.profile.name), replica_specs(connection.profile.tables))
 
 
 def sync(
-    connection: Connection | str,
+    connection: ApiSource,
     to: str | None = None,
     tables: Iterable[str] | str | None = None,
     *,
     full: bool = False,
     progress: Progress | None = None,
+    secrets: bool = False,
 ) -> SyncReport:
-    """Copy the account into the database ``to`` and keep what the API has since forgotten.
+    """Copy the account into the database ``to`` and keep what the API has since forgotten
+    (``apidriver.sync`` documents the parameters)."""
+    from .replicator import Replicator
 
-    :param connection: an open :class:`apidriver.Connection`, or a connection string.
-    :param to: a SQLAlchemy URL (``sqlite:///history.sqlite``, ``postgresql+psycopg://...``);
-        by default ``<profile>.sqlite`` in the working directory.
-    :param tables: table names (a list or ``"Jobs,Tasks"``); by default the account's data
-        (every table but the operations catalogue). Derived tables come with their parent.
-    :param full: read every list whole instead of only what can have changed.
-    :returns: per table, rows inserted, updated and newly gone, requests and seconds.
-    """
-    from ..connection import Connection, connect
-    from .sync import Replicator
-
-    own = not isinstance(connection, Connection)
-    conn = connection if isinstance(connection, Connection) else connect(connection)
+    target = open_target(connection, to)
     try:
-        target = open_target(conn, to)
-        try:
-            return Replicator(conn, target, progress=progress).run(tables, full)
-        finally:
-            target.close()
+        return Replicator(connection, target, progress=progress, secrets=secrets).run(tables, full)
     finally:
-        if own:
-            conn.close()
+        target.close()

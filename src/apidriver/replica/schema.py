@@ -2,9 +2,30 @@
 
 One table per API table, with the same name, the same columns and the same
 key (a primary key; a composite key is a unique index, as its parts may be
-NULL), plus ``_synced_at`` (when a sync last saw the row) and
-``_removed_at`` (when a sync first found it gone from the API; NULL while it
-is live). Indexes cover the columns the API can filter on and ``created_at``.
+NULL), plus bookkeeping columns:
+
+- ``_synced_at``: when the request that last showed the row (or found it
+  gone) went out, on this machine's clock; a state observed earlier never
+  replaces the one the row holds.
+- ``_removed_at``: when the row was first found gone from the API, on the
+  API's clock (its ``Date`` headers), so that it compares with ``ended_at``;
+  NULL while it is live.
+- ``_removed_reason``: why it went, where that can be known: ``expired``
+  (gone once the API's retention after its end had run out), ``deleted``
+  (gone before: someone deleted it), ``replaced`` (a row cut from its parent,
+  such as a task's file, that the parent no longer lists). NULL while live,
+  and for rows found gone before schema version 2.
+- ``_exact``: NULL, or the exact values of the columns this database cannot
+  hold exactly (a NUL character or a lone surrogate in text on PostgreSQL,
+  an integer beyond 64 bits, a timestamp PostgreSQL cannot represent): a
+  JSON object (ASCII, with ``\\u`` escapes) of column name → the value a live query
+  gives. The column itself then holds the closest value it can (U+0000 and
+  lone surrogates replaced by U+FFFD) or NULL. Reading the cache puts the
+  exact values back.
+
+Indexes cover the columns the API can filter on and ``created_at``; on
+PostgreSQL, text columns get hash indexes (equality is what the cache asks,
+and a B-tree refuses a row whose text is longer than about 2,700 bytes).
 
 Column types follow the target:
 
@@ -35,9 +56,13 @@ from sqlalchemy.types import TypeEngine, UserDefinedType
 from ..engine.schema import Table
 from ..values import BOOLEAN, INTEGER, JSON, REAL, TEXT, TIMESTAMP
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: _removed_reason, _exact; _removed_at on the API's clock; hash indexes on PostgreSQL text
 SYNCED_AT = "_synced_at"
 REMOVED_AT = "_removed_at"
+REMOVED_REASON = "_removed_reason"
+EXACT = "_exact"
+BOOKKEEPING = (SYNCED_AT, REMOVED_AT, REMOVED_REASON, EXACT)
+EXPIRED, DELETED, REPLACED = "expired", "deleted", "replaced"
 META_TABLE = "_apidriver_replica"
 STATE_TABLE = "_apidriver_sync"
 
@@ -78,6 +103,11 @@ def column_type(sql_type: str, kind: str, indexed: bool = False) -> TypeEngine[A
     return sa.String(255) if indexed and kind == GENERIC else sa.Text()
 
 
+def replica_specs(profile_tables: Iterable[Table]) -> list[Table]:
+    """The tables a replica holds: every profile table (``sys_*`` tables are not the API's)."""
+    return [t for t in profile_tables if not t.name.lower().startswith("sys_")]
+
+
 def indexed_columns(spec: Table) -> list[str]:
     """Columns the replica indexes: API filters (also of the parent, for derived tables) and created_at."""
     names = [c.name for c in spec.columns if c.filter]
@@ -106,6 +136,8 @@ def replica_metadata(specs: Iterable[Table], kind: str) -> sa.MetaData:
         columns += [
             sa.Column(SYNCED_AT, column_type(TIMESTAMP, kind), nullable=False),
             sa.Column(REMOVED_AT, column_type(TIMESTAMP, kind), nullable=True),
+            sa.Column(REMOVED_REASON, column_type(TEXT, kind), nullable=True),
+            sa.Column(EXACT, column_type(TEXT, kind), nullable=True),
         ]
         table = sa.Table(spec.name, metadata, *columns, comment=spec.description)
         if not single:
@@ -113,7 +145,10 @@ def replica_metadata(specs: Iterable[Table], kind: str) -> sa.MetaData:
             # which a primary key cannot hold: a unique index (NULLs equal on PostgreSQL) instead.
             sa.Index(f"pk_{spec.name}".lower(), *(table.c[k] for k in spec.key), unique=True, postgresql_nulls_not_distinct=True)
         for name in indexed_columns(spec):
-            sa.Index(index_name(spec.name, name), table.c[name])
+            if kind == POSTGRESQL and spec.column(name).type == TEXT:
+                sa.Index(hash_index_name(spec.name, name), table.c[name], postgresql_using="hash")
+            else:
+                sa.Index(index_name(spec.name, name), table.c[name])
     sa.Table(
         META_TABLE,
         metadata,
@@ -135,3 +170,8 @@ def replica_metadata(specs: Iterable[Table], kind: str) -> sa.MetaData:
 
 def index_name(table: str, column: str) -> str:
     return f"ix_{table}_{column}".lower()
+
+
+def hash_index_name(table: str, column: str) -> str:
+    """A hash index (PostgreSQL text); it replaces the B-tree ``index_name`` of schema version 1."""
+    return f"hx_{table}_{column}".lower()

@@ -1,18 +1,22 @@
-"""A replica database: its SQLAlchemy engine, its schema, locked writes and value conversions.
+"""A replica database: its SQLAlchemy engine, locked write transactions, its schema and bookkeeping.
 
 Writes run in short transactions that hold the replica's write lock, so two
 syncs into one database at once take turns and never insert a row twice:
 SQLite's ``BEGIN IMMEDIATE`` (with a busy timeout; WAL lets readers go on),
 PostgreSQL's ``pg_advisory_xact_lock``. Errors of the database become DB-API
 errors naming the database URL without its password.
+
+A new SQLite replica file is created readable by its owner only (``0600``;
+SQLite gives its ``-wal`` and ``-shm`` files the same mode): it holds the
+account's history. A :class:`Target` converts values as its kind of database
+stores them (:class:`~.conversions.Conversions`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,7 +27,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from .. import exceptions as exc
 from ..engine.schema import Table
-from ..values import BOOLEAN, INTEGER, JSON, REAL, TIMESTAMP, format_timestamp, parse_timestamp
+from .conversions import Conversions, as_utc
 from .schema import (
     GENERIC,
     META_TABLE,
@@ -31,11 +35,14 @@ from .schema import (
     SCHEMA_VERSION,
     SQLITE,
     STATE_TABLE,
+    hash_index_name,
+    index_name,
     replica_metadata,
 )
 
 LOCK_KEY = 0x61706964726976  # "apidriv": the PostgreSQL advisory lock of replica writes
 BUSY_TIMEOUT = 60.0  # seconds a SQLite writer waits for another one
+FILE_MODE = 0o600  # a new SQLite replica: its owner's only
 
 
 def default_url(profile_name: str, directory: str | None = None) -> str:
@@ -56,8 +63,8 @@ def shown_url(url: str | URL) -> str:
         return "<unparseable URL>"
 
 
-class Target:
-    """One replica database, for the tables ``specs``."""
+class Target(Conversions):
+    """One replica database, for the tables ``specs``; its values converted as its kind stores them."""
 
     def __init__(self, url: str, specs: Iterable[Table]) -> None:
         try:
@@ -69,7 +76,7 @@ class Target:
             ) from None
         self.shown = shown_url(self.url)
         backend = self.url.get_backend_name()
-        self.kind = SQLITE if backend == "sqlite" else POSTGRESQL if backend == "postgresql" else GENERIC
+        super().__init__(SQLITE if backend == "sqlite" else POSTGRESQL if backend == "postgresql" else GENERIC)
         self.specs = {s.name: s for s in specs}
         self.metadata = replica_metadata(self.specs.values(), self.kind)
         self.engine = self._create_engine()
@@ -135,8 +142,11 @@ class Target:
     def prepare(self, profile_name: str, api_root: str) -> None:
         """Create the replica's tables, or bring an older replica's up to date (columns, indexes).
 
-        Columns are only ever added: a replica keeps what it holds.
+        Columns are only ever added: a replica keeps what it holds. A new
+        SQLite file is created readable by its owner only.
         """
+        if self.kind == SQLITE and self.url.database:
+            _create_private(self.url.database)
         with self.write("creating or upgrading the replica's tables") as conn:
             inspector = sa.inspect(conn)
             existing = set(inspector.get_table_names())
@@ -153,6 +163,11 @@ class Target:
                 for index in table.indexes:
                     if index.name not in indexes:
                         index.create(conn)
+                    if index.name is not None and index.name.startswith("hx_"):
+                        # Schema version 1 had B-tree indexes on text, which refuse long values on PostgreSQL.
+                        indexed = next(iter(index.columns)).name
+                        if index_name(table.name, indexed) in indexes and hash_index_name(table.name, indexed) == index.name:
+                            conn.execute(sa.text(f"DROP INDEX IF EXISTS {_quote(conn, index_name(table.name, indexed))}"))
             meta = self.table(META_TABLE)
             values = {"schema_version": str(SCHEMA_VERSION), "profile": profile_name, "api_root": api_root}
             stored = {name: value for name, value in conn.execute(sa.select(meta.c.name, meta.c.value))}
@@ -165,6 +180,21 @@ class Target:
                     conn.execute(meta.insert().values(name=name, value=value))
                 elif stored[name] != value:
                     conn.execute(meta.update().where(meta.c.name == name).values(value=value))
+
+    def forget(self, columns: Mapping[str, Iterable[str]]) -> int:
+        """Set ``columns`` (table → column names: the secrets a replica does not keep) to NULL in every
+        row, those of rows long gone included; returns how many rows held one. (SQLite keeps freed
+        pages until ``VACUUM``.)"""
+        count = 0
+        with self.write("forgetting secrets") as conn:
+            for name, names in columns.items():
+                if name not in self.metadata.tables:
+                    continue
+                table = self.table(name)
+                for column in names:
+                    result = conn.execute(table.update().where(table.c[column].is_not(None)).values({column: None}))
+                    count += result.rowcount
+        return count
 
     def meta(self, conn: Connection, name: str) -> str | None:
         meta = self.table(META_TABLE)
@@ -182,7 +212,7 @@ class Target:
         row = conn.execute(sa.select(state).where(state.c.table_name == table_name)).mappings().first()
         if row is None:
             return {"watermark": None, "synced_at": None, "full_at": None}
-        return {"watermark": row["watermark"], "synced_at": _aware(row["synced_at"]), "full_at": _aware(row["full_at"])}
+        return {"watermark": row["watermark"], "synced_at": as_utc(row["synced_at"]), "full_at": as_utc(row["full_at"])}
 
     def save_state(self, conn: Connection, table_name: str, watermark: str | None, synced_at: dt.datetime, full: bool) -> None:
         """Record a completed sync of ``table_name``; the watermark never goes back."""
@@ -196,55 +226,19 @@ class Target:
         if conn.execute(state.update().where(state.c.table_name == table_name).values(**values)).rowcount == 0:
             conn.execute(state.insert().values(table_name=table_name, **values))
 
-    # -- values -------------------------------------------------------------------------------------
 
-    def timestamp(self, value: dt.datetime) -> Any:
-        """A time as this target stores it (``_synced_at``, ``_removed_at``)."""
-        return format_timestamp(value) if self.kind == SQLITE else value.astimezone(dt.timezone.utc)
+def _create_private(path: str) -> None:
+    """Create the SQLite file ``path`` readable by its owner only, if it does not exist yet.
 
-    def to_target(self, sql_type: str, value: Any) -> Any:
-        """A driver (SQLite) value of a column of ``sql_type`` as this target stores it."""
-        if value is None or self.kind == SQLITE:
-            return value
-        if sql_type == TIMESTAMP:
-            return parse_timestamp(str(value))
-        if sql_type == JSON:
-            return json.loads(value) if isinstance(value, str) else value
-        if sql_type == BOOLEAN:
-            return bool(value)
-        if sql_type == INTEGER and not isinstance(value, int):
-            raise exc.DataError(f"The API sent {value!r} where a whole number belongs; the replica cannot store it.")
-        if sql_type == REAL:
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                raise exc.DataError(f"The API sent {value!r} where a number belongs; the replica cannot store it.") from None
-        return value
-
-    def from_target(self, sql_type: str, value: Any) -> Any:
-        """A stored value as the driver's (SQLite) value: what a live query returns."""
-        if value is None or self.kind == SQLITE:
-            return value
-        if sql_type == TIMESTAMP:
-            if isinstance(value, dt.datetime):
-                return format_timestamp(value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc))
-            return format_timestamp(parse_timestamp(str(value)))
-        if sql_type == JSON:
-            if isinstance(value, str):
-                value = json.loads(value)
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        if sql_type == BOOLEAN:
-            return 1 if value else 0
-        return value
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    """A stored time (our UTC text on SQLite, a datetime elsewhere) as an aware UTC datetime."""
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
-    return parse_timestamp(str(value))
+    (A missing directory is left for SQLite to report, as it reports it.)
+    """
+    if path.startswith("file:"):
+        return
+    try:
+        fd = os.open(os.path.abspath(os.path.expanduser(path)), os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except (FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+    os.close(fd)
 
 
 def _quote(conn: Connection, name: str) -> str:

@@ -11,14 +11,25 @@ A buffered statement costs one hop to the worker (execute and fetch every
 row together); a streamed one (``stream()``, ``yield_per``) one hop per
 batch. Calls that cannot block (``commit``, ``rollback``: writes are
 autocommit) run on the loop directly.
+
+Opening a connection never runs on the loop's thread: neither
+``apidriver.connect`` (milliseconds of Python: properties, the profile, the
+HTTP client, the virtual tables) nor the start of the connection's thread
+(``Thread.start`` waits until the new thread runs, which under the GIL can
+take several switch intervals). Both happen on one shared opener thread,
+one connection at a time: opening is CPU work under the GIL, so opening 50
+at once on 50 threads would only make the loop compete with 50 threads for
+the GIL instead of one (a cold pool of 50 lagged the loop ~230 ms that way).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 from sqlalchemy.engine import AdaptedConnection
@@ -38,6 +49,10 @@ class Worker:
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apidriver-async")
 
+    def start(self) -> None:
+        """Start the thread now, from the calling thread (the opener's: never the loop's)."""
+        self._executor.submit(_nothing)
+
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(function, *args))
 
@@ -48,6 +63,51 @@ class Worker:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False)
+
+
+def _nothing() -> None:
+    """What a worker runs first: starting its thread is the point."""
+
+
+class Opener:
+    """The thread that opens connections for every async engine of the process, one at a time.
+
+    Its own thread is started once, when the first engine is created
+    (:class:`AsyncDBAPI`), so no later ``connect`` starts a thread on the loop.
+    """
+
+    _lock = threading.Lock()
+    _executor: ThreadPoolExecutor | None = None
+
+    @classmethod
+    def shared(cls) -> ThreadPoolExecutor:
+        with cls._lock:
+            if cls._executor is None:
+                cls._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apidriver-async-open")
+                cls._executor.submit(_nothing).result()
+            return cls._executor
+
+    @classmethod
+    def _forget(cls) -> None:
+        """In a forked child: the parent's thread is not there (an executor would wait for it for ever)."""
+        cls._lock = threading.Lock()
+        cls._executor = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=Opener._forget)
+
+
+def _open(connect: Callable[[], Connection]) -> tuple[Connection, Worker]:
+    """On the opener thread: the DB-API connection, and its worker with its thread started."""
+    worker = Worker()
+    try:
+        connection = connect()
+        worker.start()
+    except BaseException:
+        worker.shutdown()
+        raise
+    return connection, worker
 
 
 class AsyncAdaptedCursor:
@@ -191,15 +251,31 @@ class AsyncDBAPI:
 
         self._module = apidriver
         self.paramstyle = apidriver.paramstyle
+        self._opener = Opener.shared()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._module, name)
 
     def connect(self, *args: Any, **kwargs: Any) -> AsyncAdaptedConnection:
-        worker = Worker()
+        """Open on the opener thread while the loop waits (see the module's docstring).
+
+        If the waiting task is cancelled, what the opener still makes is closed, not leaked.
+        """
+        opening = self._opener.submit(_open, functools.partial(self._module.connect, *args, **kwargs))
         try:
-            connection = worker.call(functools.partial(self._module.connect, *args, **kwargs))
+            connection, worker = await_only(asyncio.wrap_future(opening))
         except BaseException:
-            worker.shutdown()
+            opening.add_done_callback(_discard)
             raise
         return AsyncAdaptedConnection(self, connection, worker)
+
+
+def _discard(opening: Future[tuple[Connection, Worker]]) -> None:
+    """Close a connection opened for a task that stopped waiting for it."""
+    if opening.cancelled() or opening.exception() is not None:
+        return
+    connection, worker = opening.result()
+    try:
+        connection.close()
+    finally:
+        worker.shutdown()

@@ -3,7 +3,8 @@
 The same URLs, properties, types and reflection as the sync dialects; the
 DB-API calls go through :mod:`.async_dbapi`, one worker thread per pooled
 connection, so statements of many tasks run at the same time without
-blocking the event loop. Needs greenlet (``pip install apidriver[async]``),
+blocking the event loop; connections are opened (and their threads started)
+off the loop too, so a cold pool does not stall it. Needs greenlet (``pip install apidriver[async]``),
 as every SQLAlchemy async dialect does.
 """
 

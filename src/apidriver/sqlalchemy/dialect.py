@@ -11,7 +11,14 @@ runs. What differs from a SQLite file is small and lives here:
   ``sys_*`` tables, since SQLite cannot report them for virtual tables, and
   virtual tables have no indexes;
 - pooling: a ``QueuePool``, since each DB-API connection is an independent
-  API client, usable by one thread at a time.
+  API client, usable by one thread at a time;
+- transactions: as with pysqlite, SQLAlchemy never sends BEGIN; the DB-API
+  opens a transaction before a change to a local table, and the AUTOCOMMIT
+  isolation level is the DB-API's ``isolation_level = None``.
+
+``cloudconvert+apidriver://`` and ``api+apidriver://`` name the same dialects
+(SQLAlchemy's test plugin writes URLs that way); SQLAlchemy's dialect suite
+finds ``provision.py`` and ``requirements.py`` beside this module.
 
 The dialect knows nothing of HTTP.
 """
@@ -185,12 +192,19 @@ class APIDialect(SQLiteDialect):
         return register
 
     def get_isolation_level_values(self, dbapi_connection: Any) -> list[Any]:
-        """SQLite's levels, and AUTOCOMMIT: writes are autocommit anyway, so it changes nothing."""
+        """SQLite's levels, and AUTOCOMMIT (local tables commit at once; API writes always do)."""
         return [*_SQLite.get_isolation_level_values(self, dbapi_connection), "AUTOCOMMIT"]
 
     def set_isolation_level(self, dbapi_connection: Any, level: Any) -> None:
-        if level != "AUTOCOMMIT":
+        """As pysqlite's dialect does: AUTOCOMMIT is the DB-API's ``isolation_level = None``."""
+        if level == "AUTOCOMMIT":
+            dbapi_connection.isolation_level = None
+        else:
+            dbapi_connection.isolation_level = ""
             super().set_isolation_level(dbapi_connection, level)
+
+    def detect_autocommit_setting(self, dbapi_conn: Any) -> bool:
+        return bool(dbapi_conn.isolation_level is None)
 
     def do_ping(self, dbapi_connection: Any) -> bool:
         """One small request (``Connection.ping``): a wrong key or an unreachable API fails here.

@@ -90,12 +90,28 @@ profile = Profile(
     procedures=procedures,
     extras={
         "sync_root_url": sync_root_url,
+        # The API key scopes each procedure's requests need (tables declare theirs on their endpoints),
+        # for the reference (docs/tables.md); tests/docs/test_scopes.py checks them against the emulator.
+        "procedure_scopes": {
+            "CreateJob": ("task.write", "task.read (with wait)"),
+            "WaitJob": ("task.read",),
+            "WaitTask": ("task.read",),
+            "CancelTask": ("task.write",),
+            "RetryTask": ("task.write",),
+            "DeleteJob": ("task.write",),
+            "ConvertFile": ("task.write", "task.read"),
+            "VerifyWebhookSignature": (),
+        },
         # For apidriver.replica: jobs and tasks change no more once ended_at is set (a retry
         # shows as a new task), and those still open are listed by status; the account behind
         # the key is the one Users row; a webhook delivery carries the job with its tasks,
-        # signed with the webhook's secret.
+        # signed with the webhook's secret. The API deletes jobs and tasks 24 hours after they
+        # end (``retention``: seconds after the settled column); webhook signing secrets are
+        # secrets (not replicated unless asked for).
         "replica": {
             "settled": {"Jobs": "ended_at", "Tasks": "ended_at"},
+            "retention": 24 * 3600,
+            "secrets": {"Webhooks": ("signing_secret",)},
             "open": {"Jobs": ("status", ("waiting", "processing")), "Tasks": ("status", ("waiting", "processing"))},
             "account": "Users",
             "webhooks": {

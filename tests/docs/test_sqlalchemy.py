@@ -1,17 +1,12 @@
-"""docs/sqlalchemy.md runs: every Python block, in order, against an emulator; then the
-recipes' results are checked against the API's own data."""
+"""docs/sqlalchemy.md runs: every block, in order, against an emulator; then the recipes' results
+are checked against the API's own data."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-import sys
-import types
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select
@@ -20,47 +15,43 @@ from sqlalchemy.orm import Session
 from apidriver.emulator import Emulator
 
 from ..conftest import raw_list
+from .harness import DocRun, api_at, start_emulator
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "sqlalchemy.md"
-UTC = dt.timezone.utc
-
-
-def blocks() -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", DOC.read_text(), flags=re.DOTALL | re.MULTILINE)
-
-
-def pointed_at(code: str, emulator: Emulator) -> str:
-    """The doc's URLs with the emulator's key and BaseURL."""
-
-    def replace(match: re.Match[str]) -> str:
-        url = match.group(1).replace("YOUR_API_KEY", emulator.api_key)
-        return f'"{url}{"&" if "?" in url else "?"}BaseURL={quote(emulator.base_url, safe="")}"'
-
-    return re.sub(r'"((?:cloudconvert|api)(?:\+async)?:/[^"]*YOUR_API_KEY[^"]*)"', replace, code)
+DOC = "docs/sqlalchemy.md"
+UTC = dt.UTC
 
 
 @pytest.fixture(scope="module")
-def doc(shared_emulator: Emulator) -> Iterator[dict[str, Any]]:
-    """The namespace the doc's blocks leave behind, run as a module of its own."""
-    module = types.ModuleType("sqlalchemy_doc")
-    sys.modules[module.__name__] = module
-    try:
-        for code in blocks():
-            # dont_inherit: run as a user's file would, without this file's __future__ imports.
-            exec(compile(pointed_at(code, shared_emulator), str(DOC), "exec", dont_inherit=True), module.__dict__)  # noqa: S102
-        yield module.__dict__
-    finally:
-        if "engine" in module.__dict__:
-            module.__dict__["engine"].dispose()
-        del sys.modules[module.__name__]
+def emulator() -> Iterator[Emulator]:
+    emulator = start_emulator(jobs=60, seed=11)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def run(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocRun]:
+    """The guide's blocks, run in order; the namespace they leave behind stays for the checks below
+    (its engine still reaching the emulator)."""
+    sqlacodegen = {
+        "sqlacodegen 'cloudconvert://:YOUR_API_KEY@' --tables Jobs,Tasks,TaskFiles > models.py":
+        "tests/sqlalchemy/test_reflection.py runs sqlacodegen on the emulator and imports the classes it writes"
+    }
+    with api_at(emulator), DocRun(DOC, emulator, tmp_path_factory.mktemp("sqlalchemy_doc"), not_run_commands=sqlacodegen) as session:
+        session.run()
+        yield session
+
+
+@pytest.fixture(scope="module")
+def doc(run: DocRun) -> dict[str, Any]:
+    return run.namespace
 
 
 def when(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value).astimezone(UTC)
 
 
-def test_every_block_ran_and_every_mapped_class_reads(doc: dict[str, Any]) -> None:
-    assert len(blocks()) >= 10
+def test_every_block_ran_and_every_mapped_class_reads(run: DocRun, doc: dict[str, Any]) -> None:
+    assert len(run.ran) >= 17 and [o.block.lang for o in run.outcomes if o.not_run] == ["sh"]  # sqlacodegen
     classes = [m.class_ for m in doc["Base"].registry.mappers]
     assert len(classes) == 7  # one per API table
     with Session(doc["engine"]) as session:
@@ -68,14 +59,14 @@ def test_every_block_ran_and_every_mapped_class_reads(doc: dict[str, Any]) -> No
             assert session.scalars(select(cls).limit(3)).all(), cls.__name__
 
 
-def test_failed_jobs_recipe(doc: dict[str, Any], shared_emulator: Emulator) -> None:
-    jobs = {j["id"]: j for j in raw_list(shared_emulator, "/jobs")}
-    tasks = raw_list(shared_emulator, "/tasks")
+def test_failed_jobs_recipe(doc: dict[str, Any], emulator: Emulator) -> None:
+    jobs = {j["id"]: j for j in raw_list(emulator, "/jobs")}
+    tasks = raw_list(emulator, "/tasks")
     since = min(when(j["ended_at"]) for j in jobs.values() if j["ended_at"])
     with Session(doc["engine"]) as session:
-        shared_emulator.clear_requests()
+        emulator.clear_requests()
         rows = doc["failed_jobs"](session, since)
-        requests = shared_emulator.requests()
+        requests = emulator.requests()
     expected = {
         (t["job_id"], t["name"], t["code"], t["message"])
         for t in tasks
@@ -85,8 +76,8 @@ def test_failed_jobs_recipe(doc: dict[str, Any], shared_emulator: Emulator) -> N
     assert len(requests) == 1
 
 
-def test_credits_per_operation_recipe(doc: dict[str, Any], shared_emulator: Emulator) -> None:
-    tasks = raw_list(shared_emulator, "/tasks")
+def test_credits_per_operation_recipe(doc: dict[str, Any], emulator: Emulator) -> None:
+    tasks = raw_list(emulator, "/tasks")
     since = dt.datetime.now(UTC) - dt.timedelta(hours=12)
     with Session(doc["engine"]) as session:
         rows = doc["credits_per_operation"](session, since)
@@ -99,11 +90,11 @@ def test_credits_per_operation_recipe(doc: dict[str, Any], shared_emulator: Emul
     assert [c for _, _, c in rows] == sorted((c for _, _, c in rows), reverse=True)
 
 
-def test_joinedload_downloads_recipe(doc: dict[str, Any], shared_emulator: Emulator) -> None:
-    invoices = {j["id"] for j in raw_list(shared_emulator, "/jobs") if j["tag"] == "invoices"}
+def test_joinedload_downloads_recipe(doc: dict[str, Any], emulator: Emulator) -> None:
+    invoices = {j["id"] for j in raw_list(emulator, "/jobs") if j["tag"] == "invoices"}
     urls = [
         f.get("url")
-        for t in raw_list(shared_emulator, "/tasks")
+        for t in raw_list(emulator, "/tasks")
         if t["job_id"] in invoices
         for f in ((t["result"] or {}).get("files") or [])
     ]
@@ -111,8 +102,8 @@ def test_joinedload_downloads_recipe(doc: dict[str, Any], shared_emulator: Emula
     assert doc["downloads"]
 
 
-def test_other_recipes_results(doc: dict[str, Any], shared_emulator: Emulator) -> None:
-    jobs = raw_list(shared_emulator, "/jobs")
+def test_other_recipes_results(doc: dict[str, Any], emulator: Emulator) -> None:
+    jobs = raw_list(emulator, "/jobs")
     assert sum(n for _, _, n in doc["by_status"]) == len(jobs)
     latest = {r.tag: r.id for r in doc["latest"]}
     newest: dict[str, dict[str, Any]] = {}
@@ -122,7 +113,7 @@ def test_other_recipes_results(doc: dict[str, Any], shared_emulator: Emulator) -
     assert latest == {tag: j["id"] for tag, j in newest.items()}
     seconds = [r.seconds for r in doc["slowest"]]
     assert len(seconds) == 5 and seconds == sorted(seconds, reverse=True)
-    assert doc["remaining"] == raw_list_user(shared_emulator)["credits"]
+    assert doc["remaining"] == raw_list_user(emulator)["credits"]
     assert str(doc["jobs_frame"]["created_at"].dt.tz) == "UTC"
     assert str(doc["jobs_pl"].schema["created_at"]) == "Datetime(time_unit='us', time_zone='UTC')"
     assert set(doc["async_failed"]) == {j["id"] for j in jobs if j["status"] == "error"}
@@ -134,3 +125,4 @@ def raw_list_user(emulator: Emulator) -> dict[str, Any]:
 
     response = httpx.get(emulator.api_url + "/users/me", headers={"Authorization": f"Bearer {emulator.api_key}"})
     return dict(response.json()["data"])
+
