@@ -197,7 +197,7 @@ class StatementContext:
     """Per-statement state: the store, the HTTP requests made, planning facts, write outcomes.
 
     ``in_sets`` is off for statements with a subquery or a table on the right
-    of an IN (decided by ``Connection.in_sets``): APSW fails ("SQLError:
+    of an IN (decided by ``Connection.shape``): APSW fails ("SQLError:
     <NULL>") when such a subquery yields an empty set to a virtual table that
     takes IN values all at once. Such an IN's values then come one by one,
     with the affinity SQLite applies to them: ``in_affinity`` is what the
