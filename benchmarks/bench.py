@@ -1,15 +1,17 @@
 """Requests and wall time of typical queries: apidriver against the baseline a user writes today.
 
 Run: ``.venv/bin/python benchmarks/bench.py`` (``--quick`` skips the slow rate-limit
-scan; ``--runs N`` sets repetitions).
+scan; ``--runs N`` sets repetitions; ``--jobs 20000`` the scale run, ``--no-sdk``
+without the SDK baseline).
 
 It starts the emulator in a separate process (2,000 seeded jobs, 50 ms latency per
 request) and runs each query several times through the DB-API, then the same
 question with the official ``cloudconvert`` SDK: a sequential page loop and
 Python filtering/joining. For each it prints the rows, the HTTP requests (of
 the first run and of a repeat, where page-count hints apply), the minimum a
-query can need with 100 rows a page, the median wall time, and the lower bound
-on wall time for that many requests: ceil(requests / concurrency) × latency.
+query can need with 100 rows a page, the median wall time, the lower bound
+on wall time for that many requests: ceil(requests / concurrency) × latency,
+and the peak of Python allocations during one more run (tracemalloc).
 Then the peak Python memory of a 100,000-row scan (and of a 25,000-row one,
 to show it does not grow with rows), and a scan that needs more requests than
 the rate limit allows in a minute.
@@ -58,10 +60,20 @@ class Figures:
     first_requests: int
     repeat_requests: int
     median_s: float
+    peak_mib: float = 0.0
+    server_s: float = 0.0
+
+
+def server_span(entries: list[dict[str, Any]]) -> float:
+    """Seconds from the first request's arrival at the emulator to the start of the last answer
+    (latency, queueing behind the emulator's one event loop, its own work)."""
+    if not entries:
+        return 0.0
+    return max(e["time"] + e.get("duration_ms", 0) / 1000 for e in entries) - min(e["time"] for e in entries)
 
 
 def measure_sql(root: str, conn: apidriver.Connection, sql: str, params: tuple[Any, ...], runs: int) -> Figures:
-    counts, times, rows = [], [], 0
+    counts, times, spans, rows = [], [], [], 0
     for _ in range(runs):
         conn.engine.wait_idle()
         clear(root)
@@ -70,8 +82,17 @@ def measure_sql(root: str, conn: apidriver.Connection, sql: str, params: tuple[A
         times.append(time.perf_counter() - started)
         conn.engine.wait_idle()  # pages fetched ahead count too
         time.sleep(0.05)
-        counts.append(len(log(root)))
-    return Figures(rows, counts[0], counts[-1], statistics.median(times))
+        entries = log(root)
+        counts.append(len(entries))
+        spans.append(server_span(entries))
+    tracemalloc.start()
+    try:
+        conn.cursor().execute(sql, params).fetchall()
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    conn.engine.wait_idle()
+    return Figures(rows, counts[0], counts[-1], statistics.median(times), peak, statistics.median(spans))
 
 
 def measure_python(root: str, fn: Callable[[], int], runs: int) -> Figures:
@@ -164,9 +185,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the rate-limit scan (over a minute)")
+    parser.add_argument("--jobs", type=int, default=2000, help="seeded jobs (20000 for the scale run)")
+    parser.add_argument("--no-sdk", action="store_true", help="skip the official SDK baseline")
     args = parser.parse_args()
 
-    with emulator("--jobs", "2000", "--seed", "1", "--latency-ms", str(LATENCY_MS)) as root:
+    with emulator("--jobs", str(args.jobs), "--seed", "1", "--latency-ms", str(LATENCY_MS)) as root:
         conn = apidriver.connect(APIKey="bench", BaseURL=root, MaxConcurrency=CONCURRENCY, PageSize=PAGE)
         cached = apidriver.connect(APIKey="bench", BaseURL=root, CacheTTL=600)
         trusted = apidriver.connect(APIKey="bench", BaseURL=root, TrustListOrder=True)
@@ -176,7 +199,7 @@ def main() -> int:
         tag = Counter(j[2] for j in jobs if j[2]).most_common(1)[0][0]
         tagged = sum(1 for j in jobs if j[2] == tag)
         twenty = [j[0] for j in jobs[:20]]
-        job_id = jobs[1000][0]
+        job_id = jobs[len(jobs) // 2][0]
         in_list = ",".join("?" * 20)
         full = math.ceil(len(jobs) / PAGE)
         queries: list[tuple[int, str, str, tuple[Any, ...], int, apidriver.Connection]] = [
@@ -205,21 +228,30 @@ def main() -> int:
         base = baseline(cloudconvert, job_id, twenty, tag)
 
         print(f"Emulator: {len(jobs)} jobs, {LATENCY_MS} ms latency; apidriver MaxConcurrency={CONCURRENCY}, PageSize={PAGE}; {args.runs} runs each\n")
-        header = f"{'#':>2} {'query':52} {'rows':>6} {'req 1st':>7} {'req rep':>7} {'min':>4} {'median':>8} {'bound':>7} {'ratio':>5} | {'SDK req':>7} {'SDK median':>10} {'speed-up':>8}"
+        header = (f"{'#':>2} {'query':52} {'rows':>6} {'req 1st':>7} {'req rep':>7} {'min':>4} {'median':>8} {'bound':>7} {'ratio':>5} "
+                  f"{'server':>7} {'peak':>8} | {'SDK req':>7} {'SDK median':>10} {'speed-up':>8}")
         print(header)
         print("-" * len(header))
         results = {}
         for number, name, sql, params, minimum, connection in queries:
             ours = measure_sql(root, connection, sql, params, args.runs)
-            theirs = measure_python(root, base[number], max(1, args.runs // 2))
+            theirs = Figures(0, 0, 0, float("nan")) if args.no_sdk else measure_python(root, base[number], max(1, args.runs // 2))
             b = bound(ours.repeat_requests)
             ratio = ours.median_s / b if b else float("nan")
             results[number] = (ours, theirs, minimum, b)
             print(
                 f"{number:>2} {name[:52]:52} {ours.rows:>6} {ours.first_requests:>7} {ours.repeat_requests:>7} {minimum:>4} "
-                f"{ours.median_s * 1000:>6.0f}ms {b * 1000:>5.0f}ms {ratio:>5.2f} | {theirs.repeat_requests:>7} "
+                f"{ours.median_s * 1000:>6.0f}ms {b * 1000:>5.0f}ms {ratio:>5.2f} {ours.server_s * 1000:>5.0f}ms {ours.peak_mib:>5.1f}MiB | "
+                f"{theirs.repeat_requests:>7} "
                 f"{theirs.median_s * 1000:>8.0f}ms {theirs.median_s / ours.median_s:>7.1f}x"
             )
+        print("\nbound: ceil(requests / concurrency) x latency for the repeat's requests. server: the emulator's span, from the "
+              "first request's arrival to the start of the last answer (median of the runs).")
+        if args.no_sdk:
+            conn.close()
+            cached.close()
+            trusted.close()
+            return 0
         embedded = {n: measure_python(root, base[-n], max(1, args.runs // 2)) for n in (6, 7)}
         print(
             "\nreq 1st / rep: requests of the first run and of a repeat (the same lists then go out at once, exactly)."

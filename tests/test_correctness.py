@@ -329,3 +329,109 @@ def test_the_sql_in_the_querying_guide_runs(data: datasets.Dataset, conn: apidri
 )
 def test_requests_stay_within_twice_reading_the_tables(data: datasets.Dataset, conn: apidriver.Connection, sql: str, tables: tuple[str, ...]) -> None:
     same(data, conn, sql, *tables)  # also: no request twice, at most 2 x full scans + 2
+
+
+# -- issue #17: the defects found measuring performance ------------------------------------------------------------------------
+
+
+def exactly(data: datasets.Dataset, conn: apidriver.Connection, sql: str, params: list[Any], *tables: str) -> None:
+    """The driver answers what the plain copy answers (no refusal accepted), within the request rule."""
+    expected = sorted(map(repr, datasets.canonical_rows([tuple(r) for r in data.oracle.execute(sql, params)])))
+    got = sorted(map(repr, datasets.canonical_rows(conn.cursor().execute(sql, params).fetchall())))
+    assert got == expected
+    outcome = run(data, conn, Statement(sql, params, sql, params, frozenset(tables), False))
+    assert outcome.ok and not outcome.refused, outcome.problem
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # Tasks.payload is not embedded in job lists, and the IN makes two lists per job.
+        "SELECT j.id, t.payload FROM Jobs j JOIN Tasks t ON t.job_id = j.id WHERE t.status IN ('error','finished')",
+        # The join condition carries a filter on the inner table.
+        "SELECT j.status, t.payload FROM Jobs j LEFT JOIN Tasks t ON t.job_id = j.id AND t.ended_at > '2000-01-01'",
+        "SELECT j.status, t.payload FROM Jobs j LEFT JOIN Tasks t ON t.job_id = j.id AND t.status = 'finished' AND t.operation IN ('convert', 'export/url')",
+    ],
+)
+def test_joins_with_filters_on_the_inner_table_keep_the_request_rule(data: datasets.Dataset, conn: apidriver.Connection, sql: str) -> None:
+    same(data, conn, sql, "Jobs", "Tasks")  # at most 2 x full scans + 2, no request twice
+
+
+def test_trusted_list_order_is_not_trusted_for_embedded_lists(data: datasets.Dataset) -> None:
+    """A correlated max() reads the order TrustListOrder vouches for; tasks embedded in a job (a retried
+    task comes last) are in another order, so they are sorted, never taken as they come."""
+    retried = [r[0] for r in data.oracle.execute("SELECT job_id FROM Tasks WHERE retry_of_task_id IS NOT NULL")]
+    assert retried
+    conn = data.connect(TrustListOrder=True)
+    try:
+        for job in retried:
+            same(data, conn, "SELECT j.id, (SELECT max(x.created_at) FROM Tasks x WHERE x.job_id = j.id) FROM Jobs j WHERE j.id = ?",
+                 "Jobs", "Tasks", params=[job])
+        same(data, conn, "SELECT j.id, (SELECT max(x.created_at) FROM Tasks x WHERE x.job_id = j.id) FROM Jobs j", "Jobs", "Tasks")
+        same(data, conn, "SELECT id, created_at FROM Tasks WHERE job_id = ? ORDER BY created_at DESC", "Tasks", params=[retried[0]])
+    finally:
+        conn.close()
+
+
+def test_numbers_from_a_subquery_into_a_text_column_are_answered_not_refused(data: datasets.Dataset, conn: apidriver.Connection) -> None:
+    """SQLite compares Jobs.tag with Tasks.percent under numeric affinity (the tag '1e2' equals 100);
+    this was refused after the subquery's requests had gone out."""
+    exactly(data, conn, "SELECT count(*) FROM Jobs WHERE tag IN (SELECT percent FROM Tasks)", [], "Jobs", "Tasks")
+    exactly(data, conn, "SELECT id FROM Jobs WHERE tag IN (SELECT percent FROM Tasks WHERE percent = 100)", [], "Jobs", "Tasks")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [100, "100", "1e2"],  # numbers: json_each gives them no affinity, so no text tag equals them
+        ["100", "invoices", "Invoices"],
+        [100.0, 1e2, "a&b"],
+        [],
+    ],
+)
+def test_a_json_list_of_values_as_an_in_list(data: datasets.Dataset, conn: apidriver.Connection, values: list[Any]) -> None:
+    exactly(data, conn, "SELECT id, tag FROM Jobs WHERE tag IN (SELECT value FROM json_each(?))", [json.dumps(values)], "Jobs")
+
+
+def test_in_subqueries_of_both_affinities_are_left_to_sqlite(data: datasets.Dataset, conn: apidriver.Connection) -> None:
+    """A statement whose IN subqueries give numbers with numeric affinity and without: which IN a
+    number came from cannot be told, so SQLite evaluates the INs on TEXT columns itself."""
+    exactly(
+        data, conn,
+        "SELECT id FROM Jobs WHERE tag IN (SELECT percent FROM Tasks) AND status IN (SELECT value FROM json_each(?))",
+        [json.dumps(["finished", "error", 100])], "Jobs", "Tasks",
+    )
+
+
+def test_the_engine_sorts_as_sqlite_orders() -> None:
+    """An ORDER BY the engine takes over (timestamps: SQLite would call the ISO8601 collation at every
+    comparison) orders exactly as SQLite: NULLs, numbers, text, blobs; timestamps as instants."""
+    import random
+
+    import apsw
+
+    from apidriver.engine.rows import Batch, order_rows
+    from apidriver.values import iso8601_collation
+
+    rng = random.Random(3)
+    db = apsw.Connection(":memory:")
+    db.create_collation("ISO8601", iso8601_collation)
+    db.execute("CREATE TABLE t(i INTEGER, a TIMESTAMP COLLATE ISO8601, b TEXT, c)")
+    stamps = [None, "2026-12-01 10:00:00", "2026-12-01 10:00:00.500000", "2026-12-01 09:00:00", "999-01-01 00:00:00", "x", "2026-12-01T10:00:00Z"]
+    texts = [None, "a", "B", "ä", "", "10", "9"]
+    mixed = [None, 1, 2.5, -3, "a", "b", b"z", 10**18]
+    for _ in range(300):
+        rows = [(i, rng.choice(stamps[: rng.choice([4, 7])]), rng.choice(texts), rng.choice(mixed[: rng.choice([4, 8])])) for i in range(rng.randint(0, 40))]
+        db.execute("DELETE FROM t")
+        db.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
+        terms = [(rng.choice([1, 2, 3]), rng.random() < 0.5) for _ in range(rng.randint(1, 3))] + [(0, False)]
+        sql = "SELECT * FROM t ORDER BY " + ", ".join(f"{'iabc'[c]} {'DESC' if d else 'ASC'}" for c, d in terms)
+        expected = [tuple(r) for r in db.execute(sql)]
+        _, got = order_rows([{"i": r[0]} for r in rows], rows, [(c, d, c == 1) for c, d in terms])
+        assert got == expected, sql
+        # As the engine sorts a statement's rows: what each column holds known from its batch.
+        made = Batch([{"i": r[0]} for r in rows], 4)
+        made._columns = [[r[c] for r in rows] for c in range(4)] + [None]
+        kinds = [{made.kind(c, c == 1)} for c, _ in terms]
+        _, got = order_rows([{"i": r[0]} for r in rows], rows, [(c, d, c == 1) for c, d in terms], kinds)
+        assert got == expected, sql

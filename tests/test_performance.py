@@ -6,6 +6,7 @@ few time bounds below are loose checks that requests overlapped at all."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -177,3 +178,21 @@ def test_requests_reuse_connections(emu: Emulator) -> None:
         conn.cursor().execute("SELECT count(*) FROM Jobs").fetchall()
         pool = client._transport._pool  # type: ignore[attr-defined]
         assert 0 < len(pool.connections) <= 8
+
+
+def test_a_filtered_list_read_after_its_table_sends_exactly_its_pages(make_emulator: Callable[..., Emulator]) -> None:
+    """A full read of Jobs counts each status: the first read of one status's list then queues
+    exactly its pages at once, as a repeat does, instead of one page and then guessing ahead."""
+    emu = make_emulator(jobs=150, seed=6, rate_limit=0)
+    statuses = Counter(j["status"] for j in raw_list(emu, "/jobs"))
+    status, count = statuses.most_common(1)[0]
+    assert count > 20
+    with connect_to(emu, PageSize=10) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT count(*) FROM Jobs").fetchall()
+        for _ in range(2):  # the first read, and a repeat
+            settle(emu, conn)
+            rows = cur.execute("SELECT id FROM Jobs WHERE status = ?", (status,)).fetchall()
+            conn.engine.wait_idle()
+            pages = sorted(int(dict(r["params"])["page"]) for r in emu.requests())
+            assert len(rows) == count and pages == list(range(1, -(-count // 10) + 1))

@@ -50,6 +50,7 @@ from .response_cache import CACHE
 from .transport import tls_context
 from .engine.errors import translate
 from .engine.executor import Engine, StatementContext
+from .engine.planner import in_affinity
 from .engine.procedures import ProcedureModule, ProcedureRunner
 from .engine.schema import Procedure, Table
 from .engine.system import system_tables
@@ -116,6 +117,9 @@ class Shape:
 
     in_sets: bool = False
     """IN lists may reach the API tables as whole sets (see ``Connection.shape``)."""
+    in_affinity: str = "mixed"
+    """What the statement's IN subqueries apply to their values (``engine.planner.in_affinity``);
+    ``mixed`` (SQLite evaluates such an IN on a TEXT column itself) when it is not known."""
     description: tuple[tuple[str, str | None], ...] = ()
     """Columns and declared types at the current schema (the result of a statement that returns no row)."""
     writes: bool = False
@@ -361,6 +365,8 @@ class Connection:
         schemas; a database the user attached may have tables of those names)."""
         what = _DDL[action]
         self._shapes.clear()  # names may now resolve to other tables, results have other columns
+        if self.cache is not None:
+            self.cache.forget_routes()
         if action == apsw.SQLITE_ALTER_TABLE:
             database, name = name, detail  # ALTER TABLE reports (database, table)
         elif action in _ON_TABLE:
@@ -390,7 +396,9 @@ class Connection:
         ``in_sets``: APSW fails a statement when an all-at-once IN gets an
         empty set from a subquery, so sets are used only when SQLite reports
         a single SELECT and no table but ours: then every IN has a literal
-        or bound list on its right. ``description``: a cached statement
+        or bound list on its right. ``in_affinity``: for other statements,
+        what their IN subqueries apply to their values, read from an EXPLAIN
+        of the statement (also nothing runs). ``description``: a cached statement
         prepared before a schema change describes the old columns until it
         is stepped, so a result without rows takes its columns from here.
         """
@@ -410,9 +418,15 @@ class Connection:
         cursor = self._db.cursor()
         cursor.exec_trace = first
         try:
-            cursor.execute(sql, bindings, can_cache=False)
-        except apsw.ExecTraceAbort:
-            pass
+            try:
+                cursor.execute(sql, bindings, can_cache=False)
+            except apsw.ExecTraceAbort:
+                pass
+            self._preparing = None
+            in_sets = probe.selects <= 1 and not probe.foreign_reads
+            # What IN subqueries apply to their values, read from the compiled program (only
+            # statements with subqueries or other tables have them).
+            program = [] if in_sets else self._db.cursor().execute(sql, bindings, can_cache=False, explain=1).fetchall()
         except Exception:
             return Shape()  # the statement itself will fail (with its own error)
         finally:
@@ -422,7 +436,8 @@ class Connection:
         writes = [] if prepared.ddl else [(action, api) for action, api, trigger in prepared.writes if trigger is None]
         local = [] if prepared.ddl else [action for action, api, _ in prepared.writes if not api]
         answer = Shape(
-            in_sets=probe.selects <= 1 and not probe.foreign_reads,
+            in_sets=in_sets,
+            in_affinity=in_affinity(program),
             description=described[0] if described else (),
             writes=bool(writes),
             local_writes=bool(local),

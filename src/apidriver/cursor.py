@@ -9,7 +9,7 @@ failed page always fails the statement (never a partial result).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import apsw
@@ -21,12 +21,31 @@ from .answers import RequestRecord
 from .engine.executor import StatementContext
 from .engine.writes import delete_failure, partial_failure
 from .typeobjects import type_code
-from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql
+from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql, stored_to_datetime
 
 if TYPE_CHECKING:
     from .connection import Connection, Shape
 
-_CONVERTED = (TIMESTAMP, BOOLEAN)
+_DATETIMES: dict[str, Any] = {}  # stored text → datetime: rows share times (a job's tasks, a page's jobs)
+
+
+def _timestamp(value: Any) -> Any:
+    if type(value) is not str:
+        return value
+    made = _DATETIMES.get(value)
+    if made is None:
+        if len(_DATETIMES) >= 16384:
+            _DATETIMES.clear()
+        made = _DATETIMES[value] = stored_to_datetime(value)
+    return made
+
+
+def _boolean(value: Any) -> Any:
+    return bool(value) if type(value) is int else value
+
+
+# Result columns declared with these types are returned as Python values (values.from_sql, per type).
+_CONVERTED: dict[str, Callable[[Any], Any]] = {TIMESTAMP: _timestamp, BOOLEAN: _boolean}
 
 
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)
@@ -47,7 +66,7 @@ class Cursor:
         self._cursor: apsw.Cursor | None = None
         self._context = StatementContext()
         self._description: tuple[tuple[str, str | None], ...] = ()
-        self._convert: list[tuple[int, str]] = []
+        self._convert: list[tuple[int, Callable[[Any], Any]]] = []
         self.description: tuple[tuple[Any, ...], ...] | None = None
         self.rowcount = -1
         self.lastrowid: int | None = None
@@ -76,11 +95,16 @@ class Cursor:
                     raise exc.chained(translate(error, operation), error)
             bindings = self._adapt(parameters)
             shape = self.connection.shape(operation, bindings)
-            self._context.in_sets = shape.in_sets
-            return self._execute(operation, bindings, shape)
+            self._context.in_sets, self._context.in_affinity = shape.in_sets, shape.in_affinity
+            cache = self.connection.cache
+            # A read of nothing but a SQLite cache's tables: SQLite reads the replica itself (cache/reader.py).
+            route = cache.route(operation, bindings) if cache is not None else None
+            return self._execute(operation, bindings, shape, route)
 
-    def _execute(self, operation: str, bindings: Any, shape: Shape) -> Cursor:
-        cursor = self.connection.sqlite.cursor()
+    def _execute(
+        self, operation: str, bindings: Any, shape: Shape, route: tuple[apsw.Connection, Any] | None = None
+    ) -> Cursor:
+        cursor = (route[0] if route is not None else self.connection.sqlite).cursor()
         captured: dict[str, Any] = {}
 
         def trace(cur: apsw.Cursor, sql: str, bindings: Any) -> bool:
@@ -114,12 +138,15 @@ class Cursor:
             self._finish()
             raise delete_failure(context)
         description: tuple[tuple[str, str | None], ...]
-        try:
-            # Read after the first step: a statement from APSW's cache that was prepared before a
-            # schema change is prepared again by that step, and only then has its new columns.
-            description = cursor.get_description()
-        except apsw.ExecutionCompleteError:
-            description = shape.description  # no row: the columns at the current schema
+        if route is not None:
+            description = route[1]  # the driver's declared types (the reader's views hide some)
+        else:
+            try:
+                # Read after the first step: a statement from APSW's cache that was prepared before a
+                # schema change is prepared again by that step, and only then has its new columns.
+                description = cursor.get_description()
+            except apsw.ExecutionCompleteError:
+                description = shape.description  # no row: the columns at the current schema
         self._set_description(description)
         if context.created:
             self.lastrowid = self.connection.rowids.rowid(context.created[-1][0], context.created[-1][1])
@@ -209,40 +236,63 @@ class Cursor:
             return
         self.description = tuple((name, type_code(decl), None, None, None, None, None) for name, decl in description)
         self._convert = [
-            (i, (decl or "").upper()) for i, (_, decl) in enumerate(description) if (decl or "").upper() in _CONVERTED
+            (i, _CONVERTED[(decl or "").upper()]) for i, (_, decl) in enumerate(description) if (decl or "").upper() in _CONVERTED
         ]
 
     # -- fetching ----------------------------------------------------------------------------------
 
     def fetchone(self) -> tuple[Any, ...] | None:
+        rows = self._fetch(1)
+        return rows[0] if rows else None
+
+    def _fetch(self, count: int | None) -> list[tuple[Any, ...]]:
+        """Up to ``count`` rows (None: all), stepping SQLite under one hold of the connection."""
+        if count == 0:
+            return []
         self._check_open()
         if self.description is None:
             raise exc.ProgrammingError("The last statement returned no rows to fetch (it was not a query).")
         if self._cursor is None:
-            return None
+            return []
         with self.connection.using():
             if self._context.cancel.is_set:
                 self._finish()
                 self._context.cancel.check()
             self.connection.make_current(self._context)
+            cursor = self._cursor
             try:
-                row = next(self._cursor)
-            except StopIteration:
-                self._finish()
-                if self._counts_at_end:  # INSERT/UPDATE/DELETE ... RETURNING: SQLite counts once it is done
-                    self.rowcount = self.connection.sqlite.changes()
-                return None
+                if count is None:
+                    rows = cursor.fetchall()
+                    done = True
+                else:
+                    rows = []
+                    done = False
+                    for row in cursor:
+                        rows.append(row)
+                        if len(rows) >= count:
+                            break
+                    else:
+                        done = True
             except BaseException as error:
                 self._finish()
                 raise exc.chained(translate(error, None, self._context), error)
+            if done:
+                self._finish()
+                if self._counts_at_end:  # INSERT/UPDATE/DELETE ... RETURNING: SQLite counts once it is done
+                    self.rowcount = self.connection.sqlite.changes()
         if self._context.created:
-            row = self._returning(row)
-        if self._convert:
+            rows = [tuple(self._returning(row)) for row in rows]
+        converters = self._convert
+        if not converters:
+            return rows
+        for n, row in enumerate(rows):  # in place: the rows SQLite gave go as their conversions are made
             values = list(row)
-            for i, kind in self._convert:
-                values[i] = from_sql(values[i], kind)
-            return tuple(values)
-        return tuple(row)
+            for i, convert in converters:
+                value = values[i]
+                if value is not None:
+                    values[i] = convert(value)
+            rows[n] = tuple(values)
+        return rows
 
     def _returning(self, row: Sequence[Any]) -> Sequence[Any]:
         """``INSERT ... RETURNING`` rows: what the API created, not SQLite's echo of the inputs."""
@@ -261,20 +311,10 @@ class Cursor:
         return out
 
     def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
-        count = self.arraysize if size is None else size
-        out = []
-        for _ in range(count):
-            row = self.fetchone()
-            if row is None:
-                break
-            out.append(row)
-        return out
+        return self._fetch(max(0, self.arraysize if size is None else size))
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        out = []
-        while (row := self.fetchone()) is not None:
-            out.append(row)
-        return out
+        return self._fetch(None)
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         while (row := self.fetchone()) is not None:

@@ -20,6 +20,7 @@ import math
 import os
 import re
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -78,6 +79,9 @@ def _stored(text: str) -> bool:
     )
 
 
+stored_timestamp = _stored  # for the engine's sorting (the collation's own fast path)
+
+
 @functools.lru_cache(maxsize=8192)
 def _instant_text(text: str) -> str | None:
     try:
@@ -106,7 +110,57 @@ def api_timestamp(value: Any) -> str | None:
     """An API timestamp (``2020-12-17T05:34:14+00:00``) in the stored format."""
     if value is None or value == "":
         return None
+    if type(value) is str:
+        fast = _utc_text(value)
+        if fast is not None:
+            return fast
     return format_timestamp(parse_timestamp(str(value)))
+
+
+def _utc_text(text: str) -> str | None:
+    """The stored form of a UTC timestamp as APIs write it (``...T05:34:14Z``, ``+00:00``, with
+    ``.fff`` or ``.ffffff``) by slicing, or None for any other form (parsed and formatted instead).
+
+    Gives exactly what parsing and formatting give: the text is still validated by
+    ``fromisoformat`` (a C function, a tenth of the full path), and only years 1000-2999
+    are taken, whose ``strftime`` form is the text's own four digits.
+    """
+    n = len(text)
+    if n < 20 or text[0] not in "12" or text[10] not in "T ":
+        return None
+    if text[-1] == "Z":
+        end = n - 1
+    elif text.endswith("+00:00"):
+        end = n - 6
+    else:
+        return None
+    if end == 19:
+        fraction = ""
+    elif end == 26 and text[19] == ".":
+        fraction = text[20:26]
+    elif end == 23 and text[19] == ".":
+        fraction = text[20:23] + "000"
+    else:
+        return None
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    out = text[:10] + " " + text[11:19]
+    return out + "." + fraction if fraction and fraction != "000000" else out
+
+
+def stored_to_datetime(text: str) -> dt.datetime | str:
+    """A TIMESTAMP cell as Python gets it: an aware UTC datetime, or the text if it is none."""
+    if (len(text) == 19 or len(text) == 26) and text[10] == " " and text[0] in "12":
+        try:
+            return dt.datetime.fromisoformat(text + "+00:00")  # tzinfo is datetime.timezone.utc
+        except ValueError:
+            pass
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        return text
 
 
 # orjson spells a float differently from Python only below 1e-4: with a one-digit negative
@@ -168,15 +222,47 @@ def to_sql(value: Any, sql_type: str) -> Any:
     return str(value)
 
 
+def _text_value(value: Any) -> Any:
+    return value if value is None or type(value) is str else to_sql(value, TEXT)
+
+
+def _integer_value(value: Any) -> Any:
+    return value if value is None or type(value) is int else to_sql(value, INTEGER)
+
+
+def _real_value(value: Any) -> Any:
+    return value if value is None or type(value) is float else to_sql(value, REAL)
+
+
+def _boolean_value(value: Any) -> Any:
+    return None if value is None else 1 if value else 0
+
+
+def _json_value(value: Any) -> Any:
+    return None if value is None else json_text(value)
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    TEXT: _text_value,
+    INTEGER: _integer_value,
+    REAL: _real_value,
+    BOOLEAN: _boolean_value,
+    JSON: _json_value,
+    TIMESTAMP: api_timestamp,
+}
+
+
+def sql_converter(sql_type: str) -> Callable[[Any], Any]:
+    """``to_sql`` for one declared type, without dispatching on the type at every cell."""
+    return _CONVERTERS[sql_type]
+
+
 def from_sql(value: Any, sql_type: str | None) -> Any:
     """A SQLite result value as the Python value DB-API users get."""
     if value is None or sql_type is None:
         return value
     if sql_type == TIMESTAMP and isinstance(value, str):
-        try:
-            return parse_timestamp(value)
-        except ValueError:
-            return value
+        return stored_to_datetime(value)
     if sql_type == BOOLEAN and isinstance(value, int):
         return bool(value)
     return value

@@ -13,6 +13,7 @@ ORDER BY with and without LIMIT/OFFSET, inner/left/self joins (including the
 derived tables and a join across affinities), IN/EXISTS/correlated
 subqueries (empty ones, and IN written every way SQLite accepts),
 GROUP BY/HAVING/DISTINCT/aggregates, json_extract and ``->>``, UNION, CTEs,
+joins reading ``Tasks.payload`` (never embedded in job lists) with conditions on the inner table,
 keys that are not plain ids (``.``, ``..``, ``../users/me``), URL-special
 characters, unicode, empty strings and NULLs.
 """
@@ -357,6 +358,7 @@ class Generator:
             (5, self.cte),
             (5, self.correlated),
             (3, self.limited_aggregate),
+            (6, self.payload_join),
         ]
         total = sum(w for w, _ in kinds)
         r = self.rng.uniform(0, total)
@@ -621,6 +623,49 @@ class Generator:
         sub = Q(f'(SELECT {agg} FROM "{inner.name}" {b} WHERE ', cond, ")")
         q = Q(f'SELECT {a}."{outer.key[0]}", ', sub, f' FROM "{outer.name}" {a}', self.where(scope))
         return self.finish(q, {outer.name, inner.name}, 2, tags=("correlated",))
+
+    def payload_join(self) -> Statement:
+        """Jobs joined with Tasks reading ``payload``, which job lists never embed (it needs
+        ``include=payload`` on the task list), with conditions on the inner table in the ON or
+        the WHERE clause: IN lists on its API filters, timestamps, anything. The inner loop
+        looks tasks up per job, and must still keep the request rule."""
+        j, t = self.alias(), self.alias()
+        jobs, tasks = self.tables["Jobs"], self.tables["Tasks"]
+        kind = self.rng.choice(["JOIN", "LEFT JOIN", "LEFT JOIN"])
+        on = Q(f'{t}."job_id" = {j}."id"' if self.chance(0.5) else f'{j}."id" = {t}."job_id"')
+        for _ in range(self.rng.choice([0, 1, 1, 2])):
+            on = Q(on, " AND ", self.inner_predicate(t, tasks))
+        where = Q()
+        if self.chance(0.6):
+            scope = Scope({t: tasks}) if kind == "JOIN" or self.chance(0.3) else Scope({j: jobs})
+            alias = next(iter(scope.aliases))
+            where = Q(" WHERE ", self.inner_predicate(alias, scope.aliases[alias]) if alias == t else self.predicate(scope))
+        payload = self.rng.choice([f'{t}."payload"', f"json_extract({t}.\"payload\", '$.operation')", f'{t}."payload" IS NOT NULL'])
+        frm = Q(f' FROM "Jobs" {j} {kind} "Tasks" {t} ON ', on, where)
+        if self.chance(0.25):
+            q = Q(f'SELECT count(*), count({t}."payload") ', frm)
+            return self.make(q, {"Jobs", "Tasks"}, True, tags=("payload",))
+        cols = [f'{j}."{self.column(jobs)}"', payload]
+        if self.chance(0.4):
+            cols.append(f'{t}."{self.column(tasks)}"')
+        return self.finish(Q("SELECT ", ", ".join(cols), frm), {"Jobs", "Tasks"}, len(cols), tags=("payload",))
+
+    def inner_predicate(self, alias: str, table: Table) -> Q:
+        """A condition on a joined table, leaning to its API filters (lists per value) and timestamps."""
+        r = self.rng.random()
+        filters = [c.name for c in table.columns if c.filter and c.name != "job_id"] or [table.columns[0].name]
+        if r < 0.35:
+            name = self.rng.choice(filters)
+            return self.in_list(f'{alias}."{name}"', table, name)
+        if r < 0.55:
+            name = self.rng.choice(filters)
+            return self.eq(f'{alias}."{name}"', table, name)
+        if r < 0.75:
+            name = self.column(table, ("TIMESTAMP",))
+            op = self.rng.choice(["<", "<=", ">", ">=", "IS NOT", "IS"])
+            value = self.instant() if op not in ("IS NOT", "IS") or self.chance(0.5) else None
+            return Q(f'{alias}."{name}" {op} ', self.v(value))
+        return self.column_predicate(alias, table)
 
     def limited_aggregate(self) -> Statement:
         table = self.table()

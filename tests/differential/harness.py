@@ -64,6 +64,7 @@ class Outcome:
     requests: int = 0
     rows: int = 0
     refused: bool = False
+    over_bound: bool = False  # the problem is the requests (over the bound, or one sent twice)
 
     @property
     def ok(self) -> bool:
@@ -99,11 +100,13 @@ def run(dataset: Dataset, conn: apidriver.Connection, statement: Statement) -> O
     if oracle_error is not None:
         return Outcome(statement, f"the oracle failed ({oracle_error}) but the driver returned {len(got)} rows")
     problem = compare(dataset, statement, got, expected)
+    over_bound = False
     if problem is None:
         problem = check_requests(dataset, statement, requests, conn.settings["PageSize"])
+        over_bound = problem is not None
     if problem is not None:
         problem += f" [on {describe(conn)}]"
-    return Outcome(statement, problem, len(requests), len(got))
+    return Outcome(statement, problem, len(requests), len(got), over_bound=over_bound)
 
 
 def describe(conn: apidriver.Connection) -> str:

@@ -38,7 +38,11 @@ def test_every_block_of_the_querying_page(emulator: Emulator, tmp_path: Path) ->
             run.run()
     finally:
         conn.close()
-    assert len(run.ran) == len(run.outcomes) == 2
+    assert len(run.ran) == len(run.outcomes) == 3
+
+    # A list passed as one JSON parameter works like a literal list.
+    tagged = [j for j in raw_list(emulator, "/jobs") if j.get("tag") in ("invoices", "reports")]
+    assert tagged and int(run.outcome("json_each(?)").stdout) == len(tagged)
 
     # Three spellings of one instant count the same jobs; a date means its midnight (UTC), earlier.
     counts = [rows[0][0] for _, rows, _ in run.outcome("SELECT count(*) FROM Jobs WHERE created_at >=").results]

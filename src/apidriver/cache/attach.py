@@ -16,6 +16,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
+import apsw
 import sqlalchemy as sa
 
 from .. import exceptions as exc
@@ -26,6 +27,7 @@ from ..replica.report import SyncReport
 from ..replica.schema import replica_specs
 from ..replica.target import Target, default_url, sqlite_url
 from ..replica.schema import SQLITE
+from .reader import Reader, Routes
 from .source import CacheSource, Lookups
 from .vtable import CacheModule
 
@@ -55,6 +57,9 @@ class Cache:
         self._statement: object | None = None
         self._refreshed: set[str] = set()
         self._lookups = Lookups(self.source)
+        self._reader: Reader | None = None
+        self._no_reader = False
+        self.routes = Routes(self, self.reader) if mode in (AUTO, OFFLINE) and self.target.kind == SQLITE else None
 
     @property
     def shown(self) -> str:
@@ -64,7 +69,36 @@ class Cache:
         return self.specs[name.lower()]
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self.target.close()
+
+    # -- SQLite reading the cache itself --------------------------------------------------------
+
+    def reader(self) -> Reader | None:
+        """The connection that reads a SQLite cache through views (``cache.reader``), made on first use;
+        None when the cache cannot be read that way (not ready: the cache tables then say why)."""
+        if self._reader is None and not self._no_reader:
+            try:
+                self.ready()
+            except exc.Error:
+                return None
+            try:
+                self._reader = Reader(self, self.target.url.database or "", lambda: self.connection._active.cancel.is_set)
+            except apsw.Error:
+                self._no_reader = True  # a file SQLite cannot attach: the cache tables read it as before
+        return self._reader
+
+    def route(self, sql: str, bindings: Any) -> tuple[apsw.Connection, Any] | None:
+        """Where ``sql`` runs: on the reader (and the description it shows), or None (the driver's connection)."""
+        if self.routes is None:
+            return None
+        return self.routes.route(self.connection.sqlite, sql, bindings)
+
+    def forget_routes(self) -> None:
+        if self.routes is not None:
+            self.routes.forget()
 
     # -- the replica's schema ----------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Running plans: which requests a plan needs, and the objects they give.
 
-``Engine.objects`` turns a plan and SQLite's argument values into the row
-objects of a table. It decides, per value, what can go to the API exactly
+``Engine.batches`` turns a plan and SQLite's argument values into the rows
+of a table, a page at a time, with their SQLite values (``engine.rows``). It decides, per value, what can go to the API exactly
 (a key or filter value the API matches the way SQLite does), asks the
 statement's store first (objects by key, child sets embedded in parents,
 whole list results, whole tables), so the same request is never sent twice
@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 from urllib.parse import quote
@@ -37,9 +38,18 @@ from ..values import INTEGER, TEXT
 from .compare import EQ, IS, check_any, numeric_affinity, text_affinity
 from .lookahead import look_ahead
 from .planner import Arg, Plan
+from .rows import Batches, batch, order_rows
 from .schema import Column, Pagination, Table
-from .statement import FullTable, Obj, StatementContext
-from .streams import KeyScan, ListStream, LookupStream, ReadyStream, list_params, object_data, page_params
+from .statement import FullTable, Obj, PageIndex, StatementContext
+from .streams import (
+    ListStream,
+    LookupStream,
+    Page,
+    ReadyStream,
+    list_params,
+    object_data,
+    page_params,
+)
 from .workers import Workers
 
 __all__ = ["Engine", "StatementContext"]
@@ -88,33 +98,41 @@ class Condition:
     equal to a string (or IN strings) under BINARY, is a plain comparison.
     """
 
-    def __init__(self, arg: Arg, column: Column, value: Any) -> None:
+    def __init__(self, arg: Arg, column: Column, value: Any, index: int, in_affinity: str = "text") -> None:
+        """``index``: the column's position in the table (its prepared values are checked);
+        ``in_affinity``: what the statement's IN subqueries apply to their values (see
+        ``StatementContext.in_affinity``), which decides a number reaching a TEXT column."""
         self.arg = arg
         self.column = column
         self.value = value
+        self.index = index
+        self.affinity = "numeric"
         if arg.typed and column.type == TEXT and isinstance(value, (int, float)) and not isinstance(value, bool):
-            # SQLite passes this IN's values one by one, and a number reaching a TEXT column
-            # means the comparison uses numeric or no affinity; which one, only SQLite's
-            # compiled statement knows, and its own check on a virtual table answers as if
-            # it were text. Refuse rather than guess.
-            raise exc.NotSupportedError(
-                f"{arg.column} IN (subquery) compares the TEXT column {arg.column} with numbers "
-                f"({value!r}); SQLite answers this differently for API tables than for tables. "
-                f"Write CAST(... AS TEXT) in the subquery, or join on the column instead."
-            )
+            # SQLite passes this IN's values one by one with the comparison's affinity applied:
+            # a number reaching a TEXT column came from a subquery whose values have numeric
+            # affinity (then the column's text is read as a number) or none (then text never
+            # equals a number). The planner passes such an IN only when the statement's
+            # subqueries have one of the two (engine.planner).
+            if in_affinity not in ("numeric", "blob"):
+                raise exc.InternalError(
+                    f"{arg.column} IN (subquery) got the number {value!r} from a subquery whose affinity is {in_affinity}; please report this."
+                )
+            self.affinity = in_affinity
         self.test = self._compile()
 
-    def _compile(self) -> Callable[[Mapping[str, Any]], int]:
+    def _compile(self) -> Callable[[Any], int]:
         arg, column, value = self.arg, self.column, self.value
         plain = column.type == TEXT and arg.op in (EQ, IS) and arg.collation.upper() == "BINARY"
         if plain and isinstance(value, str):
-            return lambda row: CERTAIN if column.value(row) == value else FAILS
+            return lambda v: CERTAIN if v == value else FAILS
         if plain and arg.multi and all(isinstance(v, str) for v in value):
             wanted = frozenset(value)
-            return lambda row: CERTAIN if column.value(row) in wanted else FAILS
+            return lambda v: CERTAIN if v in wanted else FAILS
+        if self.affinity == "blob":
+            return lambda v: FAILS  # a TEXT column's value (text or NULL) never equals a number without affinity
 
-        def test(row: Mapping[str, Any]) -> int:
-            possible, certain = check_any(column.type, arg.op, arg.collation, column.value(row), value, arg.typed)
+        def test(v: Any) -> int:
+            possible, certain = check_any(column.type, arg.op, arg.collation, v, value, arg.typed)
             return CERTAIN if certain else POSSIBLE if possible else FAILS
 
         return test
@@ -154,6 +172,39 @@ class PageHints:
 
 
 PAGE_HINTS = PageHints()
+COUNT_EVERY = 60.0  # seconds between two countings of one table's filter values
+_COUNTED: dict[Any, float] = {}
+_COUNTED_LOCK = threading.Lock()
+
+
+class ValueCounts:
+    """How many rows each value of a table's API filters had in one full read of the table.
+
+    A list filtered by a value was never read, so its length is unknown, and
+    reading it page by page costs a round trip per page while reading ahead
+    wastes requests. A full read of the table shows how many rows each value
+    has: values with more than a page are remembered with the page-count hints
+    (``PAGE_HINTS``), so the first read of their list queues exactly its pages.
+    A wrong count (the data changed) costs a request or a round trip, never a row.
+    """
+
+    def __init__(self, engine: Engine, table: Table, columns: list[Column]) -> None:
+        self.engine = engine
+        self.table = table
+        self.counters: dict[str, Counter[Any]] = {c.name.lower(): Counter() for c in columns}
+        self.columns = columns
+
+    def count(self, objs: list[Obj]) -> None:
+        dicts = all(type(o) is dict for o in objs)
+        for column in self.columns:
+            self.counters[column.name.lower()].update(column.values(objs, dicts))
+
+    def remember(self) -> None:
+        size = self.engine.list_page_size()
+        for column, counter in self.counters.items():
+            for value, rows in counter.items():
+                if rows >= size and isinstance(value, str) and value:
+                    self.engine.remember_pages(("count", self.table.name, column, value), rows)
 
 
 def _data(response: ApiResponse | None) -> Any:
@@ -183,6 +234,7 @@ class Engine:
         self.embedded_keys = self._embedded_keys()
         self.hint_owner = client.cache_owner
         self._page_params: dict[tuple[str, frozenset[str], int], list[list[tuple[str, str]]]] = {}
+        self.lookups = Batches()  # rows prepared for lookups answered from the store (engine.rows)
 
     def close(self) -> None:
         """Cancel requests not yet sent (those under way finish or fail on their own)."""
@@ -240,6 +292,28 @@ class Engine:
             return None
         return max(1, -(-rows // self.list_page_size()))  # the last page's links say it is the last
 
+    def filtered_cost(self, source: Table, combo: Mapping[str, str]) -> int | None:
+        """Pages the list of ``source`` filtered by one value has, from the value's count in the
+        table's last full read (``ValueCounts``): a first read then sends its pages at once, exactly."""
+        ((column, text),) = combo.items()
+        rows = self.known_pages(("count", source.name, column.lower(), text))
+        if rows is None:
+            return None
+        return max(1, -(-rows // self.list_page_size()))
+
+    def _value_counter(self, source: Table) -> ValueCounts | None:
+        """Counts of the filter values in a full read of ``source``, unless counted lately."""
+        columns = [c for c in source.columns if c.filter]
+        if not columns:
+            return None
+        now = time.monotonic()
+        with _COUNTED_LOCK:
+            last = _COUNTED.get((self.hint_owner, source.name))
+            if last is not None and now - last < COUNT_EVERY:
+                return None
+            _COUNTED[(self.hint_owner, source.name)] = now
+        return ValueCounts(self, source, columns)
+
     def lookup_budget(self, source: Table, batch: bool = False) -> int:
         """Lookups into ``source`` a statement may send before reading it whole instead.
 
@@ -257,33 +331,36 @@ class Engine:
 
     # -- rows ------------------------------------------------------------------------------------
 
-    def objects(self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any], repeat: bool = False) -> Iterator[Obj]:
-        """Row objects of ``table`` for ``plan`` with SQLite's argument ``values``.
+    def batches(
+        self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any], repeat: bool = False, looked: bool = False
+    ) -> Iterator[tuple[list[Obj], list[tuple[Any, ...]]]]:
+        """The rows of ``table`` for ``plan`` with SQLite's argument ``values``, a page at a time:
+        the row objects and their SQLite values (``rows.Batch``: the plan's columns converted).
 
         ``repeat``: SQLite filters this cursor again (the inner loop of a join looking
         values up): such lookups count towards reading the table whole instead.
+        ``looked``: ``looked_up`` already found nothing in the store for this lookup.
 
         Rows that cannot satisfy the plan's constraints are left out; SQLite
         checks the others itself. With a LIMIT, fetching stops once that many
-        rows (plus any OFFSET SQLite still skips) certainly pass.
+        rows (plus any OFFSET SQLite still skips) certainly pass. A plan that
+        took over an ORDER BY gets its rows sorted here, unless they come
+        straight from a list whose order the user vouches for (TrustListOrder).
         """
-        if plan.kind == "static":
-            assert table.static is not None
-            yield from table.static()
-            return
-        if plan.kind == "stub":
-            yield from self._stubs(ctx, table, plan, values)
+        mask = plan.mask
+        if plan.kind in ("static", "stub"):
+            objs = list(table.static() if plan.kind == "static" else self._stubs(ctx, table, plan, values))  # type: ignore[misc]
+            made = batch(table, objs, None)
+            yield self._ordered(plan, made.rows, made.ensure(table, mask))
             return
         if plan.kind == "none":
             raise exc.ProgrammingError(
                 f"{table.name} can only be read by its key: add a condition such as {table.get_key} = '...' to the WHERE clause."
             )
-        lookup = plan.lookup
-        if lookup is not None:
-            hit = self._lookup(ctx, table, plan, lookup, values[0])
-            if hit is not None:
-                yield from hit
-                return
+        hit = None if looked else self.looked_up(ctx, table, plan, values)
+        if hit is not None:
+            yield hit
+            return
         limit: int | None = None
         offset = 0
         conditions: list[Condition] = []
@@ -293,42 +370,117 @@ class Engine:
             elif arg.role == "offset":
                 offset = max(0, int(value or 0))
             else:
-                conditions.append(Condition(arg, table.column(arg.column), value))
+                conditions.append(Condition(arg, table.columns[arg.index], value, arg.index, ctx.in_affinity))
         if limit == 0:
             return
         wanted = None if limit is None else limit + (0 if plan.offset_consumed else offset)
         source = self.source_of(table)
-        derived = table.derived
+        pages, in_api_order = self._pages(ctx, source, plan, conditions, wanted, offset if plan.offset_consumed else 0, repeat)
+        local_order = bool(plan.order) and not (plan.api_order and in_api_order)
+        if local_order:
+            wanted = None  # every row is needed before the first can be handed out
+        tests = [(c.index, c.test) for c in conditions]
         counted = 0
-        for obj in self._source_objects(ctx, table, source, plan, conditions, wanted, offset if plan.offset_consumed else 0, repeat):
-            for row in derived.rows(obj) if derived is not None else (obj,):
-                verdict = CERTAIN
-                for condition in conditions:
-                    verdict = min(verdict, condition.test(row))
+        kept_rows: list[Obj] = []
+        kept_values: list[tuple[Any, ...]] = []
+        kinds: list[set[str]] = [set() for _ in plan.order]
+        for objs, memo in pages:
+            made = batch(table, objs, memo)
+            rows, values_ = made.rows, made.ensure(table, mask)
+            if local_order:
+                for held, (column, _, timestamp) in zip(kinds, plan.order):
+                    held.add(made.kind(column, timestamp))
+            if tests:
+                rows, values_, certain, stop = self._filter(rows, values_, tests, None if wanted is None else wanted - counted)
+                counted += certain
+            elif wanted is not None and counted + len(rows) >= wanted:
+                rows, values_, stop = rows[: wanted - counted], values_[: wanted - counted], True
+                counted = wanted
+            else:
+                counted += len(rows)
+                stop = False
+            if local_order:
+                kept_rows.extend(rows)
+                kept_values.extend(values_)
+                continue
+            if rows:
+                yield rows, values_
+            if stop:
+                return
+        if local_order and kept_rows:
+            yield self._ordered(plan, kept_rows, kept_values, kinds)
+
+    def looked_up(
+        self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]
+    ) -> tuple[list[Obj], list[tuple[Any, ...]]] | None:
+        """The rows of a plain lookup (``column = ?``) answered from what the statement holds, or None."""
+        lookup = plan.lookup
+        if lookup is None:
+            return None
+        hit = self._lookup(ctx, table, plan, lookup, values[0])
+        return None if hit is None else self._ordered(plan, *hit)
+
+    @staticmethod
+    def _filter(
+        rows: list[Obj], values: list[tuple[Any, ...]], tests: list[tuple[int, Callable[[Any], int]]], wanted: int | None
+    ) -> tuple[list[Obj], list[tuple[Any, ...]], int, bool]:
+        """The rows SQLite could keep, how many it certainly keeps, and whether ``wanted`` certain rows were reached."""
+        out_rows: list[Obj] = []
+        out_values: list[tuple[Any, ...]] = []
+        certain = 0
+        for row, value in zip(rows, values):
+            verdict = CERTAIN
+            for index, test in tests:
+                result = test(value[index])
+                if result < verdict:
+                    verdict = result
                     if verdict == FAILS:
                         break
-                else:
-                    yield row
-                    if verdict == CERTAIN:
-                        counted += 1
-                        if wanted is not None and counted >= wanted:
-                            return
+            if verdict == FAILS:
+                continue
+            out_rows.append(row)
+            out_values.append(value)
+            if verdict == CERTAIN:
+                certain += 1
+                if wanted is not None and certain >= wanted:
+                    return out_rows, out_values, certain, True
+        return out_rows, out_values, certain, False
 
-    def _lookup(self, ctx: StatementContext, table: Table, plan: Plan, arg: Arg, value: Any) -> list[Obj] | None:
+    @staticmethod
+    def _ordered(
+        plan: Plan, rows: list[Obj], values: list[tuple[Any, ...]], kinds: list[set[str]] | None = None
+    ) -> tuple[list[Obj], list[tuple[Any, ...]]]:
+        """``rows`` in the ORDER BY the plan took over (as they are when it took none)."""
+        if not plan.order or len(rows) < 2:
+            return rows, values
+        return order_rows(rows, values, plan.order, kinds)
+
+    def _lookup(
+        self, ctx: StatementContext, table: Table, plan: Plan, arg: Arg, value: Any
+    ) -> tuple[list[Obj], list[tuple[Any, ...]]] | None:
         """``column = 'text'`` answered from what the statement holds (the inner loops of joins), or None."""
-        if not isinstance(value, str) or value in ("", ".", ".."):
+        if type(value) is not str or value in ("", ".", ".."):
             return None
         source = self.source_of(table)
         if arg.role == "key":
             obj = ctx.store.get_object(source.name, value, plan.includes)
-            objs = [obj] if obj is not None else None
+            if obj is None:
+                return None
+            made = self.lookups.get(table, obj, [obj])
         else:
             objs = ctx.store.get_set(source.name, arg.source.lower(), value, plan.includes)
-        if objs is None:
-            return None
-        column = table.column(arg.column)
-        derived = table.derived
-        return [row for obj in objs for row in (derived.rows(obj) if derived is not None else (obj,)) if column.value(row) == value]
+            if objs is None:
+                return None
+            made = self.lookups.get(table, objs, objs)
+        values = made.ensure(table, plan.mask)
+        index = arg.index
+        if made.matched == (index, value):
+            return made.rows, values
+        keep = [i for i, v in enumerate(values) if v[index] == value]
+        if len(keep) == len(values):
+            made.matched = (index, value)  # a set looked up by the value it is keyed by: every row, every time
+            return made.rows, values
+        return [made.rows[i] for i in keep], [values[i] for i in keep]
 
     def _stubs(self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]) -> Iterator[Obj]:
         """DELETE by key alone: the key is all SQLite needs, so nothing is fetched."""
@@ -342,24 +494,24 @@ class Engine:
             ctx.stubs.add((table.name, stored))
             yield {column.path or column.name: stored}
 
-    def _source_objects(
+    def _pages(
         self,
         ctx: StatementContext,
-        table: Table,
         source: Table,
         plan: Plan,
         conditions: list[Condition],
         wanted: int | None,
         offset: int,
         repeat: bool,
-    ) -> Iterator[Obj]:
+    ) -> tuple[Iterator[Page], bool]:
+        """The pages of source objects the plan needs, and whether they come straight from the
+        whole list (in the order the API sends it: the only order TrustListOrder vouches for)."""
         includes = plan.includes
         keys = next((c for c in conditions if c.arg.role == "key"), None)
         if keys is not None:
             texts = keys.api_values(for_key=True)
             if texts is not None:
-                yield from self._by_key(ctx, source, texts, includes, not keys.arg.multi, repeat)
-                return
+                return self._by_key(ctx, source, texts, includes, not keys.arg.multi, repeat), False
         filters: list[tuple[Condition, list[str]]] = []
         for c in conditions:
             if c.arg.role == "filter":
@@ -367,37 +519,72 @@ class Engine:
                 if texts is not None:
                     filters.append((c, texts))
         if any(not texts for _, texts in filters):
-            return  # an equality no row can meet (= NULL, an empty IN list)
+            return iter(()), False  # an equality no row can meet (= NULL, an empty IN list)
+        if plan.order and not (plan.api_order and not filters):
+            wanted = None  # sorted here: every row is needed
         exact = len(filters) == len(conditions) and all(c.arg.op != IS for c, _ in filters)
         if not filters:
-            yield from self._scan(ctx, source, includes, wanted if not conditions else None, offset)
-            return
+            return self._scan(ctx, source, includes, wanted if not conditions else None, offset), True
         combos = [dict(c) for c in itertools.product(*[[(cond.arg.source, t) for t in texts] for cond, texts in filters])]
-        if len(combos) > 1 and len(combos) > self.lookup_budget(source, batch=True) and source.list is not None:
-            yield from self._scan(ctx, source, includes, None, 0)  # one read beats a request per combination
-            return
+        if len(combos) > 1 and source.list is not None:
+            if len(combos) > self.lookup_budget(source, batch=True):
+                return self._scan(ctx, source, includes, None, 0), False  # one read beats a request per combination
+            if repeat:
+                # The inner loop of a join sends these lists for every outer row: once they would
+                # cost more than reading the table, read it and answer from it (the request rule).
+                unsent = sum(1 for combo in combos if not self._list_sent(ctx, source, combo, includes))
+                if unsent and self._lookups_exhausted(ctx, source, unsent, includes):
+                    full = self._full(ctx, source, includes)
+                    if full is not None:
+                        column, texts = filters[0][0].arg.source.lower(), filters[0][1]
+                        return iter([([o for t in texts for o in full.where(column, t)], None)]), False
         single = len(combos) == 1 and len(filters) == 1 and not filters[0][0].arg.multi
         if single:
             (column, text), = combos[0].items()
             hit = ctx.store.get_set(source.name, column.lower(), text, includes)
             if hit is not None:
-                yield from hit
-                return
+                return iter([(hit, None)]), False
+        return self._combos(ctx, source, combos, includes, wanted if exact else None, offset, single, repeat), False
+
+    def _combos(
+        self,
+        ctx: StatementContext,
+        source: Table,
+        combos: list[dict[str, str]],
+        includes: frozenset[str],
+        wanted: int | None,
+        offset: int,
+        single: bool,
+        repeat: bool,
+    ) -> Iterator[Page]:
+        """The lists of each combination of filter values, each object once."""
         seen: set[Any] | None = set() if len(combos) > 1 else None
-        batch = len(combos) > 1
-        streams = [self._list(ctx, source, combo, includes, wanted if exact else None, offset, single, batch, repeat) for combo in combos]
+        batch_ = len(combos) > 1
+        streams = [self._list(ctx, source, combo, includes, wanted, offset, single, batch_, repeat) for combo in combos]
         try:
             for stream in streams:
-                for obj in stream:
+                for objs, memo in stream.pages():
                     if seen is not None:
-                        key = source.key_of(obj)
-                        if key in seen:
-                            continue
-                        seen.add(key)
-                    yield obj
+                        fresh = []
+                        for obj in objs:
+                            key = source.key_of(obj)
+                            if key not in seen:
+                                seen.add(key)
+                                fresh.append(obj)
+                        if len(fresh) != len(objs):
+                            objs, memo = fresh, None
+                    yield objs, memo
         finally:
             for stream in streams:
                 stream.close()
+
+    def _list_sent(self, ctx: StatementContext, source: Table, combo: Mapping[str, str], includes: frozenset[str]) -> bool:
+        """Whether the first page of this filtered list was already sent in this statement."""
+        assert source.list is not None
+        endpoint = source.list
+        filters = {source.column(col).filter or col: value for col, value in combo.items()}
+        first = page_params(self, endpoint, list_params(endpoint, includes, filters), 1, self.list_page_size())
+        return ctx.sent(endpoint.path, first, page=True)
 
     # -- single objects ---------------------------------------------------------------------------
 
@@ -408,15 +595,14 @@ class Engine:
 
     def _by_key(
         self, ctx: StatementContext, source: Table, keys: list[str], includes: frozenset[str], single: bool, repeat: bool = False
-    ) -> Iterator[Obj]:
-        """The objects with these keys (texts as the API names them)."""
+    ) -> Iterator[Page]:
+        """The objects with these keys (texts as the API names them), as one page."""
         key_col = source.column(source.get_key)
         stored = [key_col.value({key_col.path or key_col.name: k}) for k in keys]
         if not single and len(keys) > self.lookup_budget(source, batch=True) and source.list is not None:
             full = self._full(ctx, source, includes)  # one read beats a GET per value
             if full is not None:
-                objs = [o for k in stored if (o := full.by_key.get(k)) is not None]
-                yield from KeyScan(ctx, source.name, objs)
+                yield [o for k in stored if (o := full.by_key.get(k)) is not None], None
                 return
         found: dict[Any, Obj] = {}
         pending: dict[Any, Future[ApiResponse | None]] = {}
@@ -429,7 +615,7 @@ class Engine:
             full = self._full(ctx, source, includes)
             if full is not None:
                 hit = full.by_key.get(stored[0])
-                yield from [hit] if hit is not None else []
+                yield [hit] if hit is not None else [], None
                 return
         for text, key in missing:
             if not ctx.sent(*self._get_identity(source, text, includes)):
@@ -460,7 +646,7 @@ class Engine:
         finally:
             for f in pending.values():
                 ctx.release(f)
-        yield from results if single else KeyScan(ctx, source.name, results)
+        yield results, None
 
     def _get_identity(self, source: Table, text: str, includes: frozenset[str]) -> tuple[str, list[tuple[str, str]]]:
         assert source.get is not None
@@ -515,8 +701,8 @@ class Engine:
         objs: list[Obj] = []
         stream = self._list(ctx, source, {}, includes, None, 0, False)
         try:
-            for obj in stream:
-                objs.append(obj)
+            for page, _ in stream.pages():
+                objs.extend(page)
                 if len(objs) > ctx.store.max_full_rows:
                     ctx.store.too_big.add(source.name)
                     return None
@@ -530,14 +716,14 @@ class Engine:
         ctx.store.full[source.name] = full
         return full
 
-    def _scan(self, ctx: StatementContext, source: Table, includes: frozenset[str], wanted: int | None, offset: int) -> Iterator[Obj]:
+    def _scan(self, ctx: StatementContext, source: Table, includes: frozenset[str], wanted: int | None, offset: int) -> Iterator[Page]:
         full = ctx.store.get_full(source.name, includes)
         if full is not None and not offset:
-            yield from full.objs
+            yield full.objs, None
             return
         stream = self._list(ctx, source, {}, includes, wanted, offset, False)
         try:
-            yield from stream
+            yield from stream.pages()
         finally:
             stream.close()
 
@@ -601,6 +787,8 @@ class Engine:
             look_ahead(self, ctx, source.name, column, next(iter(combo.values())), prefetch)
         only = next(iter(combo.items())) if len(combo) == 1 else None
 
+        counts = self._value_counter(source) if not combo and endpoint.paginated and not offset and wanted is None else None
+
         def complete(objs: list[Obj] | None, rows: int) -> None:
             if objs is not None:
                 ctx.store.put_result(key, objs)
@@ -608,32 +796,75 @@ class Engine:
                     ctx.store.put_set(source.name, only[0].lower(), only[1], objs, includes)
             if not combo and endpoint.paginated:
                 self.remember_pages(("rows", source.name), rows)
+                if counts is not None:
+                    counts.remember()
 
-        expected = self.scan_cost(source) if not combo else None
+        if not combo:
+            expected = self.scan_cost(source)
+        else:
+            expected = self.filtered_cost(source, combo) if only is not None else None
         budget = (lambda: not self._lookups_exhausted(ctx, source, 1, includes)) if lookup and repeat else None
         stream = ListStream(
             self, ctx, source, endpoint, params, includes, wanted, offset, None if offset else complete, lookup=bool(combo),
             expected_pages=expected, may_fetch=budget, most_pages=self.scan_cost(source) if combo else None,
+            on_page=counts.count if counts is not None else None,
         )
         if not (lookup and repeat):
             return stream
         # A long list looked up may itself use up the budget: the rest then comes from the whole table.
         return LookupStream(stream, lambda: self._lookups_exhausted(ctx, source, 0, includes), from_full, lambda o: source.key_of(o))
 
-    def register(self, ctx: StatementContext, table: Table, objs: Iterable[Obj], includes: frozenset[str]) -> None:
-        """Remember fetched objects, and the complete child sets they embed."""
-        store = ctx.store
-        keyed = bool(table.key)
-        embeds = [(e, self.table(e.table)) for e in table.embeds]
-        for obj in objs:
-            if not isinstance(obj, dict):
-                continue
-            ctx.rows_read += 1
-            key = table.key_of(obj) if keyed else ()
-            if keyed:
-                store.put_object(table.name, key[0] if len(key) == 1 else key, obj, includes)
-            for embed, child in embeds:
-                children = obj.get(embed.field)
+    def register(
+        self, ctx: StatementContext, table: Table, objs: list[Obj], includes: frozenset[str], memo: dict[Any, Any] | None = None
+    ) -> None:
+        """Remember fetched objects, and the complete child sets they embed (when the store is next used).
+
+        ``memo``: where the page keeps what was made from it (a ``CacheTTL`` snapshot's page).
+        The objects are counted at once (``rows_read``, for progress lines); indexing waits.
+        """
+        ctx.rows_read += self.count_objects(table, objs)
+
+        def index() -> PageIndex:
+            if memo is None:
+                return self.index(table, objs, includes)
+            key = ("index", table.name, includes)
+            made = memo.get(key)
+            if made is None:
+                made = memo[key] = self.index(table, objs, includes)
+            return made
+
+        ctx.store.defer(index)
+
+    def count_objects(self, table: Table, objs: list[Obj]) -> int:
+        """How many objects a page brought, with the child objects they embed."""
+        count = len(objs)
+        for embed in table.embeds:
+            child = self.table(embed.table)
+            for obj in objs:
+                children = obj.get(embed.field) if isinstance(obj, dict) else None
                 if isinstance(children, list):
-                    store.put_set(child.name, embed.key.lower(), key[0] if key else None, children, frozenset())
-                    self.register(ctx, child, children, frozenset())
+                    count += self.count_objects(child, children)
+        return count
+
+    def index(self, table: Table, objs: list[Obj], includes: frozenset[str]) -> PageIndex:
+        """The objects of one page by key, and the child sets they embed (recursively)."""
+        out = PageIndex(includes)
+
+        def add(table: Table, objs: list[Obj], into: dict[tuple[str, Any], Obj]) -> None:
+            keyed = bool(table.key)
+            embeds = [(e, self.table(e.table)) for e in table.embeds]
+            name = table.name
+            for obj in objs:
+                if not isinstance(obj, dict):
+                    continue
+                key = table.key_of(obj) if keyed else ()
+                if keyed:
+                    into[(name, key[0] if len(key) == 1 else key)] = obj
+                for embed, child in embeds:
+                    children = obj.get(embed.field)
+                    if isinstance(children, list):
+                        out.sets[(child.name, embed.key.lower(), key[0] if key else None)] = children
+                        add(child, children, out.children)
+
+        add(table, objs, out.objects)
+        return out

@@ -26,25 +26,30 @@ What it promises SQLite is never more than is true:
 - no plan claims to return at most one row (``SQLITE_INDEX_SCAN_UNIQUE``).
 
 Which of the key or filter arguments is actually sent to the API is decided
-per value at run time (``Engine.objects``): a value the API would not match
+per value at run time (``Engine.batches``): a value the API would not match
 the way SQLite does (a number against a TEXT column, an empty string, a
 collation other than BINARY) turns that argument into a local check.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import apsw
 
+from ..values import TEXT, TIMESTAMP
 from .compare import EQ, EVALUATED, IS, KNOWN_COLLATIONS, OPERATOR_TEXT
+from .rows import mask_of
 from .schema import Table
 
 LIMIT = apsw.SQLITE_INDEX_CONSTRAINT_LIMIT
 OFFSET = apsw.SQLITE_INDEX_CONSTRAINT_OFFSET
 IMPOSSIBLE_COST = 1e15
 
-__all__ = ["EQ", "Arg", "Plan", "plan"]
+__all__ = ["EQ", "Arg", "Plan", "in_affinity", "plan"]
 
 
 @dataclass(frozen=True)
@@ -70,17 +75,27 @@ class Arg:
     op: int = EQ
     collation: str = "BINARY"
     typed: bool = False
+    index: int = -1  # the column's position in the table (-1: LIMIT, OFFSET)
 
 
 @dataclass(frozen=True)
 class Plan:
+    """An access path. ``mask``: the columns whose values are prepared for each row (those
+    SQLite reads, those the engine checks, those it sorts by). ``order``: the ORDER BY the
+    plan took over, as (column index, descending, timestamp column) terms; ``api_order``:
+    taken over because the user vouches for the list's order (TrustListOrder), which holds
+    only for rows that come straight from the whole list; any other rows are sorted."""
+
     table: str
     kind: str  # "get", "list", "stub" (key only, for DELETE), "static" (rows known in advance) or "none"
     args: tuple[Arg, ...] = ()
     includes: frozenset[str] = field(default_factory=frozenset)
     offset_consumed: bool = False
+    mask: int = 0
+    order: tuple[tuple[int, bool, bool], ...] = ()
+    api_order: bool = False
 
-    @property
+    @cached_property
     def lookup(self) -> Arg | None:
         """The one ``column = ?`` of a plain key or filter lookup (a join's inner loop), if that is the plan."""
         if self.kind in ("get", "list") and len(self.args) == 1:
@@ -116,6 +131,7 @@ def plan(
     deleting: bool = False,
     trust_order: bool = False,
     read_columns: frozenset[str] = frozenset(),
+    in_affinity: str = "text",
 ) -> tuple[Plan, float, int]:
     """Choose an access path; fill ``info``'s constraint usage. Returns (plan, cost, rows).
 
@@ -131,6 +147,15 @@ def plan(
     ``trust_order``: the user vouches that lists come in the order their
     endpoint declares (``Endpoint.order``), so a matching ORDER BY is consumed.
     ``read_columns``: the columns of this table that any part of the statement reads.
+    ``in_affinity``: what the statement's IN subqueries apply to their values
+    (``StatementContext.in_affinity``); when it is ``mixed``, an IN whose values
+    come one by one into a TEXT column is left to SQLite (a number could mean
+    numeric affinity or none, and only SQLite knows which IN it came from).
+
+    An ORDER BY on this table's columns is taken over when the rows can be
+    sorted here more cheaply than by SQLite (a timestamp column: its ISO8601
+    collation is a Python callback SQLite would call at every comparison), or
+    with ``trust_order`` as the list's own order.
     """
     if table.static is not None:
         return Plan(table.name, "static"), 1.0, table.estimated_rows
@@ -169,6 +194,9 @@ def plan(
             unhandled = True  # rowid constraints, MATCH, REGEXP, functions: SQLite's alone
             continue
         if info.get_aConstraintUsage_in(i) and not in_sets:
+            if in_affinity == "mixed" and table.columns[col].type == TEXT:
+                unhandled = True  # SQLite evaluates this IN itself (see in_affinity above)
+                continue
             per_value_in = True
         src = source_column(table.columns[col].name)
         binary = info.get_aConstraint_collation(i).upper() == "BINARY"
@@ -197,7 +225,7 @@ def plan(
             info.set_aConstraintUsage_in(i, True)
         collation = info.get_aConstraint_collation(i)
         typed = is_in and not in_sets and collation.upper() in KNOWN_COLLATIONS
-        args.append(Arg(role, col, src, multi, info.get_aConstraint_op(i), collation, typed))
+        args.append(Arg(role, col, src, multi, info.get_aConstraint_op(i), collation, typed, info.get_aConstraint_iColumn(i)))
         info.set_aConstraintUsage_argvIndex(i, len(args))
         info.set_aConstraintUsage_omit(i, typed)
 
@@ -217,25 +245,24 @@ def plan(
         for i in filters + checks:
             use(i, "check")
 
-    order_consumed = False
-    if trust_order and kind == "list" and derived is None and source.list is not None and source.list.order:
-        column, descending = source.list.order
-        single_request = not any(a.multi for a in args)
-        if (
-            single_request
-            and info.nOrderBy == 1
-            and info.get_aOrderBy_iColumn(0) == table.index(column)
-            and bool(info.get_aOrderBy_desc(0)) == descending
-        ):
+    api_order = False
+    order: tuple[tuple[int, bool, bool], ...] = ()
+    terms = [(info.get_aOrderBy_iColumn(k), bool(info.get_aOrderBy_desc(k))) for k in range(info.nOrderBy)]
+    if terms and kind in ("list", "get") and all(c >= 0 for c, _ in terms) and info.distinct in (0, 1):
+        if trust_order and kind == "list" and derived is None and source.list is not None and source.list.order:
+            column, descending = source.list.order
+            single_request = not any(a.multi for a in args)
+            api_order = single_request and terms == [(table.index(column), descending)]
+        if api_order or any(table.columns[c].type == TIMESTAMP for c, _ in terms):
+            order = tuple((c, d, table.columns[c].type == TIMESTAMP) for c, d in terms)
             info.orderByConsumed = True
-            order_consumed = True
 
     offset_consumed = False
     if (
         kind == "list"
         and limit_i is not None
         and not (unusable or unhandled or per_value_in)
-        and (info.nOrderBy == 0 or order_consumed)
+        and (info.nOrderBy == 0 or api_order)
     ):
         plain_scan = not args
         args.append(Arg("limit"))
@@ -256,9 +283,35 @@ def plan(
             if spec.include and (spec.name.lower() in read_columns or table.index(spec.name) in info.colUsed):
                 includes.add(spec.include)
 
-    result = Plan(table.name, kind, tuple(args), frozenset(includes), offset_consumed)
+    used = [c for c in info.colUsed if c < len(table.columns)]
+    if any(c >= 63 for c in info.colUsed):
+        used = list(range(len(table.columns)))  # SQLite's mask folds columns past 63 into one bit
+    checked = [a.index for a in args if a.index >= 0]
+    mask = mask_of(used + checked + [c for c, _, _ in order])
+    result = Plan(table.name, kind, tuple(args), frozenset(includes), offset_consumed, mask, order, api_order)
     cost, rows = _cost(result, source, cheap_columns)
     return result, cost, rows
+
+
+_NUMERIC_AFFINITIES = frozenset("CDE")  # NUMERIC, INTEGER, REAL in SQLite's affinity strings
+
+
+def in_affinity(program: Iterable[Sequence[Any]]) -> str:
+    """What a statement's IN subqueries apply to their values, from its compiled program (EXPLAIN rows).
+
+    SQLite builds the right-hand side of ``x IN (SELECT ...)`` with ``MakeRecord``,
+    whose P4 is the affinity string of the comparison (A: none, B: text, C/D/E:
+    numeric). Records of other uses (automatic indexes, writes) may add letters:
+    that can only make the answer ``mixed``, never a wrong one. ``text`` when no
+    value can reach a TEXT column as a number; ``numeric`` or ``blob`` when
+    numbers may come and mean that; ``mixed`` when both occur.
+    """
+    letters: set[str] = set()
+    for row in program:
+        if len(row) > 5 and row[1] == "MakeRecord" and isinstance(row[5], str) and row[5] and set(row[5]) <= set("ABCDE"):
+            letters.update(row[5])
+    numeric, blob = bool(letters & _NUMERIC_AFFINITIES), "A" in letters
+    return "mixed" if numeric and blob else "numeric" if numeric else "blob" if blob else "text"
 
 
 REQUEST = 100.0  # the cost of one HTTP round trip, in SQLite's cost units

@@ -8,6 +8,7 @@ runs in constant memory.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -24,16 +25,38 @@ if TYPE_CHECKING:
 Obj = Mapping[str, Any]
 
 
-class StatementStore:
-    """Objects one statement has fetched (least recently used go first).
+@dataclass
+class PageIndex:
+    """What one page of objects adds to the store: objects by key and the child sets they embed.
 
-    - ``objects``: (table, key) → (object, the ``include=`` values it came with);
-    - ``sets``: (table, column, value) → every object with column = value,
-      complete (from a finished list request, or embedded in a parent);
+    Made once per page (a page kept in a ``CacheTTL`` snapshot keeps its index),
+    then merged into a statement's store with a few ``dict.update`` calls.
+    ``objects`` came with ``includes``; ``children`` (embedded objects) and
+    ``sets`` (every child of one parent, complete) with none.
+    """
+
+    includes: frozenset[str]
+    objects: dict[tuple[str, Any], Obj] = field(default_factory=dict)
+    children: dict[tuple[str, Any], Obj] = field(default_factory=dict)
+    sets: dict[tuple[str, str, Any], list[Obj]] = field(default_factory=dict)
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+class StatementStore:
+    """Objects one statement has fetched (the oldest go first beyond the bounds).
+
+    - ``objects``: per ``include=`` values, (table, key) → the object as it came with them;
+    - ``sets``: per ``include=`` values, (table, column, value) → every object with
+      column = value, complete (from a finished list request, or embedded in a parent);
     - ``results``: request identity → its complete list of objects;
     - ``full``: table → every object of the table, read by one full list
       (when lookups would have cost more), with per-column indexes built on
       demand; it answers any lookup by key or by column value.
+
+    Pages are indexed only when the store is next used (``defer``): a statement
+    that never looks anything up never spends the time or the memory.
     """
 
     def __init__(
@@ -43,51 +66,87 @@ class StatementStore:
         self.max_sets = max_sets
         self.max_result_rows = max_result_rows
         self.max_full_rows = max_full_rows
-        self.objects: OrderedDict[tuple[str, Any], tuple[Obj, frozenset[str]]] = OrderedDict()
-        self.sets: OrderedDict[tuple[str, str, Any], tuple[list[Obj], frozenset[str]]] = OrderedDict()
+        self.objects: dict[frozenset[str], dict[tuple[str, Any], Obj]] = {}
+        self.sets: dict[frozenset[str], dict[tuple[str, str, Any], list[Obj]]] = {}
         self.results: OrderedDict[Any, list[Obj]] = OrderedDict()
         self.full: dict[str, FullTable] = {}
         self.too_big: set[str] = set()  # tables with more rows than max_full_rows
         self._result_rows = 0
+        self._pending: list[Callable[[], PageIndex]] = []
+
+    def defer(self, index: Callable[[], PageIndex]) -> None:
+        """Add a page's index when the store is next used."""
+        self._pending.append(index)
+
+    def _drain(self) -> None:
+        pending, self._pending = self._pending, []
+        for index in pending:
+            self.add(index())
+
+    def add(self, index: PageIndex) -> None:
+        """Merge a page's index (later pages win, as they are newer)."""
+        if index.objects:
+            self._merge(self.objects, index.includes, index.objects, self.max_objects)
+        if index.children:
+            self._merge(self.objects, _NONE, index.children, self.max_objects)
+        if index.sets:
+            self._merge(self.sets, _NONE, index.sets, self.max_sets)
+
+    @staticmethod
+    def _merge(into: dict[frozenset[str], dict[Any, Any]], includes: frozenset[str], entries: dict[Any, Any], bound: int) -> None:
+        target = into.get(includes)
+        if target is None:
+            target = into[includes] = {}
+        target.update(entries)
+        excess = len(target) - bound
+        if excess > 0:
+            for key in list(itertools.islice(target, excess)):
+                del target[key]
 
     def get_object(self, table: str, key: Any, includes: frozenset[str]) -> Obj | None:
+        if self._pending:
+            self._drain()
         full = self.full.get(table)
         if full is not None and includes <= full.includes:
             return full.by_key.get(key)
-        hit = self.objects.get((table, key))
-        if hit is None or not includes <= hit[1]:
-            return None
-        self.objects.move_to_end((table, key))
-        return hit[0]
+        for have, objects in self.objects.items():
+            if includes <= have:
+                hit = objects.get((table, key))
+                if hit is not None:
+                    return hit
+        return None
 
     def put_object(self, table: str, key: Any, obj: Obj, includes: frozenset[str]) -> None:
-        old = self.objects.get((table, key))
-        if old is not None and not includes >= old[1]:
-            return
-        self.objects[(table, key)] = (obj, includes)
-        self.objects.move_to_end((table, key))
-        while len(self.objects) > self.max_objects:
-            self.objects.popitem(last=False)
+        if self._pending:
+            self._drain()
+        self._merge(self.objects, includes, {(table, key): obj}, self.max_objects)
 
     def get_set(self, table: str, column: str, value: Any, includes: frozenset[str]) -> list[Obj] | None:
+        if self._pending:
+            self._drain()
         full = self.full.get(table)
         if full is not None and includes <= full.includes:
             return full.where(column, value)
-        hit = self.sets.get((table, column, value))
-        if hit is None or not includes <= hit[1]:
-            return None
-        return hit[0]
+        for have, sets in self.sets.items():
+            if includes <= have:
+                hit = sets.get((table, column, value))
+                if hit is not None:
+                    return hit
+        return None
 
     def put_set(self, table: str, column: str, value: Any, objs: list[Obj], includes: frozenset[str]) -> None:
-        self.sets[(table, column, value)] = (objs, includes)
-        self.sets.move_to_end((table, column, value))
-        while len(self.sets) > self.max_sets:
-            self.sets.popitem(last=False)
+        if self._pending:
+            self._drain()
+        self._merge(self.sets, includes, {(table, column, value): objs}, self.max_sets)
 
     def get_result(self, key: Any) -> list[Obj] | None:
+        if self._pending:
+            self._drain()
         return self.results.get(key)
 
     def put_result(self, key: Any, objs: list[Obj]) -> None:
+        if self._pending:
+            self._drain()
         if len(objs) > self.max_result_rows:
             return
         self.results[key] = objs
@@ -97,6 +156,8 @@ class StatementStore:
             self._result_rows -= len(dropped)
 
     def get_full(self, table: str, includes: frozenset[str]) -> FullTable | None:
+        if self._pending:
+            self._drain()
         full = self.full.get(table)
         return full if full is not None and includes <= full.includes else None
 
@@ -136,9 +197,13 @@ class StatementContext:
     """Per-statement state: the store, the HTTP requests made, planning facts, write outcomes.
 
     ``in_sets`` is off for statements with a subquery or a table on the right
-    of an IN (decided by ``Connection.in_sets``): APSW fails ("SQLError:
+    of an IN (decided by ``Connection.shape``): APSW fails ("SQLError:
     <NULL>") when such a subquery yields an empty set to a virtual table that
-    takes IN values all at once. ``tables`` are the tables
+    takes IN values all at once. Such an IN's values then come one by one,
+    with the affinity SQLite applies to them: ``in_affinity`` is what the
+    statement's compiled program applies to the values of its IN subqueries
+    (``text``: never a number into a TEXT column; ``numeric``, ``blob`` (none);
+    ``mixed``: both, see ``engine.planner``). ``tables`` are the tables
     the statement reads (lower case), reported by SQLite's authorizer while
     the statement is prepared, before any planning; ``deletes`` the tables it
     deletes from. Writes record what they ``created`` and ``deleted``;
@@ -160,6 +225,7 @@ class StatementContext:
     requests: list[RequestRecord] = field(default_factory=list)
     rows_read: int = 0  # objects the API's answers have brought (Engine.register), for progress lines
     in_sets: bool = True
+    in_affinity: str = "text"
     tables: set[str] = field(default_factory=set)
     columns: dict[str, set[str]] = field(default_factory=dict)
     deletes: set[str] = field(default_factory=set)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -177,10 +177,24 @@ def page_params(engine: Engine, endpoint: Endpoint, base: list[tuple[str, str]],
 
 @dataclass
 class Snapshot:
-    """Pages 1..n of one list, read by one statement; ``complete`` if page n was the last."""
+    """Pages 1..n of one list, read by one statement; ``complete`` if page n was the last.
+
+    ``memos`` keep, per page, the rows prepared for SQLite from it (``rows.Batch``
+    by table name), so that a statement served from the snapshot converts nothing.
+    """
 
     bodies: list[Any]
     complete: bool
+    memos: list[dict[Any, Any]] = field(default_factory=list)
+
+    def memo(self, page: int) -> dict[Any, Any] | None:
+        """The prepared rows of ``page`` (1-based), or None past the pages kept."""
+        while len(self.memos) < len(self.bodies):
+            self.memos.append({})
+        return self.memos[page - 1] if page <= len(self.memos) else None
+
+
+Page = tuple[list[Obj], "dict[Any, Any] | None"]  # the objects of one page, and where its prepared rows are kept
 
 
 class ListStream:
@@ -201,8 +215,10 @@ class ListStream:
         expected_pages: int | None = None,
         may_fetch: Callable[[], bool] | None = None,
         most_pages: int | None = None,
+        on_page: Callable[[list[Obj]], None] | None = None,
     ) -> None:
         """``on_complete(objects or None if too many, rows)`` runs when the whole list was read;
+        ``on_page(objects)`` as each page arrives;
         ``lookup``: the list looks values up (its requests count in ``ctx.lookups``);
         ``expected_pages``: how many pages the list should have, when its own hint is unknown;
         ``may_fetch``: asked before each page fetched ahead (a lookup's budget);
@@ -217,11 +233,10 @@ class ListStream:
         self.lookup = lookup
         self.may_fetch = may_fetch
         self.most_pages = most_pages
+        self.on_page = on_page
         self.rows = 0
         self.repeats = PageRepeats()
         self._futures: dict[int, Future[ApiResponse | None]] = {}
-        self.data: list[Obj] = []
-        self.position = -1
         size = engine.list_page_size()
         if wanted is not None and not offset:
             size = max(1, min(size, wanted))
@@ -248,6 +263,9 @@ class ListStream:
             self.ahead = self.window = 3 * engine.max_concurrency
         self.snapshot: Snapshot | None = None
         self._bodies: list[Any] | None = None  # pages read, to cache as a snapshot
+        self._memos: list[dict[Any, Any]] = []  # and the rows prepared from them
+        self._next_page = 1  # pages below it were submitted (pages are submitted in order)
+        self._shown_base: str | None = None
         client = engine.client
         if client.cache_ttl > 0 and endpoint.paginated:
             self.snapshot_key = "list " + str(httpx.URL(client.url(endpoint.path), params=[*params, (engine.pagination.size_param, str(size))]))
@@ -260,12 +278,22 @@ class ListStream:
             elif self.start_page == 1:
                 self._bodies = []
         top = self.start_page
+        self._counted: set[int] = set()
         if self.predicted and endpoint.paginated:
             top = min(self.predicted, self.start_page + self.ahead)
+            if lookup and self.snapshot is None:
+                # Every page the list is known to have will be sent: they count from the start, so that
+                # the lookups of a join's inner loop leave room for them (the request rule).
+                for page in range(self.start_page, self.predicted + 1):
+                    self._count(page)
         for page in range(self.start_page, top + 1):
+            if page > self.start_page and self.may_fetch is not None and not self.may_fetch():
+                break  # a lookup within its budget: the pages it is known to have go as far as the budget allows
             self._submit(page)
 
     def _submit(self, page: int) -> None:
+        if page >= self._next_page:
+            self._next_page = page + 1
         if page in self._futures:
             return
         params = page_params(self.engine, self.endpoint, self.params, page, self.size)
@@ -273,15 +301,35 @@ class ListStream:
             future: Future[ApiResponse | None] = Future()
             body = self.snapshot.bodies[page - 1] if page <= len(self.snapshot.bodies) else {"data": []}
             future.set_result(ApiResponse(200, body))
-            shown = str(httpx.URL(self.engine.client.url(self.endpoint.path), params=params))
-            self.ctx.observe(RequestRecord("GET", shown, 200, 0.0, cached=True))
+            self.ctx.observe(RequestRecord("GET", self._shown(page), 200, 0.0, cached=True))
             self._futures[page] = future
             return
         # Pages of a paginated list are cached as one snapshot (see the module docstring).
         cacheable = not self.endpoint.paginated
-        if self.lookup and not self.ctx.sent(self.endpoint.path, params, page=True):
-            self.ctx.lookups[self.table.name] = self.ctx.lookups.get(self.table.name, 0) + 1
+        if self.lookup:
+            self._count(page, params)
         self._futures[page] = self.ctx.get(self.engine, self.endpoint.path, params, self.endpoint.scope, page=True, cacheable=cacheable)
+
+    def _count(self, page: int, params: list[tuple[str, str]] | None = None) -> None:
+        """A page of a partial read of the table (a filtered list) counts towards reading it whole."""
+        if page in self._counted:
+            return
+        self._counted.add(page)
+        if params is None:
+            params = page_params(self.engine, self.endpoint, self.params, page, self.size)
+        if not self.ctx.sent(self.endpoint.path, params, page=True):
+            self.ctx.lookups[self.table.name] = self.ctx.lookups.get(self.table.name, 0) + 1
+
+    def _shown(self, page: int) -> str:
+        """The URL of a page served from the snapshot, as the request log shows it (the list's
+        URL made once: building an ``httpx.URL`` costs more than serving the page)."""
+        if self._shown_base is None:
+            self._shown_base = str(httpx.URL(self.engine.client.url(self.endpoint.path), params=self.params))
+        if not self.endpoint.paginated:
+            return self._shown_base
+        pagination = self.engine.pagination
+        joiner = "&" if "?" in self._shown_base else "?"
+        return f"{self._shown_base}{joiner}{pagination.page_param}={page}&{pagination.size_param}={self.size}"
 
     def close(self) -> None:
         """Stop: pages not yet sent are cancelled unless another reader shares them."""
@@ -289,19 +337,18 @@ class ListStream:
             self.ctx.release(f)
         self._futures.clear()
 
-    def _cache(self, body: Any, last: bool) -> None:
-        """Keep the pages read from page 1 on, as one snapshot (CacheTTL)."""
+    def _cache(self, body: Any, last: bool) -> dict[Any, Any] | None:
+        """Keep the pages read from page 1 on, as one snapshot (CacheTTL); returns the page's memo."""
         if self._bodies is None:
-            return
+            return None
         self._bodies.append(body)
+        memo: dict[Any, Any] = {}
+        self._memos.append(memo)
         if last or (self.last_needed is not None and len(self._bodies) >= self.last_needed):
             client = self.engine.client
-            CACHE.put(client.cache_owner, self.snapshot_key, ApiResponse(200, Snapshot(self._bodies, last)))
+            CACHE.put(client.cache_owner, self.snapshot_key, ApiResponse(200, Snapshot(self._bodies, last, self._memos)))
             self._bodies = None
-
-    def upcoming(self) -> list[Obj]:
-        """Objects of the current page not yet handed out (for the look-ahead)."""
-        return self.data[self.position + 1 :]
+        return memo
 
     def _fetch_ahead(self, page: int) -> None:
         """After ``page`` came back full: send the next ones, as far as we know they exist."""
@@ -320,12 +367,17 @@ class ListStream:
         elif self.most_pages is not None:
             # A part of a table has no more pages than the whole: ahead up to that, then one at a time.
             top = min(top, self.most_pages) if page < self.most_pages else page + 1
-        for p in range(page + 1, top + 1):
+        for p in range(max(page + 1, self._next_page), top + 1):
             if p not in self._futures and self.may_fetch is not None and not self.may_fetch():
                 break  # a lookup past its budget: the rest may come from the whole table instead
             self._submit(p)
 
     def __iter__(self) -> Iterator[Obj]:
+        for objs, _ in self.pages():
+            yield from objs
+
+    def pages(self) -> Iterator[Page]:
+        """The list page by page: each page's objects, and where rows prepared from it are kept."""
         ctx, table = self.ctx, self.table
         collected: list[Obj] | None = [] if self.on_complete is not None else None
         page = self.start_page
@@ -342,27 +394,26 @@ class ListStream:
                 if self.endpoint.paginated:
                     self.repeats.check(data, page, where, status)
                 more = self.endpoint.paginated and has_more(self.engine.pagination, body, data, self.size)
-                self._cache(body, not more)
+                memo = self._cache(body, not more)
+                if self.snapshot is not None:
+                    memo = self.snapshot.memo(page)
                 if more:
                     self._fetch_ahead(page)
                 else:
                     self.close()
                     if self.hint_key is not None:
                         self.engine.remember_pages(self.hint_key, page)
-                self.engine.register(ctx, table, data, self.includes)
+                self.engine.register(ctx, table, data, self.includes, memo)
                 self.rows += len(data)
                 if collected is not None:
                     if len(collected) + len(data) > ctx.store.max_result_rows:
                         collected = None
                     else:
                         collected.extend(data)
-                self.data, self.position = data, -1
-                ctx.scans[table.name] = self
-                ctx.page_arrived(table.name, data)
+                if self.on_page is not None:
+                    self.on_page(data)
                 start = self.skip if page == self.start_page else 0
-                for index in range(start, len(data)):
-                    self.position = index
-                    yield data[index]
+                yield (data[start:], None) if start else (data, memo)
                 if not more:
                     break
                 page += 1
@@ -370,8 +421,6 @@ class ListStream:
                 self.on_complete(collected, self.rows)
         finally:
             self.close()
-            if ctx.scans.get(table.name) is self:
-                del ctx.scans[table.name]
 
 
 class ReadyStream:
@@ -382,6 +431,9 @@ class ReadyStream:
 
     def __iter__(self) -> Iterator[Obj]:
         return iter(self.objs)
+
+    def pages(self) -> Iterator[Page]:
+        yield self.objs, None
 
     def close(self) -> None:
         pass
@@ -407,39 +459,20 @@ class LookupStream:
         self.key = key
 
     def __iter__(self) -> Iterator[Obj]:
+        for objs, _ in self.pages():
+            yield from objs
+
+    def pages(self) -> Iterator[Page]:
         given: set[Any] = set()
-        for obj in self.stream:
-            yield obj
-            given.add(self.key(obj))
-            if self.stream.position == len(self.stream.data) - 1 and self.exhausted():
+        for objs, memo in self.stream.pages():
+            yield objs, memo
+            given.update(self.key(o) for o in objs)
+            if self.exhausted():
                 rest = self.fallback()
                 if rest is not None:
                     self.stream.close()
-                    yield from (o for o in rest if self.key(o) not in given)
+                    yield [o for o in rest if self.key(o) not in given], None
                     return
 
     def close(self) -> None:
         self.stream.close()
-
-
-class KeyScan:
-    """Objects fetched by key, handed out one by one (visible to the look-ahead like a list page)."""
-
-    def __init__(self, ctx: StatementContext, table: str, objs: list[Obj]) -> None:
-        self.ctx = ctx
-        self.table = table
-        self.data = objs
-        self.position = -1
-
-    def upcoming(self) -> list[Obj]:
-        return self.data[self.position + 1 :]
-
-    def __iter__(self) -> Iterator[Obj]:
-        self.ctx.scans[self.table] = self
-        try:
-            for index, obj in enumerate(self.data):
-                self.position = index
-                yield obj
-        finally:
-            if self.ctx.scans.get(self.table) is self:
-                del self.ctx.scans[self.table]

@@ -15,6 +15,9 @@ from typing import Any
 import apsw
 
 from .executor import Engine, StatementContext
+from .rows import UNSET
+
+_NO_ROWS: tuple[()] = ()
 from .planner import Plan, plan
 from .schema import Table
 
@@ -81,7 +84,8 @@ class VirtualTable:
         deleting = self.spec.name.lower() in context.deletes
         read = frozenset(context.columns.get(self.spec.name.lower(), ()))
         chosen, cost, rows = plan(
-            self.spec, self.source, info, self.cheap, context.in_sets, embeds, deleting, self.module.trust_order, read
+            self.spec, self.source, info, self.cheap, context.in_sets, embeds, deleting, self.module.trust_order, read,
+            context.in_affinity,
         )
         idx = self._plan_ids.get(chosen)
         if idx is None:
@@ -114,13 +118,26 @@ class VirtualTable:
 
 
 class Cursor:
+    """Hands SQLite the rows of one table, a page at a time (``Engine.batches``).
+
+    Each row's values were converted when its page arrived (only the columns
+    the plan uses), so ``Column`` returns a value that is already there; rows
+    are kept in lists and ``Next`` only moves an index. While it holds rows the
+    cursor is the statement's current scan of its table for the look-ahead
+    (``engine.lookahead``): ``data`` and ``position`` say which row SQLite has.
+    """
+
     def __init__(self, table: VirtualTable) -> None:
         self.table = table
         self.spec = table.spec
         self.columns = table.spec.columns
-        self._rows: Iterator[Mapping[str, Any]] | None = None
-        self.row: Mapping[str, Any] | None = None
-        self._values: dict[int, Any] = {}
+        self._batches: Iterator[tuple[list[Mapping[str, Any]], list[tuple[Any, ...]]]] | None = None  # a generator
+        self._context: StatementContext | None = None
+        self.data: list[Mapping[str, Any]] = []
+        self.position = 0
+        self._values: list[tuple[Any, ...]] = []
+        self._count = 0
+        self.values: tuple[Any, ...] | None = None
         self._filtered = 0
 
     def Filter(self, indexnum: int, indexname: str, constraintargs: tuple[Any, ...]) -> None:  # noqa: N802
@@ -129,36 +146,79 @@ class Cursor:
         chosen = self.table.plans[indexnum]
         repeat = self._filtered > 0  # an inner loop filtering again: a lookup
         self._filtered += 1
-        self._rows = module.engine.objects(module.context(), self.spec, chosen, constraintargs, repeat)
-        self.Next()
+        context = self._context = module.context()
+        hit = module.engine.looked_up(context, self.spec, chosen, constraintargs)
+        if hit is not None:  # the inner loop of a join, answered from what the statement holds
+            rows, values = hit
+            if rows:
+                self.data, self._values, self._count, self.position = rows, values, len(rows), 0
+                self.values = values[0]
+            return
+        self._batches = module.engine.batches(context, self.spec, chosen, constraintargs, repeat, looked=True)
+        self._advance()
+
+    def _show(self, rows: list[Mapping[str, Any]], values: list[tuple[Any, ...]], context: StatementContext) -> None:
+        self.data, self._values, self._count, self.position = rows, values, len(rows), 0
+        self.values = values[0]
+        context.scans[self.spec.name] = self
+        if context.links:
+            context.page_arrived(self.spec.name, rows)
+
+    def _advance(self) -> None:
+        """On to the next page of rows (or the end)."""
+        if self._batches is not None:
+            for rows, values in self._batches:
+                if rows:
+                    assert self._context is not None
+                    self._show(rows, values, self._context)
+                    return
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.values is None and not self._count:
+            return
+        self.values = None
+        self.data, self._values, self._count, self.position = _NO_ROWS, _NO_ROWS, 0, 0  # type: ignore[assignment]
+        context = self._context
+        if context is not None and context.scans.get(self.spec.name) is self:
+            del context.scans[self.spec.name]
+
+    def upcoming(self) -> list[Mapping[str, Any]]:
+        """Rows of the current page not yet handed to SQLite (for the look-ahead)."""
+        return self.data[self.position + 1 :]
 
     def Eof(self) -> bool:  # noqa: N802
-        return self.row is None
+        return self.values is None
 
     def Next(self) -> None:  # noqa: N802
-        self._values = {}
-        assert self._rows is not None
-        self.row = next(self._rows, None)
+        position = self.position + 1
+        if position < self._count:
+            self.position = position
+            self.values = self._values[position]
+        elif self._batches is not None:
+            self._advance()
+        else:
+            self._finish()
 
     def Column(self, number: int) -> Any:  # noqa: N802
+        value = self.values[number]  # type: ignore[index]  # values[-1] is never set: the rowid
+        if value is UNSET:
+            return self._convert(number)
+        return value
+
+    def _convert(self, number: int) -> Any:
+        """A value the plan did not ask for (SQLite's rowid, or a column outside ``colUsed``)."""
         if number < 0:
             return self.Rowid()
-        try:
-            return self._values[number]
-        except KeyError:
-            assert self.row is not None
-            value = self._values[number] = self.columns[number].value(self.row)
-            return value
+        return self.columns[number].value(self.data[self.position])
 
     def Rowid(self) -> int:  # noqa: N802
-        assert self.row is not None
-        key = self.spec.key_of(self.row) if self.spec.key else (id(self.row),)
+        row = self.data[self.position]
+        key = self.spec.key_of(row) if self.spec.key else (id(row),)
         return self.table.module.rowids.rowid(self.spec.name, key[0] if len(key) == 1 else key)
 
     def Close(self) -> None:  # noqa: N802
-        if self._rows is not None:
-            close = getattr(self._rows, "close", None)
-            if close is not None:
-                close()
-            self._rows = None
-        self.row = None
+        if self._batches is not None:
+            self._batches.close()  # type: ignore[attr-defined]  # a generator
+            self._batches = None
+        self._finish()

@@ -1,0 +1,198 @@
+"""SQLite reads a SQLite cache itself: statements that only read the cache run on views over the replica.
+
+A cache table is a virtual table: SQLite asks Python for every cell, which
+costs many times what reading the file costs. With ``Offline=true`` or
+``AutoCache=true`` and a SQLite cache, a statement that reads nothing but
+the plain-named cache tables, by their columns, runs instead on a second
+SQLite connection of the driver's (the *reader*) that has the replica file
+attached and, under each table's name, a TEMP VIEW with the same columns,
+the same declared types (so the same affinities) and the timestamp columns'
+``ISO8601`` collation. The replica holds exactly the values a live query
+returns (see :mod:`apidriver.replica.schema`), so the answers are the same;
+the differential harness checks it over the cache too.
+
+The decision is made once per SQL text, before anything runs, from what
+SQLite itself reports while preparing the statement on the driver's
+connection (its authorizer: every table and column read, every function
+called, nothing but reads) and on the reader (it prepares the statement
+with the same result columns). Everything else runs as before on the cache
+tables: the hidden ``_synced_at``/``_removed_at`` columns, ``cache.<Table>``,
+``live.<Table>``, writes, temporary tables, functions the application
+registered, ``rowid``. With AutoCache, the tables a routed statement reads
+are brought up to date first, as the cache tables' ``Filter`` does.
+
+The result's description comes from the driver's connection (the views'
+timestamp columns are expressions, whose declared type SQLite does not
+report), so Python gets the same types as from the cache tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import apsw
+
+from ..engine.schema import Table
+from ..engine.statement import StatementContext
+from ..values import ISO8601, TIMESTAMP, iso8601_collation
+from .source import HIDDEN
+
+if TYPE_CHECKING:
+    from .attach import Cache
+
+Description = tuple[tuple[str, str | None], ...]
+_READS = {apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE}
+_TABLE_FUNCTIONS = frozenset({"json_each", "json_tree"})  # built into SQLite: the same on both connections
+PROGRESS_STEPS = 1000
+
+
+class _Abort(Exception):
+    """Stops a statement prepared only to be looked at."""
+
+
+class Reader:
+    """The reader connection of one SQLite cache, and which statements it may run."""
+
+    def __init__(self, cache: Cache, path: str, cancelled: Callable[[], bool]) -> None:
+        self.cache = cache
+        self.db = apsw.Connection(":memory:")
+        self.db.create_collation(ISO8601, iso8601_collation)
+        self.db.set_progress_handler(cancelled, PROGRESS_STEPS)
+        self.db.execute("ATTACH ? AS apidriver_replica", (os.path.abspath(path),))
+        self.tables: dict[str, Table] = {}
+        for spec in cache.specs.values():
+            present = {str(row[1]).lower() for row in self.db.execute(f'PRAGMA apidriver_replica.table_info("{spec.name}")')}
+            if all(c.name.lower() in present for c in spec.columns):
+                self.db.execute(view_sql(spec))
+                self.tables[spec.name.lower()] = spec
+        self.db.authorizer = _reads_only
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class Routes:
+    """Which statements of a connection run on the reader, decided once per SQL text."""
+
+    def __init__(self, cache: Cache, make_reader: Callable[[], Reader | None]) -> None:
+        self.cache = cache
+        self._make_reader = make_reader
+        self._decided: OrderedDict[str, tuple[Description, frozenset[str]] | None] = OrderedDict()
+
+    def forget(self) -> None:
+        """Names may resolve to other objects now (a schema change on the driver's connection)."""
+        self._decided.clear()
+
+    def route(self, main: apsw.Connection, sql: str, bindings: Any) -> tuple[apsw.Connection, Description] | None:
+        """The reader and the result description for ``sql``, or None: run it on the driver's connection."""
+        if sql in self._decided:
+            decided = self._decided[sql]
+            self._decided.move_to_end(sql)
+        else:
+            decided = self._decide(main, sql, bindings)
+            self._decided[sql] = decided
+            while len(self._decided) > 512:
+                self._decided.popitem(last=False)
+        reader = self._make_reader() if decided is not None else None
+        if decided is None or reader is None:
+            return None
+        description, tables = decided
+        for name in tables:
+            self.cache.before_read(reader.tables[name])  # AutoCache: bring the tables up to date first
+        return reader.db, description
+
+    def _decide(self, main: apsw.Connection, sql: str, bindings: Any) -> tuple[Description, frozenset[str]] | None:
+        reads: list[tuple[int, str | None, str | None, str | None]] = []
+        original = main.authorizer
+
+        def record(action: int, a: str | None, b: str | None, database: str | None, trigger: str | None) -> int:
+            reads.append((action, a, b, database))
+            return original(action, a, b, database, trigger) if original is not None else apsw.SQLITE_OK
+
+        connection = self.cache.connection
+        previous = connection._active
+        connection._activate(StatementContext())  # what the probe's planning notes goes nowhere
+        main.authorizer = record
+        try:
+            theirs = _described(main, sql, bindings)
+        finally:
+            main.authorizer = original
+            connection._activate(previous)
+        if theirs is None:
+            return None
+        tables: set[str] = set()
+        functions: set[str] = set()
+        for action, a, b, database in reads:
+            if action not in _READS:
+                return None
+            if action == apsw.SQLITE_FUNCTION:
+                functions.add((b or "").lower())
+            elif action == apsw.SQLITE_READ:
+                name = (a or "").lower()
+                if name in _TABLE_FUNCTIONS and database == "main":
+                    continue
+                # A table read for its rows alone (count(*)) is reported with no column and no database:
+                # the reader's preparing the statement below settles which table the name is.
+                column = (b or "").lower()
+                if name not in self.cache.specs or column in HIDDEN or database != ("main" if column else None):
+                    return None
+                tables.add(name)
+        if not tables or (functions and functions & _defined_by_the_application(main)):
+            return None
+        reader = self._make_reader()
+        if reader is None or not tables <= set(reader.tables):
+            return None
+        mine = _described(reader.db, sql, bindings)
+        if mine is None or [name for name, _ in mine] != [name for name, _ in theirs]:
+            return None
+        return theirs, frozenset(tables)
+
+
+def view_sql(spec: Table) -> str:
+    """The reader's view of a replica table: its API columns, timestamps with their collation."""
+    columns = ", ".join(
+        f'"{c.name}" COLLATE {ISO8601} AS "{c.name}"' if c.type == TIMESTAMP else f'"{c.name}"' for c in spec.columns
+    )
+    return f'CREATE TEMP VIEW "{spec.name}" AS SELECT {columns} FROM apidriver_replica."{spec.name}"'
+
+
+def _described(db: apsw.Connection, sql: str, bindings: Any) -> Description | None:
+    """The result columns of ``sql`` prepared on ``db`` (nothing runs), or None if it cannot be prepared
+    there or is not one statement returning rows."""
+    seen: list[Description] = []
+
+    def look(cursor: apsw.Cursor, text: str, values: Any) -> bool:
+        if seen or not (sql.startswith(text) and not sql[len(text):].strip(" \t\r\n;")):
+            seen.clear()
+            seen.append(())
+            return False
+        seen.append(tuple(cursor.get_description()))
+        return False
+
+    cursor = db.cursor()
+    cursor.exec_trace = look
+    try:
+        cursor.execute(sql, bindings, can_cache=False)
+    except apsw.ExecTraceAbort:
+        pass
+    except Exception:
+        return None
+    finally:
+        cursor.close(force=True)
+    return seen[0] if len(seen) == 1 and seen[0] else None
+
+
+def _defined_by_the_application(db: apsw.Connection) -> set[str]:
+    """Functions registered on the connection (not SQLite's): the reader does not have them."""
+    return {str(row[0]).lower() for row in db.execute("SELECT name FROM pragma_function_list WHERE builtin = 0")}
+
+
+def _reads_only(action: int, a: str | None, b: str | None, database: str | None, trigger: str | None) -> int:
+    """The reader never writes: only statements that read reach it, and this makes sure."""
+    return apsw.SQLITE_OK if action in _READS else apsw.SQLITE_DENY
+
+
+__all__ = ["Reader", "Routes", "view_sql"]
