@@ -50,7 +50,7 @@ Retry policy:
   sockets and threads belong to the parent).
 
 What a list page or an object must look like is the engine's concern
-(``engine.streams.page_data``): here, only HTTP and JSON.
+(``engine.pages.page_data``): here, only HTTP and JSON.
 
 Waits and retries are logged at INFO on the ``apidriver`` logger, give-ups
 at WARNING, each request at DEBUG. A :class:`~.cancel.Cancel` passed with a

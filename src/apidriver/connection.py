@@ -406,8 +406,6 @@ class Connection:
         if known is not None:
             self._shapes.move_to_end(sql)
             return known
-        previous, probe = self.current_statement, StatementContext()
-        self.make_current(probe)
         self._preparing = prepared = _Prepared()
         described: list[tuple[tuple[str, str | None], ...]] = []
 
@@ -418,20 +416,20 @@ class Connection:
         cursor = self._db.cursor()
         cursor.exec_trace = first
         try:
-            try:
-                cursor.execute(sql, bindings, can_cache=False)
-            except apsw.ExecTraceAbort:
-                pass
-            self._preparing = None
-            in_sets = probe.selects <= 1 and not probe.foreign_reads
-            # What IN subqueries apply to their values, read from the compiled program (only
-            # statements with subqueries or other tables have them).
-            program = [] if in_sets else self._db.cursor().execute(sql, bindings, can_cache=False, explain=1).fetchall()
+            with self.probing() as probe:
+                try:
+                    cursor.execute(sql, bindings, can_cache=False)
+                except apsw.ExecTraceAbort:
+                    pass
+                self._preparing = None
+                in_sets = probe.selects <= 1 and not probe.foreign_reads
+                # What IN subqueries apply to their values, read from the compiled program (only
+                # statements with subqueries or other tables have them).
+                program = [] if in_sets else self._db.cursor().execute(sql, bindings, can_cache=False, explain=1).fetchall()
         except Exception:
             return Shape()  # the statement itself will fail (with its own error)
         finally:
             self._preparing = None
-            self.make_current(previous)
         # DDL reports writes too (DROP TABLE deletes the table's rows): they are not DML.
         writes = [] if prepared.ddl else [(action, api) for action, api, trigger in prepared.writes if trigger is None]
         local = [] if prepared.ddl else [action for action, api, _ in prepared.writes if not api]
@@ -456,16 +454,12 @@ class Connection:
 
         Raises the error the statement would fail with if it cannot be prepared.
         """
-        with self.using():
-            previous, probe = self.current_statement, StatementContext()
-            self.make_current(probe)  # the authorizer notes what a statement reads: not into the running one
+        with self.using(), self.probing() as probe:
             try:
                 info = apsw.ext.query_info(self._db, sql)
             except Exception as error:
                 failure = probe.refused if isinstance(error, apsw.AuthError) and probe.refused else translate(error, sql)
                 raise failure from error
-            finally:
-                self.make_current(previous)
         names = info.bindings_names if info.bindings_count else ()
         return tuple(None if name is None or name.isdigit() else name for name in names)
 
@@ -691,6 +685,17 @@ class Connection:
     def current_statement(self) -> StatementContext:
         """The statement being prepared or stepped (the cache counts its requests there and reads its refusal)."""
         return self._current.context
+
+    @contextmanager
+    def probing(self) -> Iterator[StatementContext]:
+        """A throw-away statement context, current while SQLite only prepares a statement: what the
+        authorizer and the planning note goes there, not into the statement being run."""
+        previous, probe = self.current_statement, StatementContext()
+        self.make_current(probe)
+        try:
+            yield probe
+        finally:
+            self.make_current(previous)
 
     def make_current(self, context: StatementContext) -> None:
         """``context`` is the statement's whose SQLite steps come next (a cursor's, before it steps)."""

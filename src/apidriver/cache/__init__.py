@@ -18,13 +18,13 @@ from .grammar import CacheStatement, recognise
 from .properties import CACHE_PROPERTIES
 
 if TYPE_CHECKING:
-    from ..connection import Connection
+    from .host import CacheHost
     from .attach import Cache
 
 __all__ = ["CACHE_PROPERTIES", "CacheStatement", "install", "recognise"]
 
 
-def install(connection: Connection, api_module: str) -> Cache | None:
+def install(connection: CacheHost, api_module: str) -> Cache | None:
     """The cache of ``connection`` set up from its properties, or None when it has none (see :mod:`.attach`)."""
     settings = connection.settings
     if not any(settings[name] for name in ("CacheLocation", "CacheConnection", "AutoCache", "Offline")):

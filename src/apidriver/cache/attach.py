@@ -32,7 +32,7 @@ from .source import CacheSource, Lookups
 from .vtable import CacheModule
 
 if TYPE_CHECKING:
-    from ..connection import Connection
+    from .host import CacheHost
     from ..engine.writes import Writer
 
 CACHE_MODULE = "apidriver_cache"
@@ -42,10 +42,10 @@ EXPLICIT, AUTO, OFFLINE = "explicit", "auto", "offline"
 class Cache:
     """The cache of one connection (a replica database) and how its statements use it."""
 
-    def __init__(self, connection: Connection, url: str, mode: str, tolerance: float) -> None:
+    def __init__(self, connection: CacheHost, url: str, mode: str, tolerance: float) -> None:
         # Weakly: the cache tables SQLite keeps hold the cache, and a connection nobody
         # references must be collectable (see connection.py).
-        self.connection: Connection = weakref.proxy(connection)
+        self.connection: CacheHost = weakref.proxy(connection)
         self.mode = mode
         self.tolerance = tolerance
         self.specs = {s.name.lower(): s for s in replica_specs(connection.profile.tables)}
@@ -85,7 +85,7 @@ class Cache:
             except exc.Error:
                 return None
             try:
-                self._reader = Reader(self, self.target.url.database or "", lambda: self.connection._active.cancel.is_set)
+                self._reader = Reader(self, self.target.url.database or "", lambda: self.connection.current_statement.cancel.is_set)
             except apsw.Error:
                 self._no_reader = True  # a file SQLite cannot attach: the cache tables read it as before
         return self._reader
@@ -200,7 +200,7 @@ class Cache:
         return self.connection.rowids.rowid(table, key)
 
 
-def install(connection: Connection, api_module: str) -> Cache | None:
+def install(connection: CacheHost, api_module: str) -> Cache | None:
     """Set up the cache of ``connection`` from its properties (None when it has none).
 
     Declares ``cache.<Table>``; with AutoCache or Offline also re-declares the

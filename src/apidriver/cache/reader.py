@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 import apsw
 
 from ..engine.schema import Table
-from ..engine.statement import StatementContext
 from ..values import ISO8601, TIMESTAMP, iso8601_collation
 from .source import HIDDEN
 
@@ -113,14 +112,12 @@ class Routes:
             return original(action, a, b, database, trigger) if original is not None else apsw.SQLITE_OK
 
         connection = self.cache.connection
-        previous = connection._active
-        connection._activate(StatementContext())  # what the probe's planning notes goes nowhere
         main.authorizer = record
         try:
-            theirs = _described(main, sql, bindings)
+            with connection.probing():  # what the probe's planning notes goes nowhere
+                theirs = _described(main, sql, bindings)
         finally:
             main.authorizer = original
-            connection._activate(previous)
         if theirs is None:
             return None
         tables: set[str] = set()

@@ -27,12 +27,12 @@ from .attach import AUTO, OFFLINE, Cache
 from .grammar import CacheStatement
 
 if TYPE_CHECKING:
-    from ..connection import Connection
+    from .host import CacheHost
 
 _READING = {apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE}
 
 
-def run(statement: CacheStatement, connection: Connection, parameters: Any) -> tuple[str, tuple[Any, ...]]:
+def run(statement: CacheStatement, connection: CacheHost, parameters: Any) -> tuple[str, tuple[Any, ...]]:
     """Carry ``statement`` out; returns a SELECT (and its parameters) that presents the outcome."""
     cache: Cache | None = getattr(connection, "cache", None)
     if cache is None:
@@ -55,7 +55,7 @@ def run(statement: CacheStatement, connection: Connection, parameters: Any) -> t
     return _outcome(("table_name", "rows", "inserted", "updated", "removed"), [_cache(statement, connection, cache, parameters)])
 
 
-def _cache(statement: CacheStatement, connection: Connection, cache: Cache, parameters: Any) -> tuple[Any, ...]:
+def _cache(statement: CacheStatement, connection: CacheHost, cache: Cache, parameters: Any) -> tuple[Any, ...]:
     rows, origins = _run_select(connection, statement.select, parameters)
     spec = _single_table(cache, origins, statement.select)
     positions = [spec.index(column) for _, column in origins]
@@ -87,7 +87,7 @@ def _cache(statement: CacheStatement, connection: Connection, cache: Cache, para
     return (spec.name, len(full_rows), counts.inserted, counts.updated, counts.removed)
 
 
-def _run_select(connection: Connection, select: str, parameters: Any) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:
+def _run_select(connection: CacheHost, select: str, parameters: Any) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:
     """Run ``select`` (reading only, one statement); its rows and each column's (database.table, column) origin."""
     db = connection.sqlite
     original = db.authorizer

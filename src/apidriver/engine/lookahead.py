@@ -14,20 +14,19 @@ correctness: lookups still ask for exactly the value SQLite gives.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .schema import Table
 from .statement import Link, StatementContext
 
-if TYPE_CHECKING:
-    from .executor import Engine
 
-
-def look_ahead(engine: Engine, ctx: StatementContext, table: str, column: str, value: Any, submit: Callable[[Any], None]) -> None:
-    """A lookup of ``table.column = value`` missed: learn its source and prefetch what follows."""
+def look_ahead(table_of: Callable[[str], Table], ctx: StatementContext, table: str, column: str, value: Any, submit: Callable[[Any], None]) -> None:
+    """A lookup of ``table.column = value`` missed: learn its source and prefetch what follows
+    (``table_of``: a table's spec by name, to read the outer scan's current row)."""
     key = (table, column.lower())
     if key in ctx.links:
         return
-    link = _find(engine, ctx, value, submit)
+    link = _find(table_of, ctx, value, submit)
     ctx.links[key] = link
     if link is not None:
         scan = ctx.scans.get(link.outer)
@@ -36,14 +35,14 @@ def look_ahead(engine: Engine, ctx: StatementContext, table: str, column: str, v
                 link.submit(link.column.value(obj))
 
 
-def _find(engine: Engine, ctx: StatementContext, value: Any, submit: Callable[[Any], None]) -> Link | None:
+def _find(table_of: Callable[[str], Table], ctx: StatementContext, value: Any, submit: Callable[[Any], None]) -> Link | None:
     if value is None:
         return None
     for outer, scan in list(ctx.scans.items()):
         if scan.position < 0 or scan.position >= len(scan.data):
             continue
         current = scan.data[scan.position]
-        for column in engine.table(outer).columns:
+        for column in table_of(outer).columns:
             if column.value(current) == value:
                 seen: set[Any] = {value}
 

@@ -15,11 +15,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..cancel import Cancel
 from ..answers import ApiResponse, RequestRecord
+from ..cancel import Cancel
+from .sending import Sender
 
 if TYPE_CHECKING:
-    from .executor import Engine
     from .schema import Column
 
 Obj = Mapping[str, Any]
@@ -281,7 +281,7 @@ class StatementContext:
 
     def get(
         self,
-        engine: Engine,
+        sender: Sender,
         path: str,
         params: list[tuple[str, str]],
         scope: str | None,
@@ -295,17 +295,7 @@ class StatementContext:
         if future is not None:
             future.apidriver_refs += 1  # type: ignore[attr-defined]
             return future
-        future = engine.submit(
-            engine.client.request,
-            "GET",
-            path,
-            params=params,
-            scope=scope,
-            observer=self.observe,
-            allow_404=allow_404,
-            cacheable=cacheable,
-            cancel=self.cancel,
-        )
+        future = sender.get(path, params, scope, self.observe, self.cancel, allow_404=allow_404, cacheable=cacheable)
         future.apidriver_key = key  # type: ignore[attr-defined]
         future.apidriver_refs = 1  # type: ignore[attr-defined]
         self._pending[key] = future

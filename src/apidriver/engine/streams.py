@@ -5,7 +5,7 @@ alone; while pages come back full, further pages go out ahead of the one
 being consumed, 2, then 4, then up to ``MaxConcurrency`` at once, so the last
 full page may be followed by up to that many wasted requests (one or two for
 a short list). The number of pages a list had
-is remembered (``executor.PAGE_HINTS``, per credentials and API root): the
+is remembered (``budget.PAGE_HINTS``, per credentials and API root): the
 next read of the same list queues exactly those pages at once (the pool sends
 ``MaxConcurrency`` at a time), then carries on page by page only if the last
 one turns out full (the list grew).
@@ -18,161 +18,34 @@ pages (which would repeat or miss rows that moved between pages).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
-import orjson
 
-from .. import exceptions as exc
 from ..answers import ApiResponse, RequestRecord
 from ..response_cache import CACHE
-from .schema import Endpoint, Pagination, Table
+from .arrivals import Arrivals
+from .budget import Budget
+from .pages import PageRepeats, has_more, page_data, page_params
+from .schema import Endpoint, Table
+from .sending import Sender
 from .statement import Obj, StatementContext
 
-if TYPE_CHECKING:
-    from .executor import Engine
 
+@dataclass(frozen=True)
+class Reach:
+    """What a stream reads with, handed over by the engine that composes them: the GETs' sender,
+    the page counts and lookup budget, where arrived objects are registered, how many requests
+    may be in flight."""
 
-def list_params(endpoint: Endpoint, includes: Iterable[str], filters: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
-    """The parameters of a request to ``endpoint``: its own, the ``include=`` values, the filters."""
-    params = dict(endpoint.params)
-    wanted = sorted(set(includes))
-    if wanted:
-        merged = [p for p in params.get("include", "").split(",") if p] + wanted
-        params["include"] = ",".join(dict.fromkeys(merged))
-    return list(params.items()) + sorted((filters or {}).items())
+    sender: Sender
+    budget: Budget
+    arrivals: Arrivals
+    max_concurrency: int
 
-
-def page_data(body: Any, where: str, status: int | None = None, paginated: bool = False) -> list[Any]:
-    """The objects of one list answer: its ``data``, a list of objects (unless ``paginated``, one
-    object counts as a list of one: ``/users/me`` is the Users list).
-
-    Anything else (no body, ``[]``, ``{"data": null}``, a string, a list
-    holding something other than objects) raises
-    :class:`UnexpectedResponseError`: read as an empty page, it would end
-    the list there, silently partial. ``where`` is the URL (or path) asked.
-    """
-    data = body.get("data") if isinstance(body, Mapping) else None
-    if isinstance(data, list):
-        # Objects as orjson makes them (the usual case, checked fast), or any mapping.
-        if all(type(o) is dict for o in data) or all(isinstance(o, Mapping) for o in data):
-            return data
-    elif isinstance(data, Mapping) and not paginated:
-        return [data]
-    said = f" {status}" if status is not None else ""
-    raise _unexpected(
-        f"GET {where} answered{said} with {_shape(body)}, not a page of the list (an object whose \"data\" is a list "
-        "of objects). The list cannot be read whole, so the statement fails rather than return part of it. Check "
-        "BaseURL: something between here and the API (a proxy?) may be answering instead of it.",
-        status, where,
-    )
-
-
-def _unexpected(message: str, status: int | None, where: str) -> exc.Error:
-    return exc.api_error(exc.UnexpectedResponseError, message, "GET", where, status)
-
-
-def object_data(body: Any, where: str, status: int | None = None) -> dict[str, Any]:
-    """The object of a lookup's answer: its ``data``, an object.
-
-    Anything else raises :class:`UnexpectedResponseError`: taken for "no
-    such object", it would hide a row that exists (only a 404 says that).
-    """
-    data = body.get("data") if isinstance(body, Mapping) else None
-    if isinstance(data, dict):
-        return data
-    said = f" {status}" if status is not None else ""
-    raise _unexpected(
-        f"GET {where} answered{said} with {_shape(body, list_page=False)}, not an object (an object whose \"data\" is the "
-        "object asked for). Check BaseURL: something between here and the API (a proxy?) may be answering instead of it.",
-        status, where,
-    )
-
-
-def _shape(body: Any, list_page: bool = True) -> str:
-    """What a body that is not a list page is, for a message (never its values)."""
-    if not isinstance(body, Mapping):
-        return "no body" if body is None else f"a JSON {_kind(body)} instead of an object"
-    if "data" not in body:
-        return 'an object without "data"'
-    data = body["data"]
-    if not isinstance(data, list) or not list_page:
-        return f'"data": {_kind(data)}'
-    position = next(i for i, o in enumerate(data) if not isinstance(o, Mapping))
-    return f'a "data" list holding a {_kind(data[position])} at position {position}'
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
-class PageRepeats:
-    """The pages one read of a list has had, to refuse a page that repeats an earlier one.
-
-    A server that ignores the page parameter (or cycles through a few pages)
-    answers full pages with a ``next`` link forever: without this, a scan
-    would never end. A page is known by the ids of its objects, in order
-    (whole objects when they have no ``id``): one small number per page.
-    A list that moves by a whole page between two reads (a page's worth of
-    new objects meanwhile) looks the same, and fails the same way; read
-    again, it passes.
-    """
-
-    def __init__(self) -> None:
-        self._pages: dict[int, int] = {}
-
-    def check(self, data: list[Any], page: int, where: str, status: int | None = None) -> None:
-        if not data:
-            return
-        fingerprint = hash(tuple(_identity(o) for o in data))
-        first = self._pages.setdefault(fingerprint, page)
-        if first != page:
-            said = f" {status}" if status is not None else ""
-            raise _unexpected(
-                f"GET {where} (page {page}) answered{said} with the same {len(data)} objects as page {first} of the same "
-                "list: the server does not page this list (it ignores the page parameter), or the list moved by a "
-                "whole page while it was read. It was not read to its end, so the statement fails rather than "
-                "return part of it (or never end). Try again; if it repeats, check BaseURL and what answers there.",
-                status, where,
-            )
-
-
-def _identity(obj: Any) -> Any:
-    key = obj.get("id") if isinstance(obj, Mapping) else None
-    if isinstance(key, (str, int)):
-        return key
-    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
-
-
-def has_more(pagination: Pagination, body: Any, data: list[Any], size: int) -> bool:
-    """Whether a list goes on after this page: a short page is the last, else its links say."""
-    if len(data) < size:
-        return False
-    if pagination.next_link is not None:
-        return bool(pagination.next_link(body))
-    links = body.get("links") if isinstance(body, Mapping) else None
-    if isinstance(links, Mapping) and "next" in links:
-        return bool(links.get("next"))
-    return True
-
-
-def page_params(engine: Engine, endpoint: Endpoint, base: list[tuple[str, str]], page: int, size: int) -> list[tuple[str, str]]:
-    """The parameters of one page request (the same function builds every page request)."""
-    if not endpoint.paginated:
-        return list(base)
-    pag = engine.pagination
-    return list(base) + [(pag.page_param, str(page)), (pag.size_param, str(size))]
 
 
 @dataclass
@@ -202,7 +75,7 @@ class ListStream:
 
     def __init__(
         self,
-        engine: Engine,
+        reach: Reach,
         ctx: StatementContext,
         table: Table,
         endpoint: Endpoint,
@@ -223,7 +96,8 @@ class ListStream:
         ``expected_pages``: how many pages the list should have, when its own hint is unknown;
         ``may_fetch``: asked before each page fetched ahead (a lookup's budget);
         ``most_pages``: the pages the whole table had, which no part of it exceeds."""
-        self.engine = engine
+        self.reach = reach
+        self.pagination = reach.budget.pagination
         self.ctx = ctx
         self.table = table
         self.endpoint = endpoint
@@ -237,7 +111,7 @@ class ListStream:
         self.rows = 0
         self.repeats = PageRepeats()
         self._futures: dict[int, Future[ApiResponse | None]] = {}
-        size = engine.list_page_size()
+        size = reach.budget.list_page_size()
         if wanted is not None and not offset:
             size = max(1, min(size, wanted))
         elif wanted is not None and wanted <= size and offset % wanted == 0:
@@ -249,10 +123,10 @@ class ListStream:
         # a time, and only if the consumer still wants rows.
         self.last_needed = None if wanted is None else (offset + wanted - 1) // size + 1
         self.hint_key = (endpoint.path, tuple(params), size) if wanted is None and not offset else None
-        self.predicted = engine.known_pages(self.hint_key) if self.hint_key else None
+        self.predicted = reach.budget.known_pages(self.hint_key) if self.hint_key else None
         if self.predicted is None and self.hint_key is not None:
             self.predicted = expected_pages  # the same list with other include= values, say
-        self.ahead = engine.max_concurrency
+        self.ahead = reach.max_concurrency
         # Without a hint the look-ahead grows, 2, 4, 8... pages up to MaxConcurrency,
         # as pages keep coming back full: a short list wastes one or two requests.
         self.window = 2
@@ -260,15 +134,15 @@ class ListStream:
         if self.predicted:
             # Pages known to exist are all queued (the pool sends MaxConcurrency at
             # a time), up to a bound on how many answers may wait in memory.
-            self.ahead = self.window = 3 * engine.max_concurrency
+            self.ahead = self.window = 3 * reach.max_concurrency
         self.snapshot: Snapshot | None = None
         self._bodies: list[Any] | None = None  # pages read, to cache as a snapshot
         self._memos: list[dict[Any, Any]] = []  # and the rows prepared from them
         self._next_page = 1  # pages below it were submitted (pages are submitted in order)
         self._shown_base: str | None = None
-        client = engine.client
+        client = reach.sender.client
         if client.cache_ttl > 0 and endpoint.paginated:
-            self.snapshot_key = "list " + str(httpx.URL(client.url(endpoint.path), params=[*params, (engine.pagination.size_param, str(size))]))
+            self.snapshot_key = "list " + str(httpx.URL(client.url(endpoint.path), params=[*params, (self.pagination.size_param, str(size))]))
             found = CACHE.get(client.cache_owner, self.snapshot_key, client.cache_ttl)
             snapshot = found.body if found is not None else None
             if isinstance(snapshot, Snapshot) and (
@@ -296,7 +170,7 @@ class ListStream:
             self._next_page = page + 1
         if page in self._futures:
             return
-        params = page_params(self.engine, self.endpoint, self.params, page, self.size)
+        params = page_params(self.pagination, self.endpoint, self.params, page, self.size)
         if self.snapshot is not None:
             future: Future[ApiResponse | None] = Future()
             body = self.snapshot.bodies[page - 1] if page <= len(self.snapshot.bodies) else {"data": []}
@@ -308,7 +182,7 @@ class ListStream:
         cacheable = not self.endpoint.paginated
         if self.lookup:
             self._count(page, params)
-        self._futures[page] = self.ctx.get(self.engine, self.endpoint.path, params, self.endpoint.scope, page=True, cacheable=cacheable)
+        self._futures[page] = self.ctx.get(self.reach.sender, self.endpoint.path, params, self.endpoint.scope, page=True, cacheable=cacheable)
 
     def _count(self, page: int, params: list[tuple[str, str]] | None = None) -> None:
         """A page of a partial read of the table (a filtered list) counts towards reading it whole."""
@@ -316,7 +190,7 @@ class ListStream:
             return
         self._counted.add(page)
         if params is None:
-            params = page_params(self.engine, self.endpoint, self.params, page, self.size)
+            params = page_params(self.pagination, self.endpoint, self.params, page, self.size)
         if not self.ctx.sent(self.endpoint.path, params, page=True):
             self.ctx.lookups[self.table.name] = self.ctx.lookups.get(self.table.name, 0) + 1
 
@@ -324,10 +198,10 @@ class ListStream:
         """The URL of a page served from the snapshot, as the request log shows it (the list's
         URL made once: building an ``httpx.URL`` costs more than serving the page)."""
         if self._shown_base is None:
-            self._shown_base = str(httpx.URL(self.engine.client.url(self.endpoint.path), params=self.params))
+            self._shown_base = str(httpx.URL(self.reach.sender.client.url(self.endpoint.path), params=self.params))
         if not self.endpoint.paginated:
             return self._shown_base
-        pagination = self.engine.pagination
+        pagination = self.pagination
         joiner = "&" if "?" in self._shown_base else "?"
         return f"{self._shown_base}{joiner}{pagination.page_param}={page}&{pagination.size_param}={self.size}"
 
@@ -345,7 +219,7 @@ class ListStream:
         memo: dict[Any, Any] = {}
         self._memos.append(memo)
         if last or (self.last_needed is not None and len(self._bodies) >= self.last_needed):
-            client = self.engine.client
+            client = self.reach.sender.client
             CACHE.put(client.cache_owner, self.snapshot_key, ApiResponse(200, Snapshot(self._bodies, last, self._memos)))
             self._bodies = None
         return memo
@@ -393,7 +267,7 @@ class ListStream:
                 data = page_data(body, where, status, self.endpoint.paginated)
                 if self.endpoint.paginated:
                     self.repeats.check(data, page, where, status)
-                more = self.endpoint.paginated and has_more(self.engine.pagination, body, data, self.size)
+                more = self.endpoint.paginated and has_more(self.pagination, body, data, self.size)
                 memo = self._cache(body, not more)
                 if self.snapshot is not None:
                     memo = self.snapshot.memo(page)
@@ -402,8 +276,8 @@ class ListStream:
                 else:
                     self.close()
                     if self.hint_key is not None:
-                        self.engine.remember_pages(self.hint_key, page)
-                self.engine.register(ctx, table, data, self.includes, memo)
+                        self.reach.budget.remember_pages(self.hint_key, page)
+                self.reach.arrivals.register(ctx, table, data, self.includes, memo)
                 self.rows += len(data)
                 if collected is not None:
                     if len(collected) + len(data) > ctx.store.max_result_rows:

@@ -24,7 +24,7 @@ from .. import exceptions as exc
 from ..answers import ApiResponse, RequestRecord
 from ..client import ApiClient
 from ..engine.schema import Endpoint, Pagination
-from ..engine.streams import PageRepeats, has_more, list_params, object_data, page_data
+from ..engine.pages import PageRepeats, has_more, list_params, object_data, page_data
 from .clock import ApiClock, Moment
 
 Obj = dict[str, Any]

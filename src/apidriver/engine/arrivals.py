@@ -1,0 +1,78 @@
+"""What the API's answers brought: objects counted and indexed for the statement's store.
+
+Every page or object that arrives goes through ``Arrivals.register``: its
+objects (and the children they embed) count towards the statement's
+``rows_read`` at once, and are indexed by key and by embedded child set
+only when the store is next used (``StatementStore.defer``); a ``CacheTTL``
+snapshot's page keeps its index, so it is made once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .schema import Table
+from .statement import Obj, PageIndex, StatementContext
+
+
+class Arrivals:
+    """Registers what arrives for one connection's tables (``tables``: by lower-case name)."""
+
+    def __init__(self, tables: Mapping[str, Table]) -> None:
+        self.tables = tables
+
+    def register(
+        self, ctx: StatementContext, table: Table, objs: list[Obj], includes: frozenset[str], memo: dict[Any, Any] | None = None
+    ) -> None:
+        """Remember fetched objects, and the complete child sets they embed (when the store is next used).
+
+        ``memo``: where the page keeps what was made from it (a ``CacheTTL`` snapshot's page).
+        The objects are counted at once (``rows_read``, for progress lines); indexing waits.
+        """
+        ctx.rows_read += self.count_objects(table, objs)
+
+        def index() -> PageIndex:
+            if memo is None:
+                return self.index(table, objs, includes)
+            key = ("index", table.name, includes)
+            made = memo.get(key)
+            if made is None:
+                made = memo[key] = self.index(table, objs, includes)
+            return made
+
+        ctx.store.defer(index)
+
+    def count_objects(self, table: Table, objs: list[Obj]) -> int:
+        """How many objects a page brought, with the child objects they embed."""
+        count = len(objs)
+        for embed in table.embeds:
+            child = self.tables[embed.table.lower()]
+            for obj in objs:
+                children = obj.get(embed.field) if isinstance(obj, dict) else None
+                if isinstance(children, list):
+                    count += self.count_objects(child, children)
+        return count
+
+    def index(self, table: Table, objs: list[Obj], includes: frozenset[str]) -> PageIndex:
+        """The objects of one page by key, and the child sets they embed (recursively)."""
+        out = PageIndex(includes)
+
+        def add(table: Table, objs: list[Obj], into: dict[tuple[str, Any], Obj]) -> None:
+            keyed = bool(table.key)
+            embeds = [(e, self.tables[e.table.lower()]) for e in table.embeds]
+            name = table.name
+            for obj in objs:
+                if not isinstance(obj, dict):
+                    continue
+                key = table.key_of(obj) if keyed else ()
+                if keyed:
+                    into[(name, key[0] if len(key) == 1 else key)] = obj
+                for embed, child in embeds:
+                    children = obj.get(embed.field)
+                    if isinstance(children, list):
+                        out.sets[(child.name, embed.key.lower(), key[0] if key else None)] = children
+                        add(child, children, out.children)
+
+        add(table, objs, out.objects)
+        return out
