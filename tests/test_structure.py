@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("engine and profiles", ["engine", "profiles"]),
     ("replica", ["replica"]),
     ("cache", ["cache"]),
-    ("DB-API", ["cursor", "connection"]),
+    ("DB-API", ["authorizer", "cursor", "connection"]),
     ("package root", ["__init__", "reference"]),
     ("front ends", ["sqlalchemy", "cli", "mcp", "testing", "demo"]),
 ]

@@ -31,10 +31,9 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -43,103 +42,37 @@ import apsw.ext
 import httpx
 
 from . import exceptions as exc
+from .authorizer import LOCAL_HINT, Authorizer, CurrentStatement, Shape
 from .cache import CACHE_PROPERTIES
 from .cache import install as install_cache
 from .client import ApiClient
-from .response_cache import CACHE
-from .transport import tls_context
 from .engine.errors import translate
 from .engine.executor import Engine, StatementContext
-from .engine.planner import in_affinity
 from .engine.procedures import ProcedureModule, ProcedureRunner
 from .engine.schema import Procedure, Table
 from .engine.system import system_tables
 from .engine.vtable import Module, RowIds
 from .engine.writes import Writer
 from .profiles import Profile, load
-from .properties import CORE_PROPERTIES, Settings, parse_connection_string, resolve, shown_name
+from .properties import (
+    CORE_PROPERTIES,
+    Settings,
+    parse_connection_string,
+    resolve,
+    shown_name,
+)
+from .response_cache import CACHE
+from .transport import tls_context
 from .values import ISO8601, iso8601_collation
 
 if TYPE_CHECKING:
     from .cache.attach import Cache
 
 MODULE_NAME = "apidriver"
-_WRITES = {apsw.SQLITE_INSERT: "INSERT", apsw.SQLITE_UPDATE: "UPDATE", apsw.SQLITE_DELETE: "DELETE"}
-# Schema changes: what the statement does (for messages).
-_DDL = {
-    apsw.SQLITE_CREATE_TABLE: "CREATE TABLE",
-    apsw.SQLITE_CREATE_VIEW: "CREATE VIEW",
-    apsw.SQLITE_CREATE_INDEX: "CREATE INDEX",
-    apsw.SQLITE_CREATE_TRIGGER: "CREATE TRIGGER",
-    apsw.SQLITE_CREATE_VTABLE: "CREATE VIRTUAL TABLE",
-    apsw.SQLITE_DROP_TABLE: "DROP TABLE",
-    apsw.SQLITE_DROP_VIEW: "DROP VIEW",
-    apsw.SQLITE_DROP_INDEX: "DROP INDEX",
-    apsw.SQLITE_DROP_TRIGGER: "DROP TRIGGER",
-    apsw.SQLITE_DROP_VTABLE: "DROP TABLE",
-    apsw.SQLITE_ALTER_TABLE: "ALTER TABLE",
-    apsw.SQLITE_CREATE_TEMP_TABLE: "CREATE TEMP TABLE",
-    apsw.SQLITE_CREATE_TEMP_VIEW: "CREATE TEMP VIEW",
-    apsw.SQLITE_CREATE_TEMP_INDEX: "CREATE INDEX",
-    apsw.SQLITE_CREATE_TEMP_TRIGGER: "CREATE TEMP TRIGGER",
-    apsw.SQLITE_DROP_TEMP_TABLE: "DROP TABLE",
-    apsw.SQLITE_DROP_TEMP_VIEW: "DROP VIEW",
-    apsw.SQLITE_DROP_TEMP_INDEX: "DROP INDEX",
-    apsw.SQLITE_DROP_TEMP_TRIGGER: "DROP TRIGGER",
-}
-# For these the authorizer reports (index or trigger name, table name): the table is what counts.
-_ON_TABLE = {
-    apsw.SQLITE_CREATE_INDEX,
-    apsw.SQLITE_CREATE_TEMP_INDEX,
-    apsw.SQLITE_CREATE_TRIGGER,
-    apsw.SQLITE_CREATE_TEMP_TRIGGER,
-    apsw.SQLITE_DROP_INDEX,
-    apsw.SQLITE_DROP_TEMP_INDEX,
-    apsw.SQLITE_DROP_TRIGGER,
-    apsw.SQLITE_DROP_TEMP_TRIGGER,
-}
-_LOCAL_HINT = (
-    "Local tables (CREATE TABLE or CREATE TEMP TABLE with a name that is not an API or sys table) "
-    "live in this connection's own database until it closes."
-)
 # The cache's module (apidriver.cache.attach.CACHE_MODULE; not imported from there: that loads SQLAlchemy).
 CACHE_MODULE = "apidriver_cache"
-# Schemas that hold (or may hide) the API's tables: the names of those tables are reserved there.
-# Another attached database may use them: SQLite finds an unqualified name in temp and main first.
-_OWN_SCHEMAS = frozenset({"main", "temp", "cache", "live"})
 ISOLATION_LEVELS = ("", "DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 """``Connection.isolation_level`` values that open transactions (as in ``sqlite3``); None: autocommit."""
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What preparing a statement tells about it; found once per SQL text and schema (``Connection.shape``)."""
-
-    in_sets: bool = False
-    """IN lists may reach the API tables as whole sets (see ``Connection.shape``)."""
-    in_affinity: str = "mixed"
-    """What the statement's IN subqueries apply to their values (``engine.planner.in_affinity``);
-    ``mixed`` (SQLite evaluates such an IN on a TEXT column itself) when it is not known."""
-    description: tuple[tuple[str, str | None], ...] = ()
-    """Columns and declared types at the current schema (the result of a statement that returns no row)."""
-    writes: bool = False
-    """It changes rows (INSERT, UPDATE, DELETE; not DDL): its ``rowcount`` is SQLite's ``changes()``."""
-    local_writes: bool = False
-    """It changes rows of a local table: it runs in a transaction (see ``Connection.isolation_level``)."""
-    local_insert: bool = False
-    """It inserts into a local table: ``lastrowid`` is SQLite's ``last_insert_rowid()``."""
-    renames_temp: bool = False
-    """It renames a TEMP table, which could then hide an API table (see ``Connection.around``)."""
-
-
-class _Prepared:
-    """What the authorizer reports while ``Connection.shape`` prepares a statement."""
-
-    def __init__(self) -> None:
-        self.writes: list[tuple[int, bool, str | None]] = []  # (action, to an API table, trigger)
-        self.ddl = False
-        self.alters_temp = False
-        self.renames = False
 
 
 # SQLite calls the progress handler every this many virtual-machine steps: how soon a
@@ -147,25 +80,6 @@ class _Prepared:
 PROGRESS_STEPS = 1000
 INTERRUPTED = "The statement was cancelled by Connection.interrupt()."
 CLOSED_BY_OTHER = "The statement was cancelled: the connection was closed by another thread."
-
-
-class _Current:
-    """The statement being prepared or stepped, shared with the virtual tables without a
-    reference back to the connection (which would keep it alive)."""
-
-    def __init__(self) -> None:
-        self.context = StatementContext()
-
-
-def _weak(method: Callable[..., int]) -> Callable[..., int]:
-    """``method`` of an object, held weakly (for callbacks SQLite keeps)."""
-    ref = weakref.WeakMethod(method)
-
-    def call(*args: Any) -> int:
-        bound = ref()
-        return apsw.SQLITE_DENY if bound is None else bound(*args)
-
-    return call
 
 
 def _release(pid: int, engine: Engine, client: ApiClient, storage: httpx.Client, db: apsw.Connection) -> None:
@@ -261,7 +175,7 @@ class Connection:
             settings["MaxConcurrency"],
         )
         self.rowids = RowIds()
-        current = self._current = _Current()
+        current = self._current = CurrentStatement()
         self._closed = False
         self._using = threading.RLock()  # held while a statement steps (see Cursor)
         self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
@@ -274,7 +188,6 @@ class Connection:
             self.client, self.storage, lambda: current.context, settings, {"root_url": self.root_url, **profile.extras}, read_only,
             self.engine.submit,
         )
-        self._api_tables = {t.name.lower(): t for t in profile.tables}
         self._db = apsw.Connection(":memory:")
         self._db.create_collation(ISO8601, iso8601_collation)
         self._pid = os.getpid()
@@ -291,9 +204,10 @@ class Connection:
             procedure_module: Any = ProcedureModule(procedure, self.runner)
             self._db.create_module(procedure.name, procedure_module, use_bestindex_object=True, eponymous_only=True)
         self._reserved = {t.name.lower() for t in self.tables} | set(self.procedures)
-        self._modules = {MODULE_NAME, CACHE_MODULE} | set(self.procedures)
-        self._shapes: OrderedDict[str, Shape] = OrderedDict()
-        self._preparing: _Prepared | None = None  # while shape() prepares a statement
+        self._authorizer = Authorizer(
+            self._db, current, self._reserved, {t.name.lower(): t for t in profile.tables}, self.procedures,
+            {MODULE_NAME, CACHE_MODULE} | set(self.procedures), self.writer, self.runner,
+        )
         self._isolation_level: str | None = ""
         # CacheLocation/CacheConnection/AutoCache/Offline: cache.<Table>, and the plain names over the cache.
         self.cache: Cache | None = None
@@ -302,150 +216,13 @@ class Connection:
         except BaseException:
             self.close()
             raise
-        self._db.authorizer = _weak(self._authorize)  # SQLite keeps it: no reference back to the connection
-
-    def _authorize(self, action: int, name: str | None, column: str | None, database: str | None, trigger: str | None) -> int:
-        """Runs while SQLite prepares a statement, before any planning or request.
-
-        Notes which tables the statement reads and deletes from and how many
-        SELECTs it has (planning uses them), refuses writes the API or the
-        ReadOnly setting does not allow, and refuses schema changes that
-        would touch or shadow the API tables, so that such a statement sends
-        nothing and changes nothing.
-        """
-        context = self.current_statement
-        lowered = (name or "").lower()
-        # One of this connection's own tables (not a table of that name in a database the user attached).
-        ours = lowered in self._reserved and (database or "main").lower() in _OWN_SCHEMAS
-        preparing = self._preparing
-        if preparing is not None:
-            if action in _WRITES and name and not lowered.startswith("sqlite_"):
-                preparing.writes.append((action, ours and lowered in self._api_tables, trigger))
-            elif action in _DDL:
-                preparing.ddl = True
-                preparing.alters_temp |= action == apsw.SQLITE_ALTER_TABLE and name == "temp"
-            elif action == apsw.SQLITE_FUNCTION and column == "sqlite_rename_table":
-                preparing.renames = True
-        if action == apsw.SQLITE_SELECT:
-            context.selects += 1
-            return apsw.SQLITE_OK
-        if action in _DDL:
-            return self._authorize_ddl(action, name, column, database)
-        if action in (apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH):
-            self._shapes.clear()  # names may now resolve to other tables
-        if not name:
-            return apsw.SQLITE_OK
-        if action == apsw.SQLITE_READ:
-            context.tables.add(lowered)
-            if column:
-                context.columns.setdefault(lowered, set()).add(column.lower())
-            if not ours and not lowered.startswith("sqlite_"):
-                context.foreign_reads = True
-            procedure = self.procedures.get(lowered) if ours else None
-            if procedure is not None:
-                refusal = self.runner.refusal(procedure)
-                if refusal is not None:
-                    context.refused = refusal
-                    return apsw.SQLITE_DENY
-        elif action in _WRITES and ours and lowered in self._api_tables:
-            refusal = self.writer.refusal(self._api_tables[lowered], _WRITES[action])
-            if refusal is not None:
-                context.refused = refusal
-                return apsw.SQLITE_DENY
-            if action == apsw.SQLITE_DELETE:
-                context.deletes.add(lowered)
-        elif action in _WRITES and ours:
-            context.refused = exc.NotSupportedError(f"{name} is a system table of apidriver: it cannot be changed.")
-            return apsw.SQLITE_DENY
-        return apsw.SQLITE_OK
-
-    def _authorize_ddl(self, action: int, name: str | None, detail: str | None, database: str | None) -> int:
-        """CREATE/DROP/ALTER: allowed on local objects, refused on anything that would touch or
-        shadow the API's tables, the sys tables or the procedures (in main, temp, and the cache's
-        schemas; a database the user attached may have tables of those names)."""
-        what = _DDL[action]
-        self._shapes.clear()  # names may now resolve to other tables, results have other columns
         if self.cache is not None:
-            self.cache.forget_routes()
-        if action == apsw.SQLITE_ALTER_TABLE:
-            database, name = name, detail  # ALTER TABLE reports (database, table)
-        elif action in _ON_TABLE:
-            name = detail or name  # the table the index or trigger is on
-        lowered = (name or "").lower()
-        if lowered in self._reserved and (database or "main").lower() in _OWN_SCHEMAS:
-            kind = "a procedure" if lowered in self.procedures else "an API table" if lowered in self._api_tables else "a system table"
-            message = (
-                f"{what} {name}: {name} is {kind} of this connection and cannot be created, dropped, altered, "
-                f"indexed or shadowed. {_LOCAL_HINT}"
-            )
-        elif action == apsw.SQLITE_CREATE_VTABLE and (detail or "").lower() in self._modules:
-            message = f"CREATE VIRTUAL TABLE {name} USING {detail}: that module serves apidriver's own tables only. {_LOCAL_HINT}"
-        else:
-            return apsw.SQLITE_OK
-        self.current_statement.refused = exc.NotSupportedError(message)
-        return apsw.SQLITE_DENY
+            self._authorizer.on_schema_change.append(self.cache.forget_routes)
+        self._db.authorizer = self._authorizer.authorize  # SQLite keeps it: it holds no reference to the connection
 
     def shape(self, sql: str, bindings: Any) -> Shape:
-        """What SQLite's authorizer reports while it prepares ``sql``, and its result columns.
-
-        The statement is prepared on its own (not from APSW's statement
-        cache) and stopped before its first step, so nothing runs. Decided
-        once per SQL text, until a schema change (the authorizer then
-        clears what was learned).
-
-        ``in_sets``: APSW fails a statement when an all-at-once IN gets an
-        empty set from a subquery, so sets are used only when SQLite reports
-        a single SELECT and no table but ours: then every IN has a literal
-        or bound list on its right. ``in_affinity``: for other statements,
-        what their IN subqueries apply to their values, read from an EXPLAIN
-        of the statement (also nothing runs). ``description``: a cached statement
-        prepared before a schema change describes the old columns until it
-        is stepped, so a result without rows takes its columns from here.
-        """
-        known = self._shapes.get(sql)
-        if known is not None:
-            self._shapes.move_to_end(sql)
-            return known
-        self._preparing = prepared = _Prepared()
-        described: list[tuple[tuple[str, str | None], ...]] = []
-
-        def first(cursor: apsw.Cursor, statement: str, values: Any) -> bool:
-            described.append(cursor.get_description())
-            return False  # stop before the statement runs
-
-        cursor = self._db.cursor()
-        cursor.exec_trace = first
-        try:
-            with self.probing() as probe:
-                try:
-                    cursor.execute(sql, bindings, can_cache=False)
-                except apsw.ExecTraceAbort:
-                    pass
-                self._preparing = None
-                in_sets = probe.selects <= 1 and not probe.foreign_reads
-                # What IN subqueries apply to their values, read from the compiled program (only
-                # statements with subqueries or other tables have them).
-                program = [] if in_sets else self._db.cursor().execute(sql, bindings, can_cache=False, explain=1).fetchall()
-        except Exception:
-            return Shape()  # the statement itself will fail (with its own error)
-        finally:
-            self._preparing = None
-        # DDL reports writes too (DROP TABLE deletes the table's rows): they are not DML.
-        writes = [] if prepared.ddl else [(action, api) for action, api, trigger in prepared.writes if trigger is None]
-        local = [] if prepared.ddl else [action for action, api, _ in prepared.writes if not api]
-        answer = Shape(
-            in_sets=in_sets,
-            in_affinity=in_affinity(program),
-            description=described[0] if described else (),
-            writes=bool(writes),
-            local_writes=bool(local),
-            local_insert=any(action == apsw.SQLITE_INSERT and not api for action, api in writes),
-            renames_temp=prepared.alters_temp and prepared.renames,
-        )
-        self._shapes[sql] = answer
-        while len(self._shapes) > 512:
-            self._shapes.popitem(last=False)
-        return answer
+        """What preparing ``sql`` tells about it (see :meth:`Authorizer.shape`); nothing runs."""
+        return self._authorizer.shape(sql, bindings)
 
     def parameter_names(self, sql: str) -> tuple[str | None, ...]:
         """The parameters of ``sql``'s first statement, as SQLite numbers them when it prepares it
@@ -533,7 +310,7 @@ class Connection:
             self._db.execute("ROLLBACK TO apidriver_rename; RELEASE apidriver_rename")
             raise exc.NotSupportedError(
                 f"ALTER TABLE ... RENAME TO {hidden[0]}: {hidden[0]} is a table of this connection and cannot be "
-                f"shadowed. {_LOCAL_HINT}"
+                f"shadowed. {LOCAL_HINT}"
             )
         self._db.execute("RELEASE apidriver_rename")
 
@@ -686,16 +463,10 @@ class Connection:
         """The statement being prepared or stepped (the cache counts its requests there and reads its refusal)."""
         return self._current.context
 
-    @contextmanager
-    def probing(self) -> Iterator[StatementContext]:
+    def probing(self) -> AbstractContextManager[StatementContext]:
         """A throw-away statement context, current while SQLite only prepares a statement: what the
         authorizer and the planning note goes there, not into the statement being run."""
-        previous, probe = self.current_statement, StatementContext()
-        self.make_current(probe)
-        try:
-            yield probe
-        finally:
-            self.make_current(previous)
+        return self._current.probing()
 
     def make_current(self, context: StatementContext) -> None:
         """``context`` is the statement's whose SQLite steps come next (a cursor's, before it steps)."""

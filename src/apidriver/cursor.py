@@ -15,16 +15,17 @@ from typing import TYPE_CHECKING, Any
 import apsw
 
 from . import exceptions as exc
+from .answers import RequestRecord
 from .cache.grammar import recognise as cache_statement
 from .engine.errors import translate
-from .answers import RequestRecord
 from .engine.executor import StatementContext
 from .engine.writes import delete_failure, partial_failure
 from .typeobjects import type_code
 from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql, stored_to_datetime
 
 if TYPE_CHECKING:
-    from .connection import Connection, Shape
+    from .authorizer import Shape
+    from .connection import Connection
 
 _DATETIMES: dict[str, Any] = {}  # stored text → datetime: rows share times (a job's tasks, a page's jobs)
 
