@@ -30,7 +30,8 @@ class Arrivals:
         ``memo``: where the page keeps what was made from it (a ``CacheTTL`` snapshot's page).
         The objects are counted at once (``rows_read``, for progress lines); indexing waits.
         """
-        ctx.rows_read += self.count_objects(table, objs)
+        count = self.count_objects(table, objs)
+        ctx.rows_read += count
 
         def index() -> PageIndex:
             if memo is None:
@@ -41,7 +42,7 @@ class Arrivals:
                 made = memo[key] = self.index(table, objs, includes)
             return made
 
-        ctx.store.defer(index)
+        ctx.store.defer(index, count)
 
     def count_objects(self, table: Table, objs: list[Obj]) -> int:
         """How many objects a page brought, with the child objects they embed."""

@@ -152,8 +152,11 @@ class Budget:
         all of them count against reading the table whole instead."""
         ctx.lookups[source.name] = ctx.lookups.get(source.name, 0) + 1
 
-    def lookups_exhausted(self, ctx: StatementContext, source: Table, more: int, includes: frozenset[str]) -> bool:
-        """Whether ``more`` lookups in ``source`` would cost more than what reading it whole still costs.
+    def lookups_exhausted(
+        self, ctx: StatementContext, source: Table, more: int, includes: frozenset[str], batch: bool = False
+    ) -> bool:
+        """Whether ``more`` lookups in ``source`` would cost more than what reading it whole still costs
+        (``batch``: for the lists of an IN, whose budget with the size unknown is the table's estimate).
 
         Pages of the whole list that this statement already sent (the outer
         scan of a self-join, say) cost nothing more, so a join of a table
@@ -164,12 +167,21 @@ class Budget:
         spent = ctx.lookups.get(source.name, 0) + more
         known = self.scan_cost(source)
         if known is None:
-            return spent > self.lookup_budget(source)
+            return spent > self.lookup_budget(source, batch)
         if spent > known:
             return True
         path = source.list.path
         shared = sum(1 for params in self._full_pages(source, includes, known) if ctx.sent(path, params, page=True))
         return spent > known - shared
+
+    def whole_list_sent(self, ctx: StatementContext, source: Table, includes: frozenset[str]) -> bool:
+        """Whether every page of the whole list of ``source`` went out in this statement (and is still
+        shared): reading the table whole then costs nothing more than a lookup would."""
+        known = self.scan_cost(source)
+        if source.list is None or not known or source.name in ctx.store.too_big:
+            return False
+        path = source.list.path
+        return all(ctx.sent(path, params, page=True) for params in self._full_pages(source, includes, known))
 
     def _full_pages(self, source: Table, includes: frozenset[str], pages: int) -> list[list[tuple[str, str]]]:
         """The parameters of pages 1..``pages`` of the whole list of ``source`` (made once: lookups ask often)."""

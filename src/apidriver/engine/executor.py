@@ -38,8 +38,8 @@ from .conditions import CERTAIN, FAILS, NOTHING, UNSAFE, Condition, api_value
 from .lookahead import look_ahead
 from .pages import list_params, object_data, page_params
 from .planner import Arg, Plan
-from .rows import Batches, batch, order_rows
-from .schema import Pagination, Table
+from .rows import UNSET, Batch, Batches, batch, order_rows
+from .schema import Column, Pagination, Table
 from .sending import Sender
 from .statement import FullTable, Obj, StatementContext
 from .streams import ListStream, LookupStream, Page, Reach, ReadyStream
@@ -53,6 +53,19 @@ def _data(response: ApiResponse | None) -> Any:
     if response is None:
         return None
     return object_data(response.body, response.url, response.status)
+
+
+class Prepared:
+    """The rows of one lookup's objects and their SQLite values (as ``rows.Batch`` has them), kept by
+    the statement; ``matched``: the (column, value) every row is known to equal."""
+
+    __slots__ = ("holder", "matched", "rows", "values")
+
+    def __init__(self, holder: Any, rows: list[Obj], values: list[tuple[Any, ...]]) -> None:
+        self.holder = holder  # kept, so that its id is not reused while the entry lives
+        self.rows = rows
+        self.values = values
+        self.matched: tuple[int, Any] | None = None
 
 
 class Engine:
@@ -77,7 +90,8 @@ class Engine:
         self.budget = Budget(pagination, page_size, client.cache_owner)
         self.arrivals = Arrivals(self.tables)
         self.reach = Reach(self.sender, self.budget, self.arrivals, max_concurrency)
-        self.lookups = Batches()  # rows prepared for lookups answered from the store (engine.rows)
+        self.lookups = Batches()  # rows prepared for lookups answered from CacheTTL snapshots (engine.rows)
+        self._masks: dict[tuple[str, int], list[tuple[int, Column]]] = {}
 
     def close(self) -> None:
         """Cancel requests not yet sent (those under way finish or fail on their own)."""
@@ -161,9 +175,12 @@ class Engine:
         source = self.source_of(table)
         pages, in_api_order = self._pages(ctx, source, plan, conditions, wanted, offset if plan.offset_consumed else 0, repeat)
         local_order = bool(plan.order) and not (plan.api_order and in_api_order)
+        tests = [(c.index, c.test) for c in conditions]
+        # Sorted here with LIMIT (and OFFSET) known and no row in doubt: only the first ``top``
+        # rows of the order can be handed out, so only they are kept between pages.
+        top = wanted if local_order and not tests else None
         if local_order:
             wanted = None  # every row is needed before the first can be handed out
-        tests = [(c.index, c.test) for c in conditions]
         counted = 0
         kept_rows: list[Obj] = []
         kept_values: list[tuple[Any, ...]] = []
@@ -186,6 +203,10 @@ class Engine:
             if local_order:
                 kept_rows.extend(rows)
                 kept_values.extend(values_)
+                if top is not None and len(kept_rows) >= max(2 * top, 1000):
+                    # A stable sort's first rows of (first rows so far + more) are its first rows of all.
+                    kept_rows, kept_values = self._ordered(plan, kept_rows, kept_values, kinds)
+                    del kept_rows[top:], kept_values[top:]
                 continue
             if rows:
                 yield rows, values_
@@ -246,17 +267,24 @@ class Engine:
         if type(value) is not str or value in ("", ".", ".."):
             return None
         source = self.source_of(table)
+        holder: Any
         if arg.role == "key":
-            obj = ctx.store.get_object(source.name, value, plan.includes)
-            if obj is None:
+            holder = ctx.store.get_object(source.name, value, plan.includes)
+            if holder is None:
                 return None
-            made = self.lookups.get(table, obj, [obj])
+            objs = [holder]
         else:
-            objs = ctx.store.get_set(source.name, arg.source.lower(), value, plan.includes)
+            holder = objs = ctx.store.get_set(source.name, arg.source.lower(), value, plan.includes)  # type: ignore[assignment]
             if objs is None:
                 return None
-            made = self.lookups.get(table, objs, objs)
-        values = made.ensure(table, plan.mask)
+        made: Batch | Prepared
+        if self.client.cache_ttl > 0:
+            # The sets may come from a CacheTTL snapshot, the same objects statement after statement.
+            made = self.lookups.get(table, holder, objs)
+            values = made.ensure(table, plan.mask)
+        else:
+            made = self._prepared(ctx, table, holder, objs, plan.mask)
+            values = made.values
         index = arg.index
         if made.matched == (index, value):
             return made.rows, values
@@ -265,6 +293,43 @@ class Engine:
             made.matched = (index, value)  # a set looked up by the value it is keyed by: every row, every time
             return made.rows, values
         return [made.rows[i] for i in keep], [values[i] for i in keep]
+
+    def _prepared(self, ctx: StatementContext, table: Table, holder: Any, objs: list[Obj], mask: int) -> Prepared:
+        """The rows of ``table`` in ``objs`` with their values for ``mask``, made once per statement.
+
+        Without CacheTTL every statement has objects of its own, so what is prepared for a
+        lookup is kept with the statement (``ctx.prepared``) and goes with it; a lookup of a
+        row or two converts its cells directly (a ``Batch`` costs more to set up than that).
+        """
+        key = (id(holder), table.name, mask)
+        found: Prepared | None = ctx.prepared.get(key)
+        if found is not None and found.holder is holder:
+            return found
+        derived = table.derived
+        rows: list[Obj] = objs if derived is None else [row for obj in objs for row in derived.rows(obj)]
+        if len(rows) <= 8:
+            columns = self._mask_columns(table, mask)
+            width = len(table.columns) + 1
+            values = []
+            for row in rows:
+                cells = [UNSET] * width
+                for i, column in columns:
+                    cells[i] = column.value(row)
+                values.append(tuple(cells))
+        else:
+            values = Batch(rows, len(table.columns)).ensure(table, mask)
+        made = Prepared(holder, rows, values)
+        if len(ctx.prepared) >= ctx.max_prepared:
+            ctx.prepared.clear()  # a bound, not a cache policy: whatever is looked up again is made again
+        ctx.prepared[key] = made
+        return made
+
+    def _mask_columns(self, table: Table, mask: int) -> list[tuple[int, Column]]:
+        key = (table.name, mask)
+        found = self._masks.get(key)
+        if found is None:
+            found = self._masks[key] = [(i, c) for i, c in enumerate(table.columns) if mask >> i & 1]
+        return found
 
     def _stubs(self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]) -> Iterator[Obj]:
         """DELETE by key alone: the key is all SQLite needs, so nothing is fetched."""
@@ -311,8 +376,8 @@ class Engine:
             return self._scan(ctx, source, includes, wanted if not conditions else None, offset), True
         combos = [dict(c) for c in itertools.product(*[[(cond.arg.source, t) for t in texts] for cond, texts in filters])]
         if len(combos) > 1 and source.list is not None:
-            if len(combos) > self.budget.lookup_budget(source, batch=True):
-                return self._scan(ctx, source, includes, None, 0), False  # one read beats a request per combination
+            if self._combos_cost(source, combos) > self.budget.lookup_budget(source, batch=True):
+                return self._scan(ctx, source, includes, None, 0), False  # one read beats the lists of every combination
             if repeat:
                 # The inner loop of a join sends these lists for every outer row: once they would
                 # cost more than reading the table, read it and answer from it (the request rule).
@@ -361,6 +426,15 @@ class Engine:
         finally:
             for stream in streams:
                 stream.close()
+
+    def _combos_cost(self, source: Table, combos: list[dict[str, str]]) -> int:
+        """Pages the lists of ``combos`` are expected to take: a value counted in the table's last
+        full read (``ValueCounts``) by its pages, any other at least one."""
+        cost = 0
+        for combo in combos:
+            pages = self.budget.filtered_cost(source, combo) if len(combo) == 1 else None
+            cost += pages or 1
+        return cost
 
     def _list_sent(self, ctx: StatementContext, source: Table, combo: Mapping[str, str], includes: frozenset[str]) -> bool:
         """Whether the first page of this filtered list was already sent in this statement."""
@@ -512,7 +586,12 @@ class Engine:
             full = self._full(ctx, source, includes)  # the other filters of the combination are checked by the caller
             return full.where(column.lower(), text) if full is not None else None
 
-        if lookup and repeat and self.budget.lookups_exhausted(ctx, source, 0 if ctx.sent(endpoint.path, first, page=True) else 1, includes):
+        # Once the statement's lookups of the table cost what reading it whole does (or every page of
+        # the whole list went out already), the table is read whole and answers this lookup and the next.
+        if lookup and (
+            self.budget.lookups_exhausted(ctx, source, 0 if ctx.sent(endpoint.path, first, page=True) else 1, includes)
+            or (not ctx.sent(endpoint.path, first, page=True) and self.budget.whole_list_sent(ctx, source, includes))
+        ):
             objs = from_full()
             if objs is not None:
                 return ReadyStream(objs)
@@ -550,13 +629,18 @@ class Engine:
             expected = self.budget.scan_cost(source)
         else:
             expected = self.budget.filtered_cost(source, combo) if only is not None else None
-        budget = (lambda: not self.budget.lookups_exhausted(ctx, source, 1, includes)) if lookup and repeat else None
+        # A join's inner loop looking values up, or one list of an IN's batch: each spends the
+        # statement's lookups of the table, and gives way to reading it whole once they cost more.
+        guarded = (lookup and repeat) or (batch and wanted is None and not offset)
+        budget = (lambda: not self.budget.lookups_exhausted(ctx, source, 1, includes, batch)) if guarded else None
         stream = ListStream(
             self.reach, ctx, source, endpoint, params, includes, wanted, offset, None if offset else complete, lookup=bool(combo),
             expected_pages=expected, may_fetch=budget, most_pages=self.budget.scan_cost(source) if combo else None,
             on_page=counts.count if counts is not None else None,
         )
-        if not (lookup and repeat):
+        if not guarded:
             return stream
         # A long list looked up may itself use up the budget: the rest then comes from the whole table.
-        return LookupStream(stream, lambda: self.budget.lookups_exhausted(ctx, source, 0, includes), from_full, lambda o: source.key_of(o))
+        return LookupStream(
+            stream, lambda: self.budget.lookups_exhausted(ctx, source, 0, includes, batch), from_full, lambda o: source.key_of(o)
+        )

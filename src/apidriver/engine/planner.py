@@ -258,12 +258,15 @@ def plan(
             info.orderByConsumed = True
 
     offset_consumed = False
+    local_order = bool(order) and not api_order
     if (
         kind == "list"
         and limit_i is not None
         and not (unusable or unhandled or per_value_in)
-        and (info.nOrderBy == 0 or api_order)
+        and (info.nOrderBy == 0 or api_order or local_order)
     ):
+        # With an ORDER BY the engine sorts (local_order), every row is still read, and
+        # LIMIT + OFFSET only bounds how many of the first rows the sort keeps.
         plain_scan = not args
         args.append(Arg("limit"))
         info.set_aConstraintUsage_argvIndex(limit_i, len(args))
@@ -272,7 +275,7 @@ def plan(
             args.append(Arg("offset"))
             info.set_aConstraintUsage_argvIndex(offset_i, len(args))
             paginated = source.list is not None and source.list.paginated
-            offset_consumed = plain_scan and derived is None and paginated
+            offset_consumed = plain_scan and derived is None and paginated and not local_order
             info.set_aConstraintUsage_omit(offset_i, offset_consumed)
 
     includes: set[str] = set(embed_includes)
@@ -333,7 +336,7 @@ def _cost(p: Plan, source: Table, cheap: frozenset[str]) -> tuple[float, int]:
     if p.kind == "get":
         return REQUEST * combos, combos
     filters = [a for a in p.args if a.role == "filter"]
-    limited = any(a.role == "limit" for a in p.args)
+    limited = any(a.role == "limit" for a in p.args) and not (p.order and not p.api_order)  # sorted here: read whole
     if not filters:
         rows = source.estimated_rows
         cost = REQUEST * max(1, rows // 100) + rows

@@ -9,7 +9,7 @@ runs in constant memory.
 from __future__ import annotations
 
 import itertools
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -56,7 +56,8 @@ class StatementStore:
       demand; it answers any lookup by key or by column value.
 
     Pages are indexed only when the store is next used (``defer``): a statement
-    that never looks anything up never spends the time or the memory.
+    that never looks anything up never spends the time, and pages waiting behind
+    ``max_objects`` newer objects are let go, as the bounds would drop them anyway.
     """
 
     def __init__(
@@ -72,15 +73,26 @@ class StatementStore:
         self.full: dict[str, FullTable] = {}
         self.too_big: set[str] = set()  # tables with more rows than max_full_rows
         self._result_rows = 0
-        self._pending: list[Callable[[], PageIndex]] = []
+        self._pending: deque[tuple[Callable[[], PageIndex], int]] = deque()
+        self._pending_size = 0
 
-    def defer(self, index: Callable[[], PageIndex]) -> None:
-        """Add a page's index when the store is next used."""
-        self._pending.append(index)
+    def defer(self, index: Callable[[], PageIndex], size: int = 0) -> None:
+        """Add a page's index (of ``size`` objects, embedded ones included) when the store is next used.
+
+        The store keeps only the last ``max_objects`` objects anyway, so pages waiting
+        behind that many newer objects are let go unindexed: a scan that never looks
+        anything up holds no more of its pages than a store in use would.
+        """
+        self._pending.append((index, size))
+        self._pending_size += size
+        pending = self._pending
+        while len(pending) > 1 and self._pending_size - pending[0][1] >= self.max_objects:
+            self._pending_size -= pending.popleft()[1]
 
     def _drain(self) -> None:
-        pending, self._pending = self._pending, []
-        for index in pending:
+        pending, self._pending = self._pending, deque()
+        self._pending_size = 0
+        for index, _ in pending:
             self.add(index())
 
     def add(self, index: PageIndex) -> None:
@@ -239,6 +251,8 @@ class StatementContext:
     scans: dict[str, Any] = field(default_factory=dict)
     links: dict[tuple[str, str], Link | None] = field(default_factory=dict)
     lookups: dict[str, int] = field(default_factory=dict)
+    prepared: dict[Any, Any] = field(default_factory=dict)  # rows prepared for lookups (Engine._prepared: Prepared)
+    max_prepared: int = 2048
     max_page_rows: int = 5000
     max_responses: int = 512
     cancel: Cancel = field(default_factory=Cancel)
