@@ -35,7 +35,7 @@ def _timestamp(value: Any) -> Any:
         return value
     made = _DATETIMES.get(value)
     if made is None:
-        if len(_DATETIMES) >= 16384:
+        if len(_DATETIMES) >= 32768:
             _DATETIMES.clear()
         made = _DATETIMES[value] = stored_to_datetime(value)
     return made

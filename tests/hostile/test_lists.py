@@ -228,6 +228,43 @@ def test_a_server_that_cycles_through_pages_is_caught(serve: Callable[..., Hosti
     assert server.count("GET", "/v2/jobs") <= 5
 
 
+@pytest.mark.parametrize("ids", ["none", "null", "boolean", "mixed"])
+def test_a_repeated_page_is_caught_whatever_its_ids(serve: Callable[..., HostileServer], ids: str) -> None:
+    """Pages are told apart by their objects' ids, read fast when every id is text or an integer;
+    objects without one (or with null, boolean, or differently typed ids) still make a repeat known."""
+
+    def ignoring(r: Request, w: Wire) -> bool:
+        if r.path != "/v2/jobs":
+            return False
+        page = jobs_page(r, 10**6, page=1)
+        for n, obj in enumerate(page["data"]):
+            if ids == "none":
+                del obj["id"]
+            else:
+                obj["id"] = {"null": None, "boolean": n % 2 == 0, "mixed": n if n % 2 else str(n)}[ids]
+        w.reply(200, page)
+        return True
+
+    server = serve(Scripted(10, ignoring))
+    with connect(server, MaxConcurrency=1) as conn:
+        outcome = run_bounded(conn, "SELECT count(*) FROM Jobs")
+    assert isinstance(outcome, apidriver.UnexpectedResponseError), outcome
+    assert "(page 2) answered 200 with the same 4 objects as page 1" in str(outcome)
+
+
+def test_a_list_served_again_from_cachettl_gives_every_row(serve: Callable[..., HostileServer]) -> None:
+    """A CacheTTL snapshot's pages were checked as they came: read again, they give the same rows, no request."""
+    server = serve(Scripted(10, lambda r, w: False))
+    with connect(server, CacheTTL=60) as conn:
+        first = conn.cursor().execute("SELECT id, tag FROM Jobs").fetchall()
+        sent = server.count("GET", "/v2/jobs")
+        cursor = conn.cursor()
+        again = cursor.execute("SELECT id, tag FROM Jobs").fetchall()
+        assert again == first and len(first) == 10
+        assert server.count("GET", "/v2/jobs") == sent
+        assert cursor.requests and all(r.cached for r in cursor.requests)
+
+
 def test_a_sync_from_a_server_that_ignores_page_ends(serve: Callable[..., HostileServer], tmp_path: Path) -> None:
     server = serve(Scripted(10, always_page_1))
     target = f"sqlite:///{tmp_path}/replica.sqlite"

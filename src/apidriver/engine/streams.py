@@ -265,7 +265,7 @@ class ListStream:
                 where = response.url if response is not None and response.url else self.endpoint.path
                 status = response.status if response is not None else None
                 data = page_data(body, where, status, self.endpoint.paginated)
-                if self.endpoint.paginated:
+                if self.endpoint.paginated and self.snapshot is None:  # a snapshot's pages were checked as they came
                     self.repeats.check(data, page, where, status)
                 more = self.endpoint.paginated and has_more(self.pagination, body, data, self.size)
                 memo = self._cache(body, not more)
