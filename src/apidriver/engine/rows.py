@@ -16,8 +16,8 @@ own sorter would call into Python at every comparison.
 
 from __future__ import annotations
 
-import itertools
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -130,7 +130,7 @@ class Batches:
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
-        self._entries: dict[tuple[int, str], tuple[Any, Batch]] = {}
+        self._entries: OrderedDict[tuple[int, str], tuple[Any, Batch]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, table: Table, holder: Any, objs: list[Obj]) -> Batch:
@@ -142,9 +142,8 @@ class Batches:
         made = batch(table, objs, None)
         with self._lock:
             self._entries[key] = (holder, made)
-            if len(self._entries) > self.size:
-                for old in list(itertools.islice(self._entries, len(self._entries) - self.size)):
-                    del self._entries[old]
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)  # O(1): deleting a dict's first keys one by one is not
         return made
 
 
