@@ -64,6 +64,10 @@ LOCAL_HINT = (
     "Local tables (CREATE TABLE or CREATE TEMP TABLE with a name that is not an API or sys table) "
     "live in this connection's own database until it closes."
 )
+# What a statement that only reads is made of, for the authorizer.
+_PLAIN_READS = frozenset({apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE})
+# SQLite's own table-valued functions, the same on every connection.
+_TABLE_FUNCTIONS = frozenset({"json_each", "json_tree"})
 # Schemas that hold (or may hide) the API's tables: the names of those tables are reserved there.
 # Another attached database may use them: SQLite finds an unqualified name in temp and main first.
 _OWN_SCHEMAS = frozenset({"main", "temp", "cache", "live"})
@@ -107,6 +111,14 @@ class Shape:
     """It inserts into a local table: ``lastrowid`` is SQLite's ``last_insert_rowid()``."""
     renames_temp: bool = False
     """It renames a TEMP table, which could then hide an API table (see ``Connection.around``)."""
+    one_table: str | None = None
+    """The one API table (lower case) a plain read reads: one SELECT, nothing but that table of
+    ``main`` (and SQLite's ``json_each``/``json_tree``) read by its own columns, no other action.
+    Such a statement may run on a copy of the table (``engine.copies``)."""
+    columns: frozenset[str] = frozenset()
+    """The columns of ``one_table`` it reads (lower case)."""
+    functions: frozenset[str] = frozenset()
+    """The functions the statement calls (lower case)."""
 
 
 class _Prepared:
@@ -117,6 +129,9 @@ class _Prepared:
         self.ddl = False
         self.alters_temp = False
         self.renames = False
+        self.reads: set[tuple[str, str, str | None]] = set()  # (table, column, database), lower case
+        self.functions: set[str] = set()
+        self.others = False  # an action other than reading (a PRAGMA, a transaction, an ATTACH...)
 
 
 class Authorizer:
@@ -175,6 +190,12 @@ class Authorizer:
                 preparing.alters_temp |= action == apsw.SQLITE_ALTER_TABLE and name == "temp"
             elif action == apsw.SQLITE_FUNCTION and column == "sqlite_rename_table":
                 preparing.renames = True
+            if action == apsw.SQLITE_READ:
+                preparing.reads.add((lowered, (column or "").lower(), database.lower() if database else None))
+            elif action == apsw.SQLITE_FUNCTION:
+                preparing.functions.add((column or "").lower())
+            elif action not in _PLAIN_READS:
+                preparing.others = True
         if action == apsw.SQLITE_SELECT:
             context.selects += 1
             return apsw.SQLITE_OK
@@ -232,6 +253,27 @@ class Authorizer:
         self.current.context.refused = exc.NotSupportedError(message)
         return apsw.SQLITE_DENY
 
+    def _one_table(self, prepared: _Prepared, selects: int) -> str | None:
+        """The API table a statement of one SELECT reads, by nothing but its columns, or None."""
+        if prepared.others or selects != 1:
+            return None
+        tables = {name for name, _, _ in prepared.reads if name not in _TABLE_FUNCTIONS}
+        if len(tables) != 1:
+            return None
+        (name,) = tables
+        spec = self.api_tables.get(name)
+        if spec is None:
+            return None
+        known = {c.name.lower() for c in spec.columns}
+        for table, column, database in prepared.reads:
+            if table in _TABLE_FUNCTIONS:
+                if database != "main":
+                    return None
+            # A table read for its rows alone (count(*)) is reported with no column and no database.
+            elif database != ("main" if column else None) or (column and column not in known):
+                return None
+        return name
+
     def shape(self, sql: str, bindings: Any) -> Shape:
         """What SQLite's authorizer reports while it prepares ``sql``, and its result columns.
 
@@ -280,6 +322,7 @@ class Authorizer:
         # DDL reports writes too (DROP TABLE deletes the table's rows): they are not DML.
         writes = [] if prepared.ddl else [(action, api) for action, api, trigger in prepared.writes if trigger is None]
         local = [] if prepared.ddl else [action for action, api, _ in prepared.writes if not api]
+        one_table = None if prepared.writes or prepared.ddl else self._one_table(prepared, probe.selects)
         answer = Shape(
             in_sets=in_sets,
             in_affinity=in_affinity(program),
@@ -288,6 +331,9 @@ class Authorizer:
             local_writes=bool(local),
             local_insert=any(action == apsw.SQLITE_INSERT and not api for action, api in writes),
             renames_temp=prepared.alters_temp and prepared.renames,
+            one_table=one_table,
+            columns=frozenset(column for table, column, _ in prepared.reads if column and table == one_table),
+            functions=frozenset(prepared.functions),
         )
         self.shapes[sql] = answer
         while len(self.shapes) > 512:

@@ -46,6 +46,7 @@ from .authorizer import LOCAL_HINT, Authorizer, CurrentStatement, Shape
 from .cache import CACHE_PROPERTIES
 from .cache import install as install_cache
 from .client import ApiClient
+from .engine.copies import Copies
 from .engine.errors import translate
 from .engine.executor import Engine, StatementContext
 from .engine.procedures import ProcedureModule, ProcedureRunner
@@ -82,7 +83,7 @@ INTERRUPTED = "The statement was cancelled by Connection.interrupt()."
 CLOSED_BY_OTHER = "The statement was cancelled: the connection was closed by another thread."
 
 
-def _release(pid: int, engine: Engine, client: ApiClient, storage: httpx.Client, db: apsw.Connection) -> None:
+def _release(pid: int, engine: Engine, client: ApiClient, storage: httpx.Client, db: apsw.Connection, copies: Copies | None) -> None:
     """Free what a connection holds: queued requests, workers, sockets, the database.
 
     The API client's sockets are closed once no worker uses them any more
@@ -96,10 +97,12 @@ def _release(pid: int, engine: Engine, client: ApiClient, storage: httpx.Client,
     client.stop()
     engine.pool.shutdown(on_idle=client.close)
     storage.close()
-    try:
-        db.close()
-    except apsw.Error:
-        pass
+    for close in (db.close, copies.close if copies is not None else None):
+        try:
+            if close is not None:
+                close()
+        except apsw.Error:
+            pass
 
 
 def settings_for(connection_string: str | None, properties: Mapping[str, Any]) -> tuple[Profile, Settings]:
@@ -191,9 +194,12 @@ class Connection:
         self._db = apsw.Connection(":memory:")
         self._db.create_collation(ISO8601, iso8601_collation)
         self._pid = os.getpid()
-        self._finalizer = weakref.finalize(self, _release, self._pid, self.engine, self.client, self.storage, self._db)
+        cancelled = lambda: current.context.cancel.is_set  # noqa: E731
+        # CacheTTL: statements over one table a snapshot holds whole run on a copy (engine/copies.py).
+        self.copies = Copies(self.engine, cancelled) if settings["CacheTTL"] else None
+        self._finalizer = weakref.finalize(self, _release, self._pid, self.engine, self.client, self.storage, self._db, self.copies)
         self._finalizer.atexit = False  # at exit there is nothing to release, and nothing to wait for
-        self._db.set_progress_handler(lambda: current.context.cancel.is_set, PROGRESS_STEPS)
+        self._db.set_progress_handler(cancelled, PROGRESS_STEPS)
         module: Any = Module(  # (APSW's typing protocol is stricter than what it accepts)
             self.engine, lambda: current.context, self.rowids, self.writer, bool(settings["TrustListOrder"])
         )
@@ -218,11 +224,30 @@ class Connection:
             raise
         if self.cache is not None:
             self._authorizer.on_schema_change.append(self.cache.forget_routes)
+            if self.copies is not None:
+                self.copies.close()  # the plain names may be the cache's tables: never copied
+                self.copies = None
+        if self.copies is not None:
+            self._authorizer.on_schema_change.append(self.copies.forget)
         self._db.authorizer = self._authorizer.authorize  # SQLite keeps it: it holds no reference to the connection
 
     def shape(self, sql: str, bindings: Any) -> Shape:
         """What preparing ``sql`` tells about it (see :meth:`Authorizer.shape`); nothing runs."""
         return self._authorizer.shape(sql, bindings)
+
+    def route(self, sql: str, bindings: Any, shape: Shape, context: StatementContext) -> tuple[apsw.Connection, Any] | None:
+        """Where a statement runs when not on the driver's connection (None): a SQLite cache's reader
+        (cache/reader.py), or the copies of tables a CacheTTL snapshot holds whole (engine/copies.py);
+        and the result's description there."""
+        route, where = None, "virtual tables"
+        if self.cache is not None:
+            route, where = self.cache.route(sql, bindings), "cache reader"
+        elif self.copies is not None and shape.one_table is not None:
+            route = self.copies.route(self._db, sql, bindings, shape.one_table, shape.columns, shape.functions, shape.description, context)
+            where = "copies"
+        if route is not None:
+            context.ran_on = where
+        return route
 
     def parameter_names(self, sql: str) -> tuple[str | None, ...]:
         """The parameters of ``sql``'s first statement, as SQLite numbers them when it prepares it
@@ -386,6 +411,8 @@ class Connection:
             self._finalizer()
             if self.cache is not None:
                 self.cache.close()
+            if self.copies is not None:
+                self.copies.close()
         finally:
             self._using.release()
 

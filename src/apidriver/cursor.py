@@ -97,9 +97,9 @@ class Cursor:
             bindings = self._adapt(parameters)
             shape = self.connection.shape(operation, bindings)
             self._context.in_sets, self._context.in_affinity = shape.in_sets, shape.in_affinity
-            cache = self.connection.cache
-            # A read of nothing but a SQLite cache's tables: SQLite reads the replica itself (cache/reader.py).
-            route = cache.route(operation, bindings) if cache is not None else None
+            # A read of nothing but a SQLite cache's tables, or of one table a CacheTTL snapshot holds
+            # whole, runs on a second SQLite connection with real tables (Connection.route).
+            route = self.connection.route(operation, bindings, shape, self._context)
             return self._execute(operation, bindings, shape, route)
 
     def _execute(

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import apsw
 
+from ..engine.copies import defined_by_the_application, described
 from ..engine.schema import Table
 from ..values import ISO8601, TIMESTAMP, iso8601_collation
 from .source import HIDDEN
@@ -115,7 +116,7 @@ class Routes:
         main.authorizer = record
         try:
             with connection.probing():  # what the probe's planning notes goes nowhere
-                theirs = _described(main, sql, bindings)
+                theirs = described(main, sql, bindings)
         finally:
             main.authorizer = original
         if theirs is None:
@@ -137,12 +138,12 @@ class Routes:
                 if name not in self.cache.specs or column in HIDDEN or database != ("main" if column else None):
                     return None
                 tables.add(name)
-        if not tables or (functions and functions & _defined_by_the_application(main)):
+        if not tables or (functions and functions & defined_by_the_application(main)):
             return None
         reader = self._make_reader()
         if reader is None or not tables <= set(reader.tables):
             return None
-        mine = _described(reader.db, sql, bindings)
+        mine = described(reader.db, sql, bindings)
         if mine is None or [name for name, _ in mine] != [name for name, _ in theirs]:
             return None
         return theirs, frozenset(tables)
@@ -154,37 +155,6 @@ def view_sql(spec: Table) -> str:
         f'"{c.name}" COLLATE {ISO8601} AS "{c.name}"' if c.type == TIMESTAMP else f'"{c.name}"' for c in spec.columns
     )
     return f'CREATE TEMP VIEW "{spec.name}" AS SELECT {columns} FROM apidriver_replica."{spec.name}"'
-
-
-def _described(db: apsw.Connection, sql: str, bindings: Any) -> Description | None:
-    """The result columns of ``sql`` prepared on ``db`` (nothing runs), or None if it cannot be prepared
-    there or is not one statement returning rows."""
-    seen: list[Description] = []
-
-    def look(cursor: apsw.Cursor, text: str, values: Any) -> bool:
-        if seen or not (sql.startswith(text) and not sql[len(text):].strip(" \t\r\n;")):
-            seen.clear()
-            seen.append(())
-            return False
-        seen.append(tuple(cursor.get_description()))
-        return False
-
-    cursor = db.cursor()
-    cursor.exec_trace = look
-    try:
-        cursor.execute(sql, bindings, can_cache=False)
-    except apsw.ExecTraceAbort:
-        pass
-    except Exception:
-        return None
-    finally:
-        cursor.close(force=True)
-    return seen[0] if len(seen) == 1 and seen[0] else None
-
-
-def _defined_by_the_application(db: apsw.Connection) -> set[str]:
-    """Functions registered on the connection (not SQLite's): the reader does not have them."""
-    return {str(row[0]).lower() for row in db.execute("SELECT name FROM pragma_function_list WHERE builtin = 0")}
 
 
 def _reads_only(action: int, a: str | None, b: str | None, database: str | None, trigger: str | None) -> int:

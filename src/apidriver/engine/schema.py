@@ -185,16 +185,19 @@ class Table:
                 return (value,)
         return tuple(c.value(obj) for c in self._key_columns)
 
-    def create_sql(self) -> str:
-        """The schema SQLite is told for this virtual table."""
+    def create_sql(self, name: str = "x", key: bool = True, collate: bool = True) -> str:
+        """The schema SQLite is told for this virtual table (``name``: for a real table of the same
+        columns; ``key``: with its PRIMARY KEY, which a real table would enforce and index;
+        ``collate``: timestamps with their ISO8601 collation)."""
         parts = []
         for c in self.columns:
             # Timestamps compare as instants with any ISO 8601 text (values.iso8601_collation).
-            collate = f" COLLATE {ISO8601}" if c.type == TIMESTAMP else ""
-            parts.append(f'"{c.name}" {c.type}{collate}')
-        if self.key:
+            collation = f" COLLATE {ISO8601}" if c.type == TIMESTAMP and collate else ""
+            parts.append(f'"{c.name}" {c.type}{collation}')
+        if self.key and key:
             parts.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in self.key) + ")")
-        return f"CREATE TABLE x({', '.join(parts)})"
+        quoted = name if name == "x" else '"' + name.replace('"', '""') + '"'
+        return f"CREATE TABLE {quoted}({', '.join(parts)})"
 
 
 @dataclass(frozen=True)

@@ -256,6 +256,9 @@ class StatementContext:
     max_page_rows: int = 5000
     max_responses: int = 512
     cancel: Cancel = field(default_factory=Cancel)
+    ran_on: str = "virtual tables"
+    """Where SQLite ran it: on the API's ``virtual tables``, the ``cache reader`` (cache/reader.py),
+    or the ``copies`` of tables a CacheTTL snapshot holds whole (engine/copies.py)."""
     delete_failure: tuple[str, Any, Exception] | None = None
     not_attempted: list[tuple[str, Any]] = field(default_factory=list)
     _pending: dict[Any, Future[ApiResponse | None]] = field(default_factory=dict)

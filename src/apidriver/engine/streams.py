@@ -26,11 +26,12 @@ from typing import Any
 import httpx
 
 from ..answers import ApiResponse, RequestRecord
+from ..client import ApiClient
 from ..response_cache import CACHE
 from .arrivals import Arrivals
 from .budget import Budget
 from .pages import PageRepeats, has_more, page_data, page_params
-from .schema import Endpoint, Table
+from .schema import Endpoint, Pagination, Table
 from .sending import Sender
 from .statement import Obj, StatementContext
 
@@ -68,6 +69,17 @@ class Snapshot:
 
 
 Page = tuple[list[Obj], "dict[Any, Any] | None"]  # the objects of one page, and where its prepared rows are kept
+
+
+def snapshot_key(client: ApiClient, pagination: Pagination, endpoint: Endpoint, params: list[tuple[str, str]], size: int) -> str:
+    """Where ``CacheTTL`` keeps the snapshot of one paginated list (its URL without a page number)."""
+    return "list " + str(httpx.URL(client.url(endpoint.path), params=[*params, (pagination.size_param, str(size))]))
+
+
+def shown_page(base: str, pagination: Pagination, page: int, size: int) -> str:
+    """The URL of a page of the list whose URL is ``base``, as the request log shows it."""
+    joiner = "&" if "?" in base else "?"
+    return f"{base}{joiner}{pagination.page_param}={page}&{pagination.size_param}={size}"
 
 
 class ListStream:
@@ -142,7 +154,7 @@ class ListStream:
         self._shown_base: str | None = None
         client = reach.sender.client
         if client.cache_ttl > 0 and endpoint.paginated:
-            self.snapshot_key = "list " + str(httpx.URL(client.url(endpoint.path), params=[*params, (self.pagination.size_param, str(size))]))
+            self.snapshot_key = snapshot_key(client, self.pagination, endpoint, params, size)
             found = CACHE.get(client.cache_owner, self.snapshot_key, client.cache_ttl)
             snapshot = found.body if found is not None else None
             if isinstance(snapshot, Snapshot) and (
@@ -201,9 +213,7 @@ class ListStream:
             self._shown_base = str(httpx.URL(self.reach.sender.client.url(self.endpoint.path), params=self.params))
         if not self.endpoint.paginated:
             return self._shown_base
-        pagination = self.pagination
-        joiner = "&" if "?" in self._shown_base else "?"
-        return f"{self._shown_base}{joiner}{pagination.page_param}={page}&{pagination.size_param}={self.size}"
+        return shown_page(self._shown_base, self.pagination, page, self.size)
 
     def close(self) -> None:
         """Stop: pages not yet sent are cancelled unless another reader shares them."""
