@@ -388,6 +388,7 @@ class Cursor:
             except apsw.Error:
                 pass
             self._cursor = None
+        self._context.done()  # what the statement fetched goes now, not when the cursor does
 
     def _check_open(self) -> None:
         if self._closed:

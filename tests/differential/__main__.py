@@ -4,7 +4,9 @@ Prints, per seed, the statements run, the disagreements (with the SQL), the
 requests sent, those over the request bound, and the time; exits 1 if
 anything disagreed. ``--mode offline`` or ``--mode auto`` runs the statements
 over the cache instead (the account synced into a SQLite file, read with
-``Offline=true`` or ``AutoCache=true``): the answers must be the same.
+``Offline=true`` or ``AutoCache=true``), ``--mode copies`` on one connection with
+``CacheTTL`` whose tables were read whole first (statements over one table then
+run on copies, engine/copies.py): the answers must be the same.
 """
 
 from __future__ import annotations
@@ -59,14 +61,14 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=300, help="seeded jobs in the emulator's account")
     parser.add_argument("--data-seed", type=int, default=11)
     parser.add_argument("--show", type=int, default=10, help="disagreements to print per seed")
-    parser.add_argument("--mode", choices=("live", "offline", "auto"), default="live", help="read the API, or the cache")
+    parser.add_argument("--mode", choices=("live", "offline", "auto", "copies"), default="live", help="read the API, or the cache")
     args = parser.parse_args()
     started = time.perf_counter()
     data = datasets.build(jobs=args.jobs, seed=args.data_seed)
     print(f"dataset: {args.jobs} jobs (seed {args.data_seed}); full-scan requests {data.scan_requests}; built in {time.perf_counter() - started:.1f} s")
     cache: dict[str, Any] = {}
     workdir = Path(tempfile.mkdtemp(prefix="apidriver-differential-"))
-    if args.mode != "live":
+    if args.mode in ("offline", "auto"):
         path = workdir / "replica.sqlite"
         conn = data.connect()
         try:
@@ -81,9 +83,15 @@ def main() -> int:
     try:
         for seed in _seeds(args.seeds):
             gen = Generator(data.tables, data.values, seed)
-            conns = Connections(data, seed) if not cache else Single(data.connect(**cache))
+            if args.mode == "copies":
+                conns = Single(data.connect(CacheTTL=3600))
+                for table in ALL_TABLES:  # every list whole, with and without its include= columns
+                    for sql in (f'SELECT * FROM "{table}"', f'SELECT count(*) FROM "{table}"'):
+                        conns.conn.cursor().execute(sql).fetchall()
+            else:
+                conns = Connections(data, seed) if not cache else Single(data.connect(**cache))
             t0 = time.perf_counter()
-            problems, requests, rows, refused, over, kinds = 0, 0, 0, 0, 0, Counter()
+            problems, requests, rows, refused, over, kinds, where = 0, 0, 0, 0, 0, Counter(), Counter()
             try:
                 for i in range(args.statements):
                     statement = gen.statement()
@@ -92,6 +100,7 @@ def main() -> int:
                     rows += outcome.rows
                     refused += outcome.refused
                     kinds.update(statement.tags[:1])
+                    where[outcome.ran_on] += 1
                     if not outcome.ok:
                         problems += 1
                         over += outcome.over_bound
@@ -103,7 +112,7 @@ def main() -> int:
             print(
                 f"seed {seed}: {args.statements} statements ({dict(kinds)}), {problems} disagreements ({over} of them requests "
                 f"over the bound or sent twice), {refused} refused, "
-                f"{requests} requests, {rows} rows, {time.perf_counter() - t0:.1f} s"
+                f"{requests} requests, {rows} rows, ran on {dict(where)}, {time.perf_counter() - t0:.1f} s"
             )
     finally:
         data.emulator.stop()

@@ -65,6 +65,7 @@ class Outcome:
     rows: int = 0
     refused: bool = False
     over_bound: bool = False  # the problem is the requests (over the bound, or one sent twice)
+    ran_on: str = "virtual tables"  # where SQLite ran it (StatementContext.ran_on)
 
     @property
     def ok(self) -> bool:
@@ -106,7 +107,7 @@ def run(dataset: Dataset, conn: apidriver.Connection, statement: Statement) -> O
         over_bound = problem is not None
     if problem is not None:
         problem += f" [on {describe(conn)}]"
-    return Outcome(statement, problem, len(requests), len(got), over_bound=over_bound)
+    return Outcome(statement, problem, len(requests), len(got), over_bound=over_bound, ran_on=cursor.context.ran_on)
 
 
 def describe(conn: apidriver.Connection) -> str:

@@ -269,6 +269,22 @@ class StatementContext:
     def observe(self, record: RequestRecord) -> None:
         self.requests.append(record)
 
+    def done(self) -> None:
+        """SQLite has read the last row (or stopped): let go of what the statement fetched and
+        prepared, since a cursor may live on long after. Its requests, counts and writes stay;
+        prefetched GETs not sent yet are not sent."""
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()
+        self._pages.clear()
+        self._responses.clear()
+        self._page_rows = 0
+        self.store = StatementStore()
+        self.prepared.clear()
+        self.scans.clear()
+        self.links.clear()
+        self.procedure_results.clear()
+
     def result(self, future: Future[ApiResponse | None]) -> ApiResponse | None:
         """Wait for a request of this statement: every wait of the engine passes here,
         and ends at once (QueryCancelledError) when the statement is cancelled."""
