@@ -444,6 +444,17 @@ SELF_JOIN_BEHIND_AN_IN_LIST = (
 )
 
 
+def test_a_self_join_behind_an_in_list_keeps_the_request_rule_before_any_page_count_is_known() -> None:
+    # The same statement first thing on an API root nothing was read from yet (a new emulator: page
+    # counts are learnt per credentials and API root), as in a new process: 3 requests, 8 allowed.
+    fresh = datasets.build(jobs=300, seed=11)
+    try:
+        with fresh.connect() as conn:
+            same(fresh, conn, SELF_JOIN_BEHIND_AN_IN_LIST, "Jobs", params=[1, "finished"])  # the rows and the request rule
+    finally:
+        fresh.emulator.stop()
+
+
 def test_a_self_join_behind_an_in_list_with_numbers_keeps_the_request_rule(data: datasets.Dataset, conn: apidriver.Connection) -> None:
     # Differential seed 4001, statement #884: the IN's lists (5 pages, 'finished' has 3) were sent as if
     # each took one, then a lookup of b, then the whole table: 9 requests where the rule allows 8.
