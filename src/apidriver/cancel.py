@@ -25,27 +25,42 @@ class Cancel:
     """A one-way switch, set from any thread, that ends the waits of one statement."""
 
     def __init__(self) -> None:
-        self._signal: Future[None] = Future()
+        # The future is made when something first waits on it: most statements are never
+        # cancelled and never wait, and a Future (a Condition and its locks) costs microseconds.
+        self._future: Future[None] | None = None
+        self._set = False
         self._lock = threading.Lock()
         self.reason = ""
+
+    @property
+    def _signal(self) -> Future[None]:
+        """A future that is done once the statement is cancelled (what waits watch)."""
+        with self._lock:
+            if self._future is None:
+                self._future = Future()
+                if self._set:
+                    self._future.set_result(None)
+            return self._future
 
     def set(self, reason: str) -> None:
         """Cancel (the first reason given is kept)."""
         with self._lock:
-            if not self._signal.done():
+            if not self._set:
+                self._set = True
                 self.reason = reason
-                self._signal.set_result(None)
+                if self._future is not None:
+                    self._future.set_result(None)
 
     @property
     def is_set(self) -> bool:
-        return self._signal.done()
+        return self._set
 
     def error(self, note: str = "") -> QueryCancelledError:
         return QueryCancelledError(f"{self.reason}{note}")
 
     def check(self, note: str = "") -> None:
         """Raise :class:`QueryCancelledError` if cancelled."""
-        if self._signal.done():
+        if self._set:
             raise self.error(note)
 
     def sleep(self, seconds: float) -> None:
@@ -65,7 +80,7 @@ class Cancel:
         if not future.done():
             waited: list[Future[Any]] = [future, self._signal]
             wait(waited, return_when=FIRST_COMPLETED)
-        if self._signal.done():
+        if self._set:
             future.cancel()
             raise self.error()
         return future.result()

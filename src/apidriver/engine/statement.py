@@ -264,6 +264,7 @@ class StatementContext:
     _pending: dict[Any, Future[ApiResponse | None]] = field(default_factory=dict)
     _pages: OrderedDict[Any, tuple[Future[ApiResponse | None], int]] = field(default_factory=OrderedDict)
     _page_rows: int = 0
+    _done: bool = False
     _responses: OrderedDict[Any, Future[ApiResponse | None]] = field(default_factory=OrderedDict)
 
     def observe(self, record: RequestRecord) -> None:
@@ -273,6 +274,9 @@ class StatementContext:
         """SQLite has read the last row (or stopped): let go of what the statement fetched and
         prepared, since a cursor may live on long after. Its requests, counts and writes stay;
         prefetched GETs not sent yet are not sent."""
+        if self._done:
+            return
+        self._done = True
         for future in self._pending.values():
             future.cancel()
         self._pending.clear()
