@@ -20,7 +20,7 @@ from typing import Any
 import apsw
 
 from . import exceptions as exc
-from .engine.planner import in_affinity
+from .engine.planner import in_affinity, reads_whole_list
 from .engine.procedures import ProcedureRunner
 from .engine.schema import Procedure, Table
 from .engine.statement import StatementContext
@@ -113,8 +113,9 @@ class Shape:
     """It renames a TEMP table, which could then hide an API table (see ``Connection.around``)."""
     one_table: str | None = None
     """The one API table (lower case) a plain read reads: one SELECT, nothing but that table of
-    ``main`` (and SQLite's ``json_each``/``json_tree``) read by its own columns, no other action.
-    Such a statement may run on a copy of the table (``engine.copies``)."""
+    ``main`` (and SQLite's ``json_each``/``json_tree``) read by its own columns, no other action,
+    planned as a read of the table's whole list (no GET by key, no API filter). Such a statement
+    may run on a copy of the list's snapshot (``engine.copies``)."""
     columns: frozenset[str] = frozenset()
     """The columns of ``one_table`` it reads (lower case)."""
     functions: frozenset[str] = frozenset()
@@ -274,6 +275,13 @@ class Authorizer:
                 return None
         return name
 
+    def _whole_list(self, sql: str, bindings: Any) -> bool:
+        """Whether every plan of the statement reads its table's whole list (EXPLAIN QUERY PLAN:
+        nothing runs): only then is it answered from that list's snapshot, which a copy holds."""
+        details = [str(row[3]) for row in self.db.cursor().execute(sql, bindings, can_cache=False, explain=2)]
+        plans = [d.split(":", 1)[1] for d in details if " VIRTUAL TABLE INDEX " in d and ":" in d]
+        return bool(plans) and all(reads_whole_list(p) for p in plans)
+
     def shape(self, sql: str, bindings: Any) -> Shape:
         """What SQLite's authorizer reports while it prepares ``sql``, and its result columns.
 
@@ -312,6 +320,9 @@ class Authorizer:
                     pass
                 self.preparing = None
                 in_sets = probe.selects <= 1 and not probe.foreign_reads
+                one_table = None if prepared.writes or prepared.ddl else self._one_table(prepared, probe.selects)
+                if one_table is not None and not self._whole_list(sql, bindings):
+                    one_table = None  # a GET by key or an API filter: that request, not the list's snapshot
                 # What IN subqueries apply to their values, read from the compiled program (only
                 # statements with subqueries or other tables have them).
                 program = [] if in_sets else self.db.cursor().execute(sql, bindings, can_cache=False, explain=1).fetchall()
@@ -322,7 +333,6 @@ class Authorizer:
         # DDL reports writes too (DROP TABLE deletes the table's rows): they are not DML.
         writes = [] if prepared.ddl else [(action, api) for action, api, trigger in prepared.writes if trigger is None]
         local = [] if prepared.ddl else [action for action, api, _ in prepared.writes if not api]
-        one_table = None if prepared.writes or prepared.ddl else self._one_table(prepared, probe.selects)
         answer = Shape(
             in_sets=in_sets,
             in_affinity=in_affinity(program),

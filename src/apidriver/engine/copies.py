@@ -35,6 +35,8 @@ filters that go to the API without a snapshot) runs on the virtual tables.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,7 +48,7 @@ import httpx
 
 from ..answers import RequestRecord
 from ..response_cache import CACHE
-from ..values import ISO8601, TIMESTAMP, iso8601_collation, stored_timestamp
+from ..values import ISO8601, TIMESTAMP, iso8601_collation
 from .pages import list_params, page_data
 from .rows import batch
 from .schema import Table
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
 Description = tuple[tuple[str, str | None], ...]
 _ACTIONS = frozenset({apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE})
 PROGRESS_STEPS = 1000
+_PASSAGES = itertools.count(1)  # names of the memdb databases copies pass through, unique in the process
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ class _Shelf:
 
     def __init__(self, cancelled: Callable[[], bool], binary: bool) -> None:
         self.binary = binary
-        self.db = apsw.Connection(":memory:")
+        # URIs: a copy goes from one shelf to another through an attached SQLite memdb database.
+        self.db = apsw.Connection(":memory:", flags=apsw.SQLITE_OPEN_URI | apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
         self.db.create_collation(ISO8601, iso8601_collation)
         self.db.set_progress_handler(cancelled, PROGRESS_STEPS)
         self.db.authorizer = _reads_only
@@ -105,6 +109,12 @@ class _Shelf:
             yield
         finally:
             self.db.authorizer = _reads_only
+
+    def drop(self, spec: Table) -> None:
+        """Let the copy of ``spec`` go."""
+        if self.copies.pop(spec.name.lower(), None) is not None:
+            with self.writing():
+                self.db.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
 
     def close(self) -> None:
         self.copies.clear()
@@ -179,7 +189,7 @@ class Copies:
         shelf = self.exact
         if binary:
             shelf = self.sorting()
-            copy = self._copy(shelf, spec, columns)
+            copy = self._sorted(shelf, spec, copy)
             if copy is None:
                 return None
         ctx.requests.extend(copy.records)
@@ -226,10 +236,10 @@ class Copies:
                 variant, snapshot = candidate, found
                 break
         if held is not None and held.snapshot is not snapshot:
-            del shelf.copies[name]  # the snapshot is gone or was replaced: let the rows go
+            shelf.drop(spec)  # the snapshot is gone or was replaced: let the rows go
+            if self._sorting is not None:
+                self._sorting.drop(spec)
             self._decided.clear()
-            with shelf.writing():
-                shelf.db.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
             held = None
         if variant is None or snapshot is None:
             return None
@@ -237,6 +247,45 @@ class Copies:
             with shelf.writing():
                 held = shelf.copies[name] = self._make(shelf, spec, variant, snapshot)
         return held if held.ok else None
+
+    def _sorted(self, shelf: _Shelf, spec: Table, exact: _Copy) -> _Copy | None:
+        """The copy of ``spec`` without collations, made from its exact copy, or None where a
+        timestamp is not in the stored form. It goes from one connection to the other in C,
+        through a SQLite memdb database both attach for the while."""
+        name = spec.name.lower()
+        held = shelf.copies.get(name)
+        if held is not None and held.snapshot is exact.snapshot:
+            return held if held.ok else None
+        shelf.drop(spec)
+        # The stored form (values.stored_timestamp), checked here more strictly: digits where it has them.
+        digits = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+        odd = " OR ".join(
+            f"""(typeof("{c.name}") = 'text' AND NOT ("{c.name}" GLOB '{digits}' OR "{c.name}" GLOB '{digits}.[0-9][0-9][0-9][0-9][0-9][0-9]'))"""
+            for c in spec.columns
+            if c.type == TIMESTAMP
+        )
+        found = next(self.exact.db.execute(f'SELECT count(*) FROM "{spec.name}" WHERE {odd}'))[0] if odd else 0
+        ok = not found
+        if ok:
+            passage = f"file:/apidriver-copies-{os.getpid()}-{next(_PASSAGES)}?vfs=memdb"
+            table = spec.create_sql(name=spec.name, key=False, collate=False)
+            with self.exact.writing(), shelf.writing():
+                self.exact.db.execute("ATTACH ? AS apidriver_passage", (passage,))
+                try:
+                    self.exact.db.execute(table.replace("CREATE TABLE ", "CREATE TABLE apidriver_passage.", 1))
+                    with self.exact.db:
+                        self.exact.db.execute(f'INSERT INTO apidriver_passage."{spec.name}" SELECT * FROM main."{spec.name}"')
+                    shelf.db.execute("ATTACH ? AS apidriver_passage", (passage,))
+                    try:
+                        shelf.db.execute(table)
+                        with shelf.db:
+                            shelf.db.execute(f'INSERT INTO main."{spec.name}" SELECT * FROM apidriver_passage."{spec.name}"')
+                    finally:
+                        shelf.db.execute("DETACH apidriver_passage")
+                finally:
+                    self.exact.db.execute("DETACH apidriver_passage")  # the last one out: memdb frees it
+        held = shelf.copies[name] = _Copy(exact.snapshot, exact.variant, ok, exact.records, exact.objects)
+        return held if ok else None
 
     def _variants(self, spec: Table) -> list[_Variant]:
         """The lists a copy of ``spec`` can be made from, the one with every column first: a statement
@@ -290,15 +339,9 @@ class Copies:
                 return _Copy(snapshot, variant, False)
         width = len(spec.columns)
         full = (1 << width) - 1
-        if shelf.binary:
-            times = [i for i, c in enumerate(spec.columns) if c.type == TIMESTAMP]
-            for made in pages:
-                values = made.ensure(spec, full)
-                if not all(stored_timestamp(v[i]) for v in values for i in times if v[i] is not None):
-                    return _Copy(snapshot, variant, False)
         db = shelf.db
         db.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
-        db.execute(spec.create_sql(name=spec.name, key=False, collate=not shelf.binary))
+        db.execute(spec.create_sql(name=spec.name, key=False))
         counts = [[0, 0, 0] for _ in range(width)]  # per column: text, integer, real values given
         insert = f'INSERT INTO "{spec.name}" VALUES ({", ".join("?" * width)})'
         with db:

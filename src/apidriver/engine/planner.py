@@ -121,6 +121,13 @@ class Plan:
         return f"{self.table} {how}" + (": " + ", ".join(parts) if parts else "")
 
 
+def reads_whole_list(description: str) -> bool:
+    """Whether the plan ``description`` (``Plan.describe``, SQLite's idxStr, as EXPLAIN QUERY PLAN
+    shows it) reads its table's whole list: no GET by key, no API filter."""
+    table, _, rest = description.partition(" ")
+    return bool(table) and (rest == "scan" or rest.startswith("scan:"))
+
+
 def plan(
     table: Table,
     source: Table,
