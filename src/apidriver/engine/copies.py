@@ -7,10 +7,14 @@ real table without visiting rows. With ``CacheTTL``, a complete snapshot of
 a table's whole list (``streams.Snapshot``) is every row the table has
 until the snapshot expires, a write drops it, or ``clear_cache()`` runs.
 So a statement that reads just that one table, in one SELECT, by its own
-columns, with SQLite's own functions (``Shape.one_table``), runs instead on
-a second SQLite connection of the driver's (the *copies*), where a plain
-table of the same name, declared types and collations holds the snapshot's
-rows.
+columns, with SQLite's own functions, planned as a read of the whole list
+(no GET by key, no API filter: ``Shape.one_table``), runs instead on a
+second SQLite connection of the driver's (the *copies*), where a plain table
+of the same name, declared types and collations holds the snapshot's rows.
+A statement that only sorts by timestamp columns runs on a third, where
+they have no collation: the ISO8601 collation is Python, called at every
+comparison, while SQLite sorts text in C, and on the stored form text order
+is the order of the instants (every value is checked to be in it).
 
 The answers are the same as the virtual table's:
 
@@ -29,8 +33,9 @@ The answers are the same as the virtual table's:
 
 A copy is made by the first such statement after its snapshot was made, and
 let go as soon as the snapshot is gone; tables of more than ``max_rows``
-rows are not copied. Everything else (joins, other tables, a subquery,
-filters that go to the API without a snapshot) runs on the virtual tables.
+rows are not copied, and a copy that fails to be made is not used.
+Everything else (joins, self-joins, subqueries, lookups by key, API
+filters, functions the application registered) runs on the virtual tables.
 """
 
 from __future__ import annotations
@@ -111,10 +116,10 @@ class _Shelf:
             self.db.authorizer = _reads_only
 
     def drop(self, spec: Table) -> None:
-        """Let the copy of ``spec`` go."""
-        if self.copies.pop(spec.name.lower(), None) is not None:
-            with self.writing():
-                self.db.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
+        """Let the copy of ``spec`` go (or what a failed attempt left of it)."""
+        self.copies.pop(spec.name.lower(), None)
+        with self.writing():
+            self.db.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
 
     def close(self) -> None:
         self.copies.clear()
@@ -136,10 +141,6 @@ class Copies:
         self._sorting: _Shelf | None = None
         self._known: dict[str, list[_Variant]] = {}
         self._decided: OrderedDict[str, tuple[bool, Description] | None] = OrderedDict()
-
-    @property
-    def dbs(self) -> tuple[apsw.Connection, ...]:
-        return (self.exact.db,) if self._sorting is None else (self.exact.db, self._sorting.db)
 
     def sorting(self) -> _Shelf:
         if self._sorting is None:
@@ -172,7 +173,11 @@ class Copies:
         value a copy cannot hold, a function of the application's...). The statement ``ctx`` is told
         the snapshot's pages (cached) and objects, as a read of the virtual table would be."""
         spec = self.engine.table(name)
-        copy = self._copy(self.exact, spec, columns)  # the statement is weighed on it
+        try:
+            copy = self._copy(self.exact, spec, columns)  # the statement is weighed on it
+        except apsw.Error:  # not made (cancelled, out of memory): the virtual table answers
+            self.exact.drop(spec)
+            return None
         if copy is None:
             return None
         if sql in self._decided:
@@ -189,7 +194,11 @@ class Copies:
         shelf = self.exact
         if binary:
             shelf = self.sorting()
-            copy = self._sorted(shelf, spec, copy)
+            try:
+                copy = self._sorted(shelf, spec, copy)
+            except apsw.Error:
+                shelf.drop(spec)
+                return None
             if copy is None:
                 return None
         ctx.requests.extend(copy.records)
