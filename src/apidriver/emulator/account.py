@@ -64,6 +64,8 @@ class Account:
 
     def list_jobs(self, status: str | None, tag: str | None) -> list[Job]:
         """Newest first (creation order reversed)."""
+        if status is None and tag is None:
+            return self.job_order[::-1]
         return [
             j
             for j in reversed(self.job_order)
@@ -76,6 +78,8 @@ class Account:
     def list_tasks(self, job_id: str | None, status: str | None, operation: str | None) -> list[Task]:
         if job_id is not None:
             candidates: Iterable[Task] = (self.tasks[i] for i in reversed(self.tasks_by_job.get(job_id, [])))
+        elif status is None and operation is None:
+            return self.task_order[::-1]
         else:
             candidates = reversed(self.task_order)
         return [

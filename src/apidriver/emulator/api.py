@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from .emulation import Emulation
 from .errors import ApiError, invalid, not_found
-from .models import Job, Task, encode
+from .models import Job, Rendered, Task, encode
 
 WAIT_TIMEOUT = 300.0
 Handler = Callable[[Request], Awaitable[Any]]
@@ -154,11 +154,13 @@ def api_routes(emu: Emulation) -> list[Route]:
     """The routes of ``/v2``, then the same under ``/sync/v2``."""
     b = emu.backend
 
-    def job_dict(job: Job, with_tasks: bool = True) -> dict[str, Any]:
-        return b.history.show(job, job.to_dict(b.root_url, b.job_tasks(job) if with_tasks else None))
+    def job_dict(job: Job, with_tasks: bool = True) -> Rendered | dict[str, Any]:
+        shown = job.json(b.root_url, b.job_tasks(job) if with_tasks else None)
+        b.history.show(job, shown.value if isinstance(shown, Rendered) else shown)
+        return shown
 
-    def task_dict(task: Task, include: frozenset[str] = frozenset()) -> dict[str, Any]:
-        return task.to_dict(b.root_url, include, b)
+    def task_dict(task: Task, include: frozenset[str] = frozenset()) -> Rendered | dict[str, Any]:
+        return task.json(b.root_url, include, b)
 
     # -- users ------------------------------------------------------------------
     @api(emu, "user.read")

@@ -303,6 +303,7 @@ class Backend(Account):
         else:
             task.files = [self.storage.file_from_bytes(import_filename(task.operation, task.payload), data or b"")]
         task.held = False
+        self.task_clock.wake()
         self._touch(task, self.now())
 
     def _touch(self, task: Task, now: float) -> None:

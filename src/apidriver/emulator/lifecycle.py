@@ -4,6 +4,7 @@ a job's status follows its tasks."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from .account import Account
@@ -35,21 +36,35 @@ class TaskClock:
         self.task_seconds = task_seconds
         self.ended = ended
         self.active: dict[str, Task] = {}
+        # The earliest time at which a tracked task can move by itself; -inf when not known
+        # (a task was tracked or stopped, or :meth:`wake` was called). Until then nothing
+        # can change on its own, and :meth:`advance` returns at once (it runs before every
+        # request, and tasks held by an upload that never comes would be stepped each time).
+        self._due = -math.inf
 
     def track(self, task: Task) -> bool:
         """Move ``task`` along from now on, unless it has ended (then False)."""
         if task.terminal:
             return False
         self.active[task.id] = task
+        self._due = -math.inf
         return True
 
     def stop(self, task_id: str) -> None:
         """Stop moving a task (it ended out of turn, or is gone)."""
         self.active.pop(task_id, None)
+        self._due = -math.inf
+
+    def wake(self) -> None:
+        """Something a tracked task waits for changed outside the clock (an upload's or a
+        download's outcome): look at every task again on the next :meth:`advance`."""
+        self._due = -math.inf
 
     def advance(self, now: float) -> set[str]:
         """Move every unfinished task along to ``now``; returns the ids of the jobs whose tasks changed."""
         touched: set[str] = set()
+        if now < self._due:
+            return touched
         changed = True
         while changed and self.active:
             changed = False
@@ -61,7 +76,30 @@ class TaskClock:
                 if task.terminal:
                     self.active.pop(task.id, None)
                     self.ended(task)
+        self._due = min((self._due_at(task) for task in self.active.values()), default=math.inf)
         return touched
+
+    def _due_at(self, task: Task) -> float:
+        """When :meth:`_step` would next change ``task`` if nothing outside the clock changes it:
+        exactly the times it compares ``now`` with; ``inf`` while it waits for another task or an
+        upload (changes that come through :meth:`track`, :meth:`stop` or :meth:`wake`, or
+        through a task that is tracked itself); ``-inf`` for any state not foreseen here."""
+        if task.status == "processing" and task.started_at is not None:
+            return task.started_at + self.task_seconds
+        if task.status != "waiting":
+            return -math.inf
+        if task.held:
+            return math.inf
+        deps = [self.account.tasks.get(d) for d in task.depends_on_task_ids]
+        if any(d is None or d.status == "error" for d in deps):
+            return -math.inf
+        ready = task.created_at
+        for dep in deps:
+            assert dep is not None
+            if dep.status != "finished":
+                return math.inf if dep.id in self.active else -math.inf
+            ready = max(ready, dep.ended_at or task.created_at)
+        return ready
 
     def _step(self, task: Task, now: float) -> bool:
         """Advance one task; True when its state changed."""

@@ -2,6 +2,13 @@
 answers or breaks requests by the faults, counts the rate limit, runs the actions a request sets
 off once it is answered (see :mod:`.control` for all of them) and dates every answer.
 
+Latency: an answer starts ``latency`` after its request arrived (or when its work is done, if
+that takes longer). The work is done on arrival and the answer held until it is due, so
+requests under way together each take the latency, as on a server that serves them in
+parallel, instead of each waiting the latency and then queueing behind the others' work on
+the one event loop. The request log's ``time`` is the arrival, ``duration_ms`` runs to the
+start of the answer, and the ``Date`` header is taken as the answer starts.
+
 It is a plain ASGI middleware so that it sees uvicorn's own ``send``: a
 ``drop`` fault closes the TCP connection without any answer, as a dropped
 connection does.
@@ -38,6 +45,13 @@ def _json(
 def _html(status: int, title: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     data = f"<html><head><title>{status} {title}</title></head><body><center><h1>{status} {title}</h1></center><hr><center>nginx</center></body></html>\n".encode()
     return status, [(b"content-type", b"text/html"), (b"content-length", str(len(data)).encode())], data
+
+
+async def _until(at: float) -> None:
+    """Sleep until ``at`` (``time.monotonic()``), if it is still to come."""
+    left = at - time.monotonic()
+    if left > 0:
+        await asyncio.sleep(left)
 
 
 async def _send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
@@ -128,7 +142,7 @@ class ControlMiddleware:
         logged_send.transport = getattr(cycle, "transport", None)  # type: ignore[attr-defined]
         logged_send.finish = finish  # type: ignore[attr-defined]
         try:
-            await self._handle(scope, receive, logged_send, entry)
+            await self._handle(scope, receive, logged_send, entry, started + self.control.latency)
         except asyncio.CancelledError:
             # The emulator is stopping while this request waits (a stall, a sync wait):
             # close the connection without an answer, quietly, as a server going away
@@ -150,10 +164,10 @@ class ControlMiddleware:
         auth = headers.get(b"authorization", b"").decode("latin-1")
         return auth.startswith("Bearer ") and bool(self.is_valid_key(auth[7:].strip()))
 
-    async def _handle(self, scope: Scope, receive: Any, send: Any, entry: dict[str, Any]) -> None:
+    async def _handle(self, scope: Scope, receive: Any, send: Any, entry: dict[str, Any], answer_at: float) -> None:
+        """Serve one request; its answer starts at ``answer_at`` (``time.monotonic()``), its arrival
+        plus the latency, or as soon as its work is done if that takes longer."""
         control = self.control
-        if control.latency:
-            await asyncio.sleep(control.latency)
         fault = control.match(scope["method"], scope["path"], entry["query"])
         if fault is not None:
             entry["fault"] = fault.kind
@@ -169,6 +183,7 @@ class ControlMiddleware:
             else:
                 status, headers, body = _html(int(fault.kind), "Bad Gateway" if fault.kind == "502" else "Service Temporarily Unavailable")
             entry["status"] = status
+            await _until(answer_at)
             await _send_whole(send, status, headers, body)
             return
         extra: list[tuple[bytes, bytes]] = []
@@ -187,6 +202,7 @@ class ControlMiddleware:
                     ],
                 )
                 entry["status"] = status
+                await _until(answer_at)
                 await _send_whole(send, status, headers, body)
                 return
             extra = [(b"x-ratelimit-limit", limit), (b"x-ratelimit-remaining", str(remaining).encode())]
@@ -198,7 +214,27 @@ class ControlMiddleware:
                     message = {**message, "headers": list(message.get("headers", [])) + extra}
                 await send(message)
 
-            await self.app(scope, receive, passthrough)
+            if answer_at <= time.monotonic():  # no latency (or none left): the answer goes out as it is made
+                await self.app(scope, receive, passthrough)
+                return
+            # The request's work is done now, within the latency, and its answer held until it is due:
+            # requests under way at once each take the latency, as on a server that serves them in
+            # parallel, rather than queueing behind one another's work after it.
+            held: list[dict[str, Any]] = []
+
+            async def hold(message: dict[str, Any]) -> None:
+                held.append(message)
+
+            try:
+                await self.app(scope, receive, hold)
+            except Exception:  # an error's 500 (sent, then raised) goes out too, when due
+                await _until(answer_at)
+                for message in held:
+                    await passthrough(message)
+                raise
+            await _until(answer_at)
+            for message in held:
+                await passthrough(message)
             return
 
         # Ambiguous faults: carry the request out, then fail the answer.
@@ -212,6 +248,7 @@ class ControlMiddleware:
                 captured["body"] += message.get("body", b"")
 
         await self.app(scope, receive, capture)
+        await _until(answer_at)
         if fault.kind == "drop":
             transport = getattr(send, "transport", None)
             if transport is not None:

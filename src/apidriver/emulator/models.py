@@ -31,19 +31,48 @@ def _iso_seconds(seconds: int) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat()
 
 
+class Rendered:
+    """An object's JSON value and the bytes orjson writes for it, kept while ``key`` (what the
+    value was made from that can change) stays the same. A body may hold it wherever the value
+    would stand: :func:`encode` writes the kept bytes (byte for byte what it writes for the value).
+
+    Not a dataclass: orjson would write a dataclass's fields instead of asking ``default``.
+    """
+
+    __slots__ = ("fragment", "key", "value")
+
+    def __init__(self, key: tuple[Any, ...], value: dict[str, Any]) -> None:
+        self.key = key
+        self.value = value
+        self.fragment = orjson.Fragment(orjson.dumps(value))
+
+
+def _fragment(obj: Any) -> Any:
+    if isinstance(obj, Rendered):
+        return obj.fragment
+    raise TypeError(f"Type is not JSON serializable: {type(obj).__name__}")
+
+
+def _value(obj: Any) -> Any:
+    if isinstance(obj, Rendered):
+        return obj.value
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
 def encode(body: Any, *, php: bool = True) -> bytes:
     """JSON bytes as the API sends them.
 
     ``php=True`` is the main host (and webhook bodies, see the recorded .NET
     webhook fixture): compact, with ``/`` escaped as ``\\/`` and non-ASCII as
     ``\\uXXXX``, as PHP's ``json_encode`` does. ``php=False`` is the sync
-    host: compact, slashes and UTF-8 left as they are.
+    host: compact, slashes and UTF-8 left as they are. A :class:`Rendered`
+    in ``body`` stands for its value.
     """
-    data = orjson.dumps(body)
+    data = orjson.dumps(body, default=_fragment)
     if not php:
         return data
     if not data.isascii():  # PHP escapes non-ASCII; orjson cannot
-        return json.dumps(body, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/").encode()
+        return json.dumps(body, ensure_ascii=True, separators=(",", ":"), default=_value).replace("/", "\\/").encode()
     return data.replace(b"/", b"\\/")
 
 
@@ -109,8 +138,8 @@ class Task:
     # Emulator-only planning state, never serialised.
     held: bool = False  # waiting for an upload or a background download
     planned_error: tuple[str, str] | None = None
-    # The plain JSON of an ended task never changes: kept to serve pages fast.
-    rendered: tuple[str, dict[str, Any]] | None = None
+    # The plain JSON of an ended task never changes: kept to serve pages fast (key: the root URL).
+    rendered: Rendered | None = None
 
     @property
     def terminal(self) -> bool:
@@ -129,13 +158,18 @@ class Task:
         return out
 
     def to_dict(self, root: str, include: frozenset[str] = frozenset(), lookup: Any = None) -> dict[str, Any]:
-        plain = not include and self.terminal
-        if plain and self.rendered is not None and self.rendered[0] == root:
-            return self.rendered[1]
-        d = self._render(root, include, lookup)
-        if plain:
-            self.rendered = (root, d)
-        return d
+        kept = self.json(root, include, lookup)
+        return kept.value if isinstance(kept, Rendered) else kept
+
+    def json(self, root: str, include: frozenset[str] = frozenset(), lookup: Any = None) -> Rendered | dict[str, Any]:
+        """The task's JSON: for an ended task without includes, kept (it never changes again:
+        nothing changes an ended task's fields but ``retries``, shown only on request)."""
+        if include or not self.terminal:
+            return self._render(root, include, lookup)
+        kept = self.rendered
+        if kept is None or kept.key[0] != root:
+            kept = self.rendered = Rendered((root,), self._render(root, include, lookup))
+        return kept
 
     def _render(self, root: str, include: frozenset[str], lookup: Any) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id}
@@ -190,10 +224,32 @@ class Job:
     started_at: float | None = None
     ended_at: float | None = None
     webhook_url: str | None = None
+    # The JSON last served, without and with the tasks (see ``json``); never serialised.
+    rendered: Rendered | None = None
+    rendered_tasks: Rendered | None = None
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    def json(self, root: str, tasks: list[Task] | None = None) -> Rendered | dict[str, Any]:
+        """``to_dict``'s value, kept while what it is made of stays the same: the root URL and
+        the fields that change (``status``, ``started_at``, ``ended_at``; ``id``, ``tag`` and
+        ``created_at`` never do) and, with ``tasks``, the same task objects, all of them ended
+        (whose JSON never changes, see :meth:`Task.json`). Otherwise made afresh, not kept."""
+        if tasks is None:
+            key: tuple[Any, ...] = (root, self.status, self.started_at, self.ended_at)
+            kept = self.rendered
+            if kept is None or kept.key != key:
+                kept = self.rendered = Rendered(key, self.to_dict(root))
+            return kept
+        kept = self.rendered_tasks
+        if kept is not None and kept.key == (root, self.status, self.started_at, self.ended_at, tasks):
+            return kept
+        if not all(t.terminal for t in tasks):
+            return self.to_dict(root, tasks)
+        kept = self.rendered_tasks = Rendered((root, self.status, self.started_at, self.ended_at, list(tasks)), self.to_dict(root, tasks))
+        return kept
 
     def to_dict(self, root: str, tasks: list[Task] | None = None) -> dict[str, Any]:
         d: dict[str, Any] = {
