@@ -258,10 +258,12 @@ def test_cancel_stops_a_long_computation(emu: Emulator) -> None:
 def test_cancel_with_nothing_running_changes_nothing(emu: Emulator) -> None:
     with connect_to(emu, PageSize=5) as conn:
         conn.interrupt()
-        cur = conn.cursor()
+        cur, idle = conn.cursor(), conn.cursor()
         cur.cancel()
         assert scan(conn) == 24
         assert cur.execute("SELECT count(*) FROM Jobs").fetchone() == (24,)
+        # Cursors that ran nothing share one empty state: a cancel of one reaches no other.
+        assert idle.requests == [] and idle.execute("SELECT count(*) FROM Jobs").fetchone() == (24,)
 
 
 def test_cancel_reaches_a_paused_cursor_only_through_the_connection(emu: Emulator) -> None:

@@ -32,7 +32,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -308,8 +308,7 @@ class Connection:
             except apsw.Error as error:
                 raise translate(error, statement) from error
 
-    @contextmanager
-    def around(self, shape: Shape) -> Iterator[None]:
+    def around(self, shape: Shape) -> AbstractContextManager[None]:
         """What a statement of this ``shape`` needs around it, as the cursor runs it.
 
         A statement that changes local tables opens a transaction first (as
@@ -322,8 +321,11 @@ class Connection:
         if shape.local_writes and self._isolation_level is not None and not self._db.in_transaction:
             self._db.execute(f"BEGIN {self._isolation_level}")
         if not shape.renames_temp:
-            yield
-            return
+            return _NOTHING  # almost every statement: no generator to make and step
+        return self._renaming()
+
+    @contextmanager
+    def _renaming(self) -> Iterator[None]:
         self._db.execute("SAVEPOINT apidriver_rename")
         try:
             yield
@@ -499,25 +501,42 @@ class Connection:
         """``context`` is the statement's whose SQLite steps come next (a cursor's, before it steps)."""
         self._current.context = context
 
-    @contextmanager
-    def using(self) -> Iterator[None]:
+    def using(self) -> AbstractContextManager[None]:
         """Held while a cursor runs SQLite; close() from another thread waits for it."""
-        self._check_open()  # first: after fork() the lock may be held by a thread of the parent
-        if not self._using.acquire(blocking=False):
-            raise exc.ProgrammingError(
-                "The connection is in use by another thread (a connection may be used by one thread at a time; "
-                "Connection.interrupt() and close() are the exceptions)."
-            )
-        try:
-            self._check_open()
-            yield
-        finally:
-            self._using.release()
+        return _Hold(self)  # made each time: one kept by the connection would make a reference cycle
 
     @property
     def sqlite(self) -> apsw.Connection:
         """The underlying APSW connection (for SQL functions and advanced use)."""
         return self._db
+
+
+class _Hold:
+    """:meth:`Connection.using`: a plain context manager, not a generator (every statement enters
+    it two to four times)."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def __enter__(self) -> None:
+        connection = self.connection
+        connection._check_open()  # first: after fork() the lock may be held by a thread of the parent
+        if not connection._using.acquire(blocking=False):
+            raise exc.ProgrammingError(
+                "The connection is in use by another thread (a connection may be used by one thread at a time; "
+                "Connection.interrupt() and close() are the exceptions)."
+            )
+        if connection._closed:  # closed while this thread waited for the lock
+            connection._using.release()
+            raise exc.InterfaceError("The connection is closed.")
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.connection._using.release()
+
+
+_NOTHING = nullcontext()
 
 
 from .cursor import Cursor  # noqa: E402  (cursor needs Connection's module loaded)

@@ -57,6 +57,19 @@ def _has_statement(text: str) -> bool:
     return bool(_COMMENTS.sub("", text).strip(" \t\r\n;"))
 
 
+def _idle() -> StatementContext:
+    """The context of cursors that have run nothing yet: empty, and already done."""
+    context = StatementContext()
+    context.done()
+    return context
+
+
+_IDLE = _idle()
+# What a result's (name, declared type) pairs make: the DB-API description and the converters of its
+# columns (the same for every run of a statement; both only read).
+_DESCRIPTIONS: dict[tuple[tuple[str, str | None], ...], tuple[tuple[tuple[Any, ...], ...], list[tuple[int, Callable[[Any], Any]]]]] = {}
+
+
 class Cursor:
     """A DB-API 2.0 cursor; ``requests`` lists the HTTP requests of the last statement."""
 
@@ -65,7 +78,7 @@ class Cursor:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self._cursor: apsw.Cursor | None = None
-        self._context = StatementContext()
+        self._context = _IDLE  # a cursor's own comes with its first statement
         self._description: tuple[tuple[str, str | None], ...] = ()
         self._convert: list[tuple[int, Callable[[Any], Any]]] = []
         self.description: tuple[tuple[Any, ...], ...] | None = None
@@ -235,10 +248,16 @@ class Cursor:
             self.description = None
             self._convert = []
             return
-        self.description = tuple((name, type_code(decl), None, None, None, None, None) for name, decl in description)
-        self._convert = [
-            (i, _CONVERTED[(decl or "").upper()]) for i, (_, decl) in enumerate(description) if (decl or "").upper() in _CONVERTED
-        ]
+        made = _DESCRIPTIONS.get(description)
+        if made is None:
+            made = (
+                tuple((name, type_code(decl), None, None, None, None, None) for name, decl in description),
+                [(i, _CONVERTED[(decl or "").upper()]) for i, (_, decl) in enumerate(description) if (decl or "").upper() in _CONVERTED],
+            )
+            if len(_DESCRIPTIONS) >= 256:
+                _DESCRIPTIONS.clear()  # a bound, not a cache policy
+            _DESCRIPTIONS[description] = made
+        self.description, self._convert = made
 
     # -- fetching ----------------------------------------------------------------------------------
 
@@ -337,7 +356,8 @@ class Cursor:
         (at ``execute`` or at its next fetch); other cursors go on. SQLite's
         own work is stopped too when this cursor is the one running.
         """
-        self._context.cancel.set("The statement was cancelled by Cursor.cancel().")
+        if self._context is not _IDLE:  # before a first statement there is nothing to cancel
+            self._context.cancel.set("The statement was cancelled by Cursor.cancel().")
 
     def close(self) -> None:
         self._finish()

@@ -138,9 +138,9 @@ class Cache:
         table is older than ``CacheTolerance`` seconds.
         """
         self.ready()
-        self._this_statement()
         if self.mode != AUTO:
             return
+        self._this_statement()
         name = spec.derived.parent if spec.derived is not None else spec.name
         if name in self._refreshed:
             return

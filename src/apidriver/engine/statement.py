@@ -76,6 +76,11 @@ class StatementStore:
         self._pending: deque[tuple[Callable[[], PageIndex], int]] = deque()
         self._pending_size = 0
 
+    @property
+    def empty(self) -> bool:
+        """Nothing was put in the store (most statements over a cache or a copy put nothing)."""
+        return not (self.objects or self.sets or self.results or self.full or self.too_big or self._pending)
+
     def defer(self, index: Callable[[], PageIndex], size: int = 0) -> None:
         """Add a page's index (of ``size`` objects, embedded ones included) when the store is next used.
 
@@ -283,7 +288,8 @@ class StatementContext:
         self._pages.clear()
         self._responses.clear()
         self._page_rows = 0
-        self.store = StatementStore()
+        if not self.store.empty:
+            self.store = StatementStore()
         self.prepared.clear()
         self.scans.clear()
         self.links.clear()
