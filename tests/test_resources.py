@@ -162,6 +162,36 @@ def test_exit_is_prompt_with_a_stalled_look_ahead(emu: Emulator) -> None:
             child.wait()
 
 
+LEFT_OPEN = textwrap.dedent(
+    """
+    import sys
+    import apidriver
+    settings = dict(arg.split("=", 1) for arg in sys.argv[1:])
+    conn = apidriver.connect(**settings)
+    cur = conn.cursor()
+    print(cur.execute("SELECT count(*) FROM Tasks").fetchone()[0], len(cur.execute("SELECT * FROM Jobs").fetchall()), flush=True)
+
+    def tasks():  # a module-level function: a reference cycle holds the connection until the end
+        return conn.cursor().execute("SELECT id FROM Tasks").fetchall()
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["live", "CacheTTL", "Offline"])
+def test_a_connection_left_open_at_exit_ends_the_process_cleanly(emu: Emulator, tmp_path: Any, kind: str) -> None:
+    """The interpreter's last collection used to free the APSW database with its virtual tables
+    still open, after APSW's own module was cleared: the process died of SIGSEGV (exit -11)."""
+    settings = [f"APIKey={emu.api_key}", f"BaseURL={emu.base_url}"]
+    if kind == "CacheTTL":
+        settings.append("CacheTTL=60")
+    elif kind == "Offline":
+        apidriver.sync(f"APIKey={emu.api_key};BaseURL={emu.base_url}", to=f"sqlite:///{tmp_path}/replica.sqlite")
+        settings = ["Offline=true", f"CacheLocation={tmp_path}/replica.sqlite"]
+    child = subprocess.run([sys.executable, "-c", LEFT_OPEN, *settings], capture_output=True, text=True, timeout=60)
+    assert child.returncode == 0, (child.returncode, child.stderr[-2000:])
+    assert child.stdout.split() and child.stdout.split()[1] == "24"
+
+
 # -- cancelling from another thread --------------------------------------------------------------------------------------
 
 

@@ -198,7 +198,10 @@ class Connection:
         # CacheTTL: statements over one table a snapshot holds whole run on a copy (engine/copies.py).
         self.copies = Copies(self.engine, cancelled) if settings["CacheTTL"] else None
         self._finalizer = weakref.finalize(self, _release, self._pid, self.engine, self.client, self.storage, self._db, self.copies)
-        self._finalizer.atexit = False  # at exit there is nothing to release, and nothing to wait for
+        # Left open at exit, it is closed by the finalizer then (which waits for nothing): an APSW database
+        # with virtual tables still open when the interpreter clears its modules crashes the process (SIGSEGV,
+        # in APSW's vtable Disconnect) whenever a reference cycle holds the connection, as any
+        # module-level function does.
         self._db.set_progress_handler(cancelled, PROGRESS_STEPS)
         module: Any = Module(  # (APSW's typing protocol is stricter than what it accepts)
             self.engine, lambda: current.context, self.rowids, self.writer, bool(settings["TrustListOrder"])
