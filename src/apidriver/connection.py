@@ -8,7 +8,8 @@ Lifecycle: nothing the connection owns refers back to it (the virtual
 tables, the writer and the authorizer reach it through a holder or a weak
 reference), so a connection nobody references is freed at once, and a
 finalizer then releases its threads, sockets and database as ``close()``
-would. A running statement can be cancelled from another thread
+would; one still open when the interpreter exits is released the same way
+then, before the modules are torn down. A running statement can be cancelled from another thread
 (:meth:`Connection.interrupt`, :meth:`Cursor.cancel`); ``close()`` from
 another thread cancels it first, then closes.
 
