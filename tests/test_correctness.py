@@ -466,3 +466,26 @@ def test_a_self_join_behind_an_in_list_with_numbers_keeps_the_request_rule(data:
     cursor.execute(SELF_JOIN_BEHIND_AN_IN_LIST, [1, "finished"]).fetchall()
     assert len(cursor.requests) <= data.scan_costs(conn.settings["PageSize"])["Jobs"]
 
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT j.id, t.id, t.status, f.filename FROM Jobs j JOIN Tasks t ON t.job_id = j.id JOIN TaskFiles f ON f.task_id = t.id ORDER BY 1, 2, 4",
+        "SELECT j.tag, t.operation, count(f.filename) FROM Jobs j JOIN Tasks t ON t.job_id = j.id LEFT JOIN TaskFiles f ON f.task_id = t.id "
+        "GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT t.id, j.status FROM Tasks t JOIN Jobs j ON j.id = t.job_id WHERE t.status = 'error' ORDER BY 1",
+    ],
+)
+def test_a_joins_inner_loop_gives_each_row_as_sqlite_would(data: datasets.Dataset, conn: apidriver.Connection, sql: str) -> None:
+    """The inner loop's rows are prepared a page at a time (every set or object of the page at its
+    first lookup): each must still get exactly its own rows."""
+    same(data, conn, sql, "Jobs", "Tasks", "TaskFiles")
+
+
+def test_a_joins_inner_loop_prepares_the_sets_of_a_page_together(conn: apidriver.Connection) -> None:
+    cursor = conn.cursor().execute("SELECT j.id, t.id FROM Jobs j JOIN Tasks t ON t.job_id = j.id")
+    assert cursor.fetchone() is not None  # one job's tasks looked up so far
+    prepared = cursor.context.prepared
+    assert len(prepared) > 10, len(prepared)  # the tasks of every job of that page, in one batch
+    assert len(cursor.fetchall()) > 0 and not cursor.context.prepared  # and let go at the end

@@ -41,7 +41,7 @@ from .planner import Arg, Plan
 from .rows import UNSET, Batch, Batches, batch, order_rows
 from .schema import Column, Pagination, Table
 from .sending import Sender
-from .statement import FullTable, Obj, StatementContext
+from .statement import FullTable, Obj, PageIndex, StatementContext
 from .streams import ListStream, LookupStream, Page, Reach, ReadyStream
 from .workers import Workers
 
@@ -283,7 +283,7 @@ class Engine:
             made = self.lookups.get(table, holder, objs)
             values = made.ensure(table, plan.mask)
         else:
-            made = self._prepared(ctx, table, holder, objs, plan.mask)
+            made = self._prepared(ctx, table, holder, objs, plan.mask, None if arg.role == "key" else arg.source.lower())
             values = made.values
         index = arg.index
         if made.matched == (index, value):
@@ -294,17 +294,27 @@ class Engine:
             return made.rows, values
         return [made.rows[i] for i in keep], [values[i] for i in keep]
 
-    def _prepared(self, ctx: StatementContext, table: Table, holder: Any, objs: list[Obj], mask: int) -> Prepared:
+    def _prepared(
+        self, ctx: StatementContext, table: Table, holder: Any, objs: list[Obj], mask: int, on: str | None = None
+    ) -> Prepared:
         """The rows of ``table`` in ``objs`` with their values for ``mask``, made once per statement.
 
         Without CacheTTL every statement has objects of its own, so what is prepared for a
-        lookup is kept with the statement (``ctx.prepared``) and goes with it; a lookup of a
-        row or two converts its cells directly (a ``Batch`` costs more to set up than that).
+        lookup is kept with the statement (``ctx.prepared``) and goes with it. A holder that
+        came in a page (a set of embedded children, ``on`` their column, or one object
+        when ``on`` is None) is prepared with the others of its kind in that page, in one
+        ``Batch``: a join's inner loop looks them all up in turn. Otherwise a lookup of a row
+        or two converts its cells directly (a ``Batch`` costs more to set up than that).
         """
         key = (id(holder), table.name, mask)
         found: Prepared | None = ctx.prepared.get(key)
         if found is not None and found.holder is holder:
             return found
+        index = ctx.store.page_of.get(id(holder))
+        if index is not None and self._prepare_page(ctx, table, holder, index, mask, on):
+            paged: Prepared | None = ctx.prepared.get(key)
+            if paged is not None and paged.holder is holder:
+                return paged
         derived = table.derived
         rows: list[Obj] = objs if derived is None else [row for obj in objs for row in derived.rows(obj)]
         if len(rows) <= 8:
@@ -323,6 +333,43 @@ class Engine:
             ctx.prepared.clear()  # a bound, not a cache policy: whatever is looked up again is made again
         ctx.prepared[key] = made
         return made
+
+    def _prepare_page(
+        self, ctx: StatementContext, table: Table, holder: Any, index: PageIndex, mask: int, on: str | None
+    ) -> bool:
+        """Prepare ``holder`` and the holders of its kind in the page ``index`` (see :meth:`_prepared`)
+        in one ``Batch``; each gets exactly the rows and values it would get alone. False when
+        ``holder`` is not among them, or there are too few or too many to be worth it."""
+        source = self.source_of(table).name
+        members: list[Any]
+        if on is not None:
+            members = [held for (name, by, _), held in index.sets.items() if name == source and by == on]
+        else:  # one object: the page's embedded objects of its table, or the page's own
+            members = [obj for (name, _), obj in index.children.items() if name == source]
+            if not any(m is holder for m in members):
+                members = [obj for (name, _), obj in index.objects.items() if name == source]
+        if not 1 < len(members) <= 2000 or not any(m is holder for m in members):
+            return False
+        derived = table.derived
+        rows: list[Obj] = []
+        bounds: list[tuple[Any, int, int]] = []
+        for member in members:
+            start = len(rows)
+            objs = member if on is not None else [member]
+            if derived is None:
+                rows.extend(objs)
+            else:
+                for obj in objs:
+                    rows.extend(derived.rows(obj))
+            bounds.append((member, start, len(rows)))
+        values = Batch(rows, len(table.columns)).ensure(table, mask)
+        prepared = ctx.prepared
+        if len(prepared) + len(bounds) > ctx.max_prepared:
+            prepared.clear()  # a bound, not a cache policy: whatever is looked up again is made again
+        name = table.name
+        for member, start, end in bounds:
+            prepared[(id(member), name, mask)] = Prepared(member, rows[start:end], values[start:end])
+        return True
 
     def _mask_columns(self, table: Table, mask: int) -> list[tuple[int, Column]]:
         key = (table.name, mask)

@@ -75,11 +75,14 @@ class StatementStore:
         self._result_rows = 0
         self._pending: deque[tuple[Callable[[], PageIndex], int]] = deque()
         self._pending_size = 0
+        # The page each set and object came in (by identity; the index keeps them alive): a join's
+        # inner loop prepares the rows of a whole page's sets at once (Engine._prepared).
+        self.page_of: dict[int, PageIndex] = {}
 
     @property
     def empty(self) -> bool:
         """Nothing was put in the store (most statements over a cache or a copy put nothing)."""
-        return not (self.objects or self.sets or self.results or self.full or self.too_big or self._pending)
+        return not (self.objects or self.sets or self.results or self.full or self.too_big or self._pending or self.page_of)
 
     def defer(self, index: Callable[[], PageIndex], size: int = 0) -> None:
         """Add a page's index (of ``size`` objects, embedded ones included) when the store is next used.
@@ -102,12 +105,18 @@ class StatementStore:
 
     def add(self, index: PageIndex) -> None:
         """Merge a page's index (later pages win, as they are newer)."""
+        page_of = self.page_of
+        if len(page_of) > 2 * (self.max_objects + self.max_sets):
+            page_of.clear()  # a bound, not a cache policy: lookups of older pages are prepared one by one
         if index.objects:
             self._merge(self.objects, index.includes, index.objects, self.max_objects)
+            page_of.update(dict.fromkeys(map(id, index.objects.values()), index))
         if index.children:
             self._merge(self.objects, _NONE, index.children, self.max_objects)
+            page_of.update(dict.fromkeys(map(id, index.children.values()), index))
         if index.sets:
             self._merge(self.sets, _NONE, index.sets, self.max_sets)
+            page_of.update(dict.fromkeys(map(id, index.sets.values()), index))
 
     @staticmethod
     def _merge(into: dict[frozenset[str], dict[Any, Any]], includes: frozenset[str], entries: dict[Any, Any], bound: int) -> None:
