@@ -106,8 +106,6 @@ class StatementStore:
     def add(self, index: PageIndex) -> None:
         """Merge a page's index (later pages win, as they are newer)."""
         page_of = self.page_of
-        if len(page_of) > 2 * (self.max_objects + self.max_sets):
-            page_of.clear()  # a bound, not a cache policy: lookups of older pages are prepared one by one
         if index.objects:
             self._merge(self.objects, index.includes, index.objects, self.max_objects)
             page_of.update(dict.fromkeys(map(id, index.objects.values()), index))
@@ -117,6 +115,10 @@ class StatementStore:
         if index.sets:
             self._merge(self.sets, _NONE, index.sets, self.max_sets)
             page_of.update(dict.fromkeys(map(id, index.sets.values()), index))
+        excess = len(page_of) - self.max_objects
+        if excess > 0:  # the oldest pages go (their lookups, if any come, are prepared one by one)
+            for key in list(itertools.islice(page_of, excess)):
+                del page_of[key]
 
     @staticmethod
     def _merge(into: dict[frozenset[str], dict[Any, Any]], includes: frozenset[str], entries: dict[Any, Any], bound: int) -> None:
