@@ -30,10 +30,13 @@ def run(emu: Emulator) -> Iterator[Callable[..., tuple[list[tuple[Any, ...]], li
     conns: list[apidriver.Connection] = []
 
     def run(sql: str, *params: Any, **props: Any) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
+        for earlier in conns:  # pages an earlier statement asked for ahead are in, not counted here
+            earlier.engine.wait_idle()
         conn = connect_to(emu, **props)
         conns.append(conn)
         emu.clear_requests()
         result = conn.cursor().execute(sql, params).fetchall()
+        conn.engine.wait_idle()  # and this one's are all in
         return result, emu.requests()
 
     yield run
