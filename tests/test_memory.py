@@ -78,26 +78,38 @@ def test_newest_rows_keep_only_what_the_limit_can_return(root: str) -> None:
         ).fetchall() == [(r[0],) for r in sorted(everything, key=lambda r: (r[1], [-ord(c) for c in r[0]]))[:3]]
 
 
+JOIN_FILES = "SELECT count(f.filename) FROM Jobs j JOIN Tasks t ON t.job_id = j.id JOIN TaskFiles f ON f.task_id = t.id"
+
+
+def held_after(conn: apidriver.Connection, run: Callable[[], Any]) -> tuple[Any, float]:
+    """``run()``'s result, and the MiB of Python memory still allocated once it is done (collected)."""
+    conn.cursor().execute("SELECT 1").fetchall()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = run()
+        conn.engine.wait_idle()
+        gc.collect()
+        return result, (tracemalloc.get_traced_memory()[0] - before) / MiB
+    finally:
+        tracemalloc.stop()
+
+
 def test_a_joins_lookups_leave_nothing_on_the_connection(root: str) -> None:
     # The rows prepared for a join's lookups live with the statement; only a CacheTTL snapshot's,
     # which later statements read again, are kept by the connection (14 MiB stayed before).
     with apidriver.connect(APIKey="k", BaseURL=root) as conn:
-        conn.cursor().execute("SELECT 1").fetchall()
-        gc.collect()
-        tracemalloc.start()
-        try:
-            before = tracemalloc.get_traced_memory()[0]
+
+        def run() -> int:
             cursor = conn.cursor()
-            sql = "SELECT count(f.filename) FROM Jobs j JOIN Tasks t ON t.job_id = j.id JOIN TaskFiles f ON f.task_id = t.id"
-            (files,) = cursor.execute(sql).fetchone()
+            (files,) = cursor.execute(JOIN_FILES).fetchone()
             conn.engine.wait_idle()
             cursor.close()
-            del cursor
             conn.cursor().execute("SELECT 1").fetchall()
-            gc.collect()
-            left = (tracemalloc.get_traced_memory()[0] - before) / MiB
-        finally:
-            tracemalloc.stop()
+            return int(files)
+
+        files, left = held_after(conn, run)
         assert files > 5000
         assert left < 2, f"{left:.1f} MiB left after the statement"
 
@@ -106,19 +118,8 @@ def test_a_cursor_whose_rows_are_all_read_lets_the_statements_objects_go(root: s
     # A live cursor kept its statement's store until it was closed or ran again (up to ~40 MiB
     # after a big join); once SQLite has given the last row, only the rows handed out remain.
     with apidriver.connect(APIKey="k", BaseURL=root) as conn:
-        conn.cursor().execute("SELECT 1").fetchall()
-        gc.collect()
-        tracemalloc.start()
-        try:
-            before = tracemalloc.get_traced_memory()[0]
-            cursor = conn.cursor()
-            sql = "SELECT count(f.filename) FROM Jobs j JOIN Tasks t ON t.job_id = j.id JOIN TaskFiles f ON f.task_id = t.id"
-            ((files,),) = cursor.execute(sql).fetchall()
-            conn.engine.wait_idle()
-            gc.collect()
-            left = (tracemalloc.get_traced_memory()[0] - before) / MiB
-        finally:
-            tracemalloc.stop()
+        cursor = conn.cursor()
+        ((files,),), left = held_after(conn, lambda: cursor.execute(JOIN_FILES).fetchall())
         assert files > 5000
         assert left < 2, f"{left:.1f} MiB held by a cursor whose rows were all read"
         assert cursor.requests and cursor.rows_read > 5000  # what the statement did stays readable
