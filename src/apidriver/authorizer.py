@@ -23,6 +23,7 @@ from . import exceptions as exc
 from .engine.planner import in_affinity, reads_whole_list
 from .engine.procedures import ProcedureRunner
 from .engine.schema import Procedure, Table
+from .engine.sqlite_side import READ_ACTIONS, TABLE_FUNCTIONS
 from .engine.statement import StatementContext
 from .engine.writes import Writer
 
@@ -64,10 +65,6 @@ LOCAL_HINT = (
     "Local tables (CREATE TABLE or CREATE TEMP TABLE with a name that is not an API or sys table) "
     "live in this connection's own database until it closes."
 )
-# What a statement that only reads is made of, for the authorizer.
-_PLAIN_READS = frozenset({apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE})
-# SQLite's own table-valued functions, the same on every connection.
-_TABLE_FUNCTIONS = frozenset({"json_each", "json_tree"})
 # Schemas that hold (or may hide) the API's tables: the names of those tables are reserved there.
 # Another attached database may use them: SQLite finds an unqualified name in temp and main first.
 _OWN_SCHEMAS = frozenset({"main", "temp", "cache", "live"})
@@ -195,7 +192,7 @@ class Authorizer:
                 preparing.reads.add((lowered, (column or "").lower(), database.lower() if database else None))
             elif action == apsw.SQLITE_FUNCTION:
                 preparing.functions.add((column or "").lower())
-            elif action not in _PLAIN_READS:
+            elif action not in READ_ACTIONS:
                 preparing.others = True
         if action == apsw.SQLITE_SELECT:
             context.selects += 1
@@ -258,7 +255,7 @@ class Authorizer:
         """The API table a statement of one SELECT reads, by nothing but its columns, or None."""
         if prepared.others or selects != 1:
             return None
-        tables = {name for name, _, _ in prepared.reads if name not in _TABLE_FUNCTIONS}
+        tables = {name for name, _, _ in prepared.reads if name not in TABLE_FUNCTIONS}
         if len(tables) != 1:
             return None
         (name,) = tables
@@ -267,7 +264,7 @@ class Authorizer:
             return None
         known = {c.name.lower() for c in spec.columns}
         for table, column, database in prepared.reads:
-            if table in _TABLE_FUNCTIONS:
+            if table in TABLE_FUNCTIONS:
                 if database != "main":
                     return None
             # A table read for its rows alone (count(*)) is reported with no column and no database.

@@ -52,6 +52,7 @@ from .engine.errors import translate
 from .engine.executor import Engine, StatementContext
 from .engine.procedures import ProcedureModule, ProcedureRunner
 from .engine.schema import Procedure, Table
+from .engine.sqlite_side import PROGRESS_STEPS
 from .engine.system import system_tables
 from .engine.vtable import Module, RowIds
 from .engine.writes import Writer
@@ -77,9 +78,6 @@ ISOLATION_LEVELS = ("", "DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 """``Connection.isolation_level`` values that open transactions (as in ``sqlite3``); None: autocommit."""
 
 
-# SQLite calls the progress handler every this many virtual-machine steps: how soon a
-# cancel stops SQLite's own work (a long join or a runaway recursive CTE).
-PROGRESS_STEPS = 1000
 INTERRUPTED = "The statement was cancelled by Connection.interrupt()."
 CLOSED_BY_OTHER = "The statement was cancelled: the connection was closed by another thread."
 

@@ -35,18 +35,22 @@ from typing import TYPE_CHECKING, Any
 
 import apsw
 
-from ..engine.copies import defined_by_the_application, described
 from ..engine.schema import Table
+from ..engine.sqlite_side import (
+    PROGRESS_STEPS,
+    READ_ACTIONS,
+    TABLE_FUNCTIONS,
+    Description,
+    defined_by_the_application,
+    described,
+    reads_only,
+)
 from ..values import ISO8601, TIMESTAMP, iso8601_collation
 from .source import HIDDEN
 
 if TYPE_CHECKING:
     from .attach import Cache
 
-Description = tuple[tuple[str, str | None], ...]
-_READS = {apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE}
-_TABLE_FUNCTIONS = frozenset({"json_each", "json_tree"})  # built into SQLite: the same on both connections
-PROGRESS_STEPS = 1000
 
 
 class _Abort(Exception):
@@ -68,7 +72,7 @@ class Reader:
             if all(c.name.lower() in present for c in spec.columns):
                 self.db.execute(view_sql(spec))
                 self.tables[spec.name.lower()] = spec
-        self.db.authorizer = _reads_only
+        self.db.authorizer = reads_only
 
     def close(self) -> None:
         self.db.close()
@@ -124,13 +128,13 @@ class Routes:
         tables: set[str] = set()
         functions: set[str] = set()
         for action, a, b, database in reads:
-            if action not in _READS:
+            if action not in READ_ACTIONS:
                 return None
             if action == apsw.SQLITE_FUNCTION:
                 functions.add((b or "").lower())
             elif action == apsw.SQLITE_READ:
                 name = (a or "").lower()
-                if name in _TABLE_FUNCTIONS and database == "main":
+                if name in TABLE_FUNCTIONS and database == "main":
                     continue
                 # A table read for its rows alone (count(*)) is reported with no column and no database:
                 # the reader's preparing the statement below settles which table the name is.
@@ -156,10 +160,6 @@ def view_sql(spec: Table) -> str:
     )
     return f'CREATE TEMP VIEW "{spec.name}" AS SELECT {columns} FROM apidriver_replica."{spec.name}"'
 
-
-def _reads_only(action: int, a: str | None, b: str | None, database: str | None, trigger: str | None) -> int:
-    """The reader never writes: only statements that read reach it, and this makes sure."""
-    return apsw.SQLITE_OK if action in _READS else apsw.SQLITE_DENY
 
 
 __all__ = ["Reader", "Routes", "view_sql"]

@@ -57,15 +57,19 @@ from ..values import ISO8601, TIMESTAMP, iso8601_collation
 from .pages import list_params, page_data
 from .rows import batch
 from .schema import Table
+from .sqlite_side import (
+    PROGRESS_STEPS,
+    Description,
+    defined_by_the_application,
+    described,
+    reads_only,
+)
 from .statement import StatementContext
 from .streams import Snapshot, shown_page, snapshot_key
 
 if TYPE_CHECKING:
     from .executor import Engine
 
-Description = tuple[tuple[str, str | None], ...]
-_ACTIONS = frozenset({apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE})
-PROGRESS_STEPS = 1000
 _PASSAGES = itertools.count(1)  # names of the memdb databases copies pass through, unique in the process
 
 
@@ -103,7 +107,7 @@ class _Shelf:
         self.db = apsw.Connection(":memory:", flags=apsw.SQLITE_OPEN_URI | apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
         self.db.create_collation(ISO8601, iso8601_collation)
         self.db.set_progress_handler(cancelled, PROGRESS_STEPS)
-        self.db.authorizer = _reads_only
+        self.db.authorizer = reads_only
         self.copies: dict[str, _Copy] = {}
 
     @contextmanager
@@ -113,7 +117,7 @@ class _Shelf:
         try:
             yield
         finally:
-            self.db.authorizer = _reads_only
+            self.db.authorizer = reads_only
 
     def drop(self, spec: Table) -> None:
         """Let the copy of ``spec`` go (or what a failed attempt left of it)."""
@@ -379,40 +383,4 @@ class Copies:
         return _Copy(snapshot, variant, True, records, objects)
 
 
-def described(db: apsw.Connection, sql: str, bindings: Any) -> Description | None:
-    """The result columns of ``sql`` prepared on ``db`` (nothing runs), or None if it cannot be prepared
-    there or is not one statement returning rows."""
-    seen: list[Description] = []
-
-    def look(cursor: apsw.Cursor, text: str, values: Any) -> bool:
-        if seen or not (sql.startswith(text) and not sql[len(text):].strip(" \t\r\n;")):
-            seen.clear()
-            seen.append(())
-            return False
-        seen.append(tuple(cursor.get_description()))
-        return False
-
-    cursor = db.cursor()
-    cursor.exec_trace = look
-    try:
-        cursor.execute(sql, bindings, can_cache=False)
-    except apsw.ExecTraceAbort:
-        pass
-    except Exception:
-        return None
-    finally:
-        cursor.close(force=True)
-    return seen[0] if len(seen) == 1 and seen[0] else None
-
-
-def defined_by_the_application(db: apsw.Connection) -> set[str]:
-    """Functions registered on the connection (not SQLite's): a second connection does not have them."""
-    return {str(row[0]).lower() for row in db.execute("SELECT name FROM pragma_function_list WHERE builtin = 0")}
-
-
-def _reads_only(action: int, a: str | None, b: str | None, database: str | None, trigger: str | None) -> int:
-    """Statements only read the copies (the copies themselves are made with the authorizer off)."""
-    return apsw.SQLITE_OK if action in _ACTIONS else apsw.SQLITE_DENY
-
-
-__all__ = ["Copies", "defined_by_the_application", "described"]
+__all__ = ["Copies"]
