@@ -11,6 +11,7 @@ until a schema change.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -117,6 +118,17 @@ class Shape:
     """The columns of ``one_table`` it reads (lower case)."""
     functions: frozenset[str] = frozenset()
     """The functions the statement calls (lower case)."""
+    single: bool = False
+    """The SQL text holds one statement (and nothing after it but blanks, comments and semicolons):
+    the cursor need not watch for a second one (see ``Cursor._execute``)."""
+
+
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)
+
+
+def has_statement(text: str) -> bool:
+    """Whether SQL text holds anything but comments, blanks and semicolons."""
+    return bool(_COMMENTS.sub("", text).strip(" \t\r\n;"))
 
 
 class _Prepared:
@@ -302,9 +314,11 @@ class Authorizer:
             return known
         self.preparing = prepared = _Prepared()
         described: list[tuple[tuple[str, str | None], ...]] = []
+        single: list[bool] = []
 
         def first(cursor: apsw.Cursor, statement: str, values: Any) -> bool:
             described.append(cursor.get_description())
+            single.append(sql.startswith(statement) and not has_statement(sql[len(statement) :]))
             return False  # stop before the statement runs
 
         cursor = self.db.cursor()
@@ -341,6 +355,7 @@ class Authorizer:
             one_table=one_table,
             columns=frozenset(column for table, column, _ in prepared.reads if column and table == one_table),
             functions=frozenset(prepared.functions),
+            single=bool(single) and single[0],
         )
         self.shapes[sql] = answer
         while len(self.shapes) > 512:

@@ -78,6 +78,20 @@ ISOLATION_LEVELS = ("", "DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 """``Connection.isolation_level`` values that open transactions (as in ``sqlite3``); None: autocommit."""
 
 
+# This process's id, renewed in a child made by fork(): every use of a connection compares it with
+# the id the connection was opened in (os.getpid() is a system call, and a statement checks 5 times).
+_process = os.getpid()
+
+
+def _forked() -> None:
+    global _process
+    _process = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
 INTERRUPTED = "The statement was cancelled by Connection.interrupt()."
 CLOSED_BY_OTHER = "The statement was cancelled: the connection was closed by another thread."
 
@@ -480,7 +494,7 @@ class Connection:
     # -- internals ------------------------------------------------------------------------------
 
     def _check_open(self) -> None:
-        if os.getpid() != self._pid:
+        if _process != self._pid:
             raise exc.ProgrammingError(
                 f"This connection was opened in process {self._pid} and cannot be used in process {os.getpid()}, a "
                 "child made by fork(): its sockets, threads and locks belong to the parent. Open a new connection in "
@@ -507,6 +521,23 @@ class Connection:
         """Held while a cursor runs SQLite; close() from another thread waits for it."""
         return _Hold(self)  # made each time: one kept by the connection would make a reference cycle
 
+    def hold(self) -> None:
+        """What ``using()`` does on entry, for the cursor's execute and fetch, which pair it with
+        :meth:`release` in try/finally (a ``with`` costs them a third of a microsecond more)."""
+        self._check_open()  # first: after fork() the lock may be held by a thread of the parent
+        if not self._using.acquire(blocking=False):
+            raise exc.ProgrammingError(
+                "The connection is in use by another thread (a connection may be used by one thread at a time; "
+                "Connection.interrupt() and close() are the exceptions)."
+            )
+        if self._closed:  # closed while this thread waited for the lock
+            self._using.release()
+            raise exc.InterfaceError("The connection is closed.")
+
+    def release(self) -> None:
+        """Let go of what :meth:`hold` took."""
+        self._using.release()
+
     @property
     def sqlite(self) -> apsw.Connection:
         """The underlying APSW connection (for SQL functions and advanced use)."""
@@ -523,19 +554,10 @@ class _Hold:
         self.connection = connection
 
     def __enter__(self) -> None:
-        connection = self.connection
-        connection._check_open()  # first: after fork() the lock may be held by a thread of the parent
-        if not connection._using.acquire(blocking=False):
-            raise exc.ProgrammingError(
-                "The connection is in use by another thread (a connection may be used by one thread at a time; "
-                "Connection.interrupt() and close() are the exceptions)."
-            )
-        if connection._closed:  # closed while this thread waited for the lock
-            connection._using.release()
-            raise exc.InterfaceError("The connection is closed.")
+        self.connection.hold()
 
     def __exit__(self, *exc_info: object) -> None:
-        self.connection._using.release()
+        self.connection.release()
 
 
 _NOTHING = nullcontext()

@@ -8,7 +8,6 @@ failed page always fails the statement (never a partial result).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ import apsw
 
 from . import exceptions as exc
 from .answers import RequestRecord
+from .authorizer import has_statement
 from .cache.grammar import recognise as cache_statement
 from .engine.errors import translate
 from .engine.executor import StatementContext
@@ -49,14 +49,6 @@ def _boolean(value: Any) -> Any:
 _CONVERTED: dict[str, Callable[[Any], Any]] = {TIMESTAMP: _timestamp, BOOLEAN: _boolean}
 
 
-_COMMENTS = re.compile(r"--[^\n]*|/\*.*?(\*/|$)", re.DOTALL)
-
-
-def _has_statement(text: str) -> bool:
-    """Whether SQL text holds anything but comments, blanks and semicolons."""
-    return bool(_COMMENTS.sub("", text).strip(" \t\r\n;"))
-
-
 def _idle() -> StatementContext:
     """The context of cursors that have run nothing yet: empty, and already done."""
     context = StatementContext()
@@ -74,63 +66,69 @@ class Cursor:
     """A DB-API 2.0 cursor; ``requests`` lists the HTTP requests of the last statement."""
 
     arraysize: int = 1
+    # Until a statement sets them (class attributes: tools make a cursor per statement).
+    description: tuple[tuple[Any, ...], ...] | None = None
+    rowcount: int = -1
+    lastrowid: int | None = None
+    _cursor: apsw.Cursor | None = None
+    _context: StatementContext = _IDLE  # a cursor's own comes with its first statement
+    _convert: list[tuple[int, Callable[[Any], Any]]] = []  # noqa: RUF012  (replaced, never changed in place)
+    _returned = 0
+    _counts_at_end = False  # rowcount is known once the rows are read (DML with RETURNING)
+    _closed = False
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self._cursor: apsw.Cursor | None = None
-        self._context = _IDLE  # a cursor's own comes with its first statement
-        self._description: tuple[tuple[str, str | None], ...] = ()
-        self._convert: list[tuple[int, Callable[[Any], Any]]] = []
-        self.description: tuple[tuple[Any, ...], ...] | None = None
-        self.rowcount = -1
-        self.lastrowid: int | None = None
-        self._returned = 0
-        self._counts_at_end = False  # rowcount is known once the rows are read (DML with RETURNING)
-        self._closed = False
 
     # -- statements ------------------------------------------------------------------------
 
     def execute(self, operation: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None) -> Cursor:
         """Run one SQL statement; parameters use ``?`` (sequence) or ``:name`` (mapping)."""
-        self._check_open()
+        if self._closed:  # the connection's state: checked by hold() below
+            raise exc.InterfaceError("The cursor is closed.")
         self.rowcount = -1  # until this statement has succeeded
         self._counts_at_end = False
-        with self.connection.using():
+        connection = self.connection
+        connection.hold()  # with try/finally: every statement passes here (see Connection.hold)
+        try:
             self._finish()
-            self._context = StatementContext()
-            self.connection.make_current(self._context)
+            self._context = context = StatementContext()
+            connection.make_current(context)
             special = cache_statement(operation)  # REPLICATE / CACHE
             if special is not None:
                 from .cache.statements import run  # only when used: it loads SQLAlchemy
 
                 try:
-                    operation, parameters = run(special, self.connection, self._adapt(parameters))
+                    operation, parameters = run(special, connection, self._adapt(parameters))
                 except Exception as error:
                     raise exc.chained(translate(error, operation), error)
             bindings = self._adapt(parameters)
-            shape = self.connection.shape(operation, bindings)
-            self._context.in_sets, self._context.in_affinity = shape.in_sets, shape.in_affinity
+            shape = connection.shape(operation, bindings)
+            context.in_sets, context.in_affinity = shape.in_sets, shape.in_affinity
             # A read of nothing but a SQLite cache's tables, or of one table a CacheTTL snapshot holds
             # whole, runs on a second SQLite connection with real tables (Connection.route).
-            route = self.connection.route(operation, bindings, shape, self._context)
+            route = connection.route(operation, bindings, shape, context)
             return self._execute(operation, bindings, shape, route)
+        finally:
+            connection.release()
 
     def _execute(
         self, operation: str, bindings: Any, shape: Shape, route: tuple[apsw.Connection, Any] | None = None
     ) -> Cursor:
         cursor = (route[0] if route is not None else self.connection.sqlite).cursor()
         captured: dict[str, Any] = {}
+        if not shape.single:  # a second statement must be refused before anything runs
 
-        def trace(cur: apsw.Cursor, sql: str, bindings: Any) -> bool:
-            if "first" in captured:
-                return True  # only a trailing comment can follow (checked below)
-            if operation.startswith(sql) and _has_statement(operation[len(sql) :]):
-                captured["multiple"] = True
-                return False  # before anything ran
-            captured["first"] = True
-            return True
+            def trace(cur: apsw.Cursor, sql: str, bindings: Any) -> bool:
+                if "first" in captured:
+                    return True  # only a trailing comment can follow (checked below)
+                if operation.startswith(sql) and has_statement(operation[len(sql) :]):
+                    captured["multiple"] = True
+                    return False  # before anything ran
+                captured["first"] = True
+                return True
 
-        cursor.exec_trace = trace
+            cursor.exec_trace = trace
         self._returned = 0
         context = self._context
         try:
@@ -269,16 +267,19 @@ class Cursor:
         """Up to ``count`` rows (None: all), stepping SQLite under one hold of the connection."""
         if count == 0:
             return []
-        self._check_open()
+        if self._closed:  # the connection's state: checked by hold() below
+            raise exc.InterfaceError("The cursor is closed.")
         if self.description is None:
             raise exc.ProgrammingError("The last statement returned no rows to fetch (it was not a query).")
         if self._cursor is None:
             return []
-        with self.connection.using():
+        connection = self.connection
+        connection.hold()
+        try:
             if self._context.cancel.is_set:
                 self._finish()
                 self._context.cancel.check()
-            self.connection.make_current(self._context)
+            connection.make_current(self._context)
             cursor = self._cursor
             try:
                 if count is None:
@@ -299,7 +300,9 @@ class Cursor:
             if done:
                 self._finish()
                 if self._counts_at_end:  # INSERT/UPDATE/DELETE ... RETURNING: SQLite counts once it is done
-                    self.rowcount = self.connection.sqlite.changes()
+                    self.rowcount = connection.sqlite.changes()
+        finally:
+            connection.release()
         if self._context.created:
             rows = [tuple(self._returning(row)) for row in rows]
         converters = self._convert

@@ -56,7 +56,7 @@ class Cache:
         self._fresh_until: dict[str, float] = {}
         self._statement: object | None = None
         self._refreshed: set[str] = set()
-        self._lookups = Lookups(self.source)
+        self._lookups: Lookups | None = None
         self._reader: Reader | None = None
         self._no_reader = False
         self.routes = Routes(self, self.reader) if mode in (AUTO, OFFLINE) and self.target.kind == SQLITE else None
@@ -152,11 +152,13 @@ class Cache:
         """Per-statement state starts afresh with each statement."""
         context = self.connection.current_statement
         if context is not self._statement:
-            self._statement, self._refreshed, self._lookups = context, set(), Lookups(self.source)
+            self._statement, self._refreshed, self._lookups = context, set(), None
 
     def lookups(self) -> Lookups:
         """The repeated lookups of the statement being run (see :class:`~.source.Lookups`)."""
         self._this_statement()
+        if self._lookups is None:  # made by the statement's first lookup (most statements make none)
+            self._lookups = Lookups(self.source)
         return self._lookups
 
     def _fresh(self, name: str) -> bool:

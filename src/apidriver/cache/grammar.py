@@ -20,6 +20,8 @@ from .. import exceptions as exc
 
 _BLANKS = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL)
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+# Whether the first word is one of the two (one match: every statement a cursor runs passes here).
+_SPECIAL = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*(?:REPLICATE|CACHE)(?![A-Za-z0-9_$])", re.DOTALL | re.IGNORECASE)
 _QUOTED = {'"': '"', "[": "]", "`": "`"}
 
 
@@ -63,7 +65,9 @@ class CacheStatement:
 
 
 def recognise(sql: str) -> CacheStatement | None:
-    """The statement if ``sql`` is a ``REPLICATE`` or ``CACHE`` statement, else None (cheap: one word)."""
+    """The statement if ``sql`` is a ``REPLICATE`` or ``CACHE`` statement, else None (cheap: one match)."""
+    if _SPECIAL.match(sql) is None:
+        return None
     at = _skip(sql, 0)
     word, end = _word(sql, at)
     keyword = word.upper()

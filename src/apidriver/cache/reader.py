@@ -84,7 +84,7 @@ class Routes:
     def __init__(self, cache: Cache, make_reader: Callable[[], Reader | None]) -> None:
         self.cache = cache
         self._make_reader = make_reader
-        self._decided: OrderedDict[str, tuple[Description, frozenset[str]] | None] = OrderedDict()
+        self._decided: OrderedDict[str, tuple[Description, tuple[Table, ...]] | None] = OrderedDict()
 
     def forget(self) -> None:
         """Names may resolve to other objects now (a schema change on the driver's connection)."""
@@ -92,23 +92,25 @@ class Routes:
 
     def route(self, main: apsw.Connection, sql: str, bindings: Any) -> tuple[apsw.Connection, Description] | None:
         """The reader and the result description for ``sql``, or None: run it on the driver's connection."""
-        if sql in self._decided:
+        try:
             decided = self._decided[sql]
-            self._decided.move_to_end(sql)
-        else:
-            decided = self._decide(main, sql, bindings)
-            self._decided[sql] = decided
+        except KeyError:
+            decided = self._decided[sql] = self._decide(main, sql, bindings)
             while len(self._decided) > 512:
                 self._decided.popitem(last=False)
-        reader = self._make_reader() if decided is not None else None
-        if decided is None or reader is None:
+        else:
+            self._decided.move_to_end(sql)
+        if decided is None:
+            return None
+        reader = self._make_reader()
+        if reader is None:
             return None
         description, tables = decided
-        for name in tables:
-            self.cache.before_read(reader.tables[name])  # AutoCache: bring the tables up to date first
+        for spec in tables:
+            self.cache.before_read(spec)  # AutoCache: bring the tables up to date first
         return reader.db, description
 
-    def _decide(self, main: apsw.Connection, sql: str, bindings: Any) -> tuple[Description, frozenset[str]] | None:
+    def _decide(self, main: apsw.Connection, sql: str, bindings: Any) -> tuple[Description, tuple[Table, ...]] | None:
         reads: list[tuple[int, str | None, str | None, str | None]] = []
         original = main.authorizer
 
@@ -150,7 +152,7 @@ class Routes:
         mine = described(reader.db, sql, bindings)
         if mine is None or [name for name, _ in mine] != [name for name, _ in theirs]:
             return None
-        return theirs, frozenset(tables)
+        return theirs, tuple(reader.tables[name] for name in sorted(tables))
 
 
 def view_sql(spec: Table) -> str:

@@ -220,7 +220,6 @@ class Link:
     submit: Callable[[Any], None]
 
 
-@dataclass
 class StatementContext:
     """Per-statement state: the store, the HTTP requests made, planning facts, write outcomes.
 
@@ -249,39 +248,69 @@ class StatementContext:
     multi-row DELETE that failed part-way (see ``engine.writes``).
     """
 
-    store: StatementStore = field(default_factory=StatementStore)
-    requests: list[RequestRecord] = field(default_factory=list)
+    _store: StatementStore | None = None  # made on first use (see ``store``)
+    requests: list[RequestRecord]
     rows_read: int = 0  # objects the API's answers have brought (Engine.register), for progress lines
     in_sets: bool = True
     in_affinity: str = "text"
-    tables: set[str] = field(default_factory=set)
-    columns: dict[str, set[str]] = field(default_factory=dict)
-    deletes: set[str] = field(default_factory=set)
-    created: list[tuple[str, Any, Obj]] = field(default_factory=list)
-    deleted: list[tuple[str, Any]] = field(default_factory=list)
-    stubs: set[tuple[str, Any]] = field(default_factory=set)
+    tables: set[str]
+    columns: dict[str, set[str]]
+    deletes: set[str]
+    created: list[tuple[str, Any, Obj]]
+    deleted: list[tuple[str, Any]]
+    stubs: set[tuple[str, Any]]
     refused: Exception | None = None
     selects: int = 0
     foreign_reads: bool = False
-    procedure_results: dict[Any, list[Obj]] = field(default_factory=dict)
-    scans: dict[str, Any] = field(default_factory=dict)
-    links: dict[tuple[str, str], Link | None] = field(default_factory=dict)
-    lookups: dict[str, int] = field(default_factory=dict)
-    prepared: dict[Any, Any] = field(default_factory=dict)  # rows prepared for lookups (Engine._prepared: Prepared)
+    procedure_results: dict[Any, list[Obj]]
+    scans: dict[str, Any]
+    links: dict[tuple[str, str], Link | None]
+    lookups: dict[str, int]
+    prepared: dict[Any, Any]  # rows prepared for lookups (Engine._prepared: Prepared)
     max_prepared: int = 2048
     max_page_rows: int = 5000
     max_responses: int = 512
-    cancel: Cancel = field(default_factory=Cancel)
+    cancel: Cancel
     ran_on: str = "virtual tables"
     """Where SQLite ran it: on the API's ``virtual tables``, the ``cache reader`` (cache/reader.py),
     or the ``copies`` of tables a CacheTTL snapshot holds whole (engine/copies.py)."""
     delete_failure: tuple[str, Any, Exception] | None = None
-    not_attempted: list[tuple[str, Any]] = field(default_factory=list)
-    _pending: dict[Any, Future[ApiResponse | None]] = field(default_factory=dict)
-    _pages: OrderedDict[Any, tuple[Future[ApiResponse | None], int]] = field(default_factory=OrderedDict)
+    not_attempted: list[tuple[str, Any]]
+    _pending: dict[Any, Future[ApiResponse | None]]
+    _pages: OrderedDict[Any, tuple[Future[ApiResponse | None], int]]
     _page_rows: int = 0
     _done: bool = False
-    _responses: OrderedDict[Any, Future[ApiResponse | None]] = field(default_factory=OrderedDict)
+    _responses: OrderedDict[Any, Future[ApiResponse | None]]
+
+    def __init__(self) -> None:
+        # Every statement makes one, and most (over a cache, a copy or local tables) use little of it:
+        # the plain defaults above stay class attributes until a statement sets them, and the store
+        # is made when first used. Only the containers are made here.
+        self.requests = []
+        self.tables = set()
+        self.columns = {}
+        self.deletes = set()
+        self.created = []
+        self.deleted = []
+        self.stubs = set()
+        self.procedure_results = {}
+        self.scans = {}
+        self.links = {}
+        self.lookups = {}
+        self.prepared = {}
+        self.cancel = Cancel()
+        self.not_attempted = []
+        self._pending = {}
+        self._pages = OrderedDict()
+        self._responses = OrderedDict()
+
+    @property
+    def store(self) -> StatementStore:
+        """The objects this statement fetched (see :class:`StatementStore`)."""
+        store = self._store
+        if store is None:
+            store = self._store = StatementStore()
+        return store
 
     def observe(self, record: RequestRecord) -> None:
         self.requests.append(record)
@@ -299,8 +328,8 @@ class StatementContext:
         self._pages.clear()
         self._responses.clear()
         self._page_rows = 0
-        if not self.store.empty:
-            self.store = StatementStore()
+        if self._store is not None and not self._store.empty:
+            self._store = None
         self.prepared.clear()
         self.scans.clear()
         self.links.clear()
