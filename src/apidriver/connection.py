@@ -52,7 +52,7 @@ from .engine.errors import translate
 from .engine.executor import Engine, StatementContext
 from .engine.procedures import ProcedureModule, ProcedureRunner
 from .engine.schema import Procedure, Table
-from .engine.sqlite_side import PROGRESS_STEPS
+from .engine.sqlite_side import PROGRESS_STEPS, Route
 from .engine.system import system_tables
 from .engine.vtable import Module, RowIds
 from .engine.writes import Writer
@@ -194,7 +194,10 @@ class Connection:
         current = self._current = CurrentStatement()
         self._closed = False
         self._using = threading.RLock()  # held while a statement steps (see Cursor)
-        self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
+        # The cursors made, for _cancel_all: weak references by id (a WeakSet costs each cursor two
+        # Python-level calls, at its making and at its end); dead ones are dropped as the dict grows.
+        self._cursors: dict[int, weakref.ref[Cursor]] = {}
+        self._prune_cursors_at = 64
         read_only = bool(settings["ReadOnly"])
         self.writer = Writer(self.engine, self.client, lambda: current.context, self.rowids, read_only)
         # Upload forms and download URLs live on storage hosts: never send them the API key.
@@ -238,6 +241,9 @@ class Connection:
         except BaseException:
             self.close()
             raise
+        # Statements the SQLite cache's reader runs, by SQL text, with their shape (see planned()).
+        self._on_reader: dict[str, tuple[Shape, Route]] = {}
+        self._authorizer.on_schema_change.append(self._on_reader.clear)
         if self.cache is not None:
             self._authorizer.on_schema_change.append(self.cache.forget_routes)
             if self.copies is not None:
@@ -251,19 +257,40 @@ class Connection:
         """What preparing ``sql`` tells about it (see :meth:`Authorizer.shape`); nothing runs."""
         return self._authorizer.shape(sql, bindings)
 
-    def route(self, sql: str, bindings: Any, shape: Shape, context: StatementContext) -> tuple[apsw.Connection, Any] | None:
+    def route(self, sql: str, bindings: Any, shape: Shape, context: StatementContext) -> Route | None:
         """Where a statement runs when not on the driver's connection (None): a SQLite cache's reader
         (cache/reader.py), or the copies of tables a CacheTTL snapshot holds whole (engine/copies.py);
         and the result's description there."""
-        route, where = None, "virtual tables"
+        route: Route | None = None
+        where = "virtual tables"
         if self.cache is not None:
-            route, where = self.cache.route(sql, bindings), "cache reader"
+            routed = self.cache.route(sql, bindings, self._db)
+            if routed is not None:
+                if len(self._on_reader) >= 512:
+                    self._on_reader.clear()  # a bound, not a cache policy
+                self._on_reader[sql] = (shape, routed)
+            route, where = routed, "cache reader"
         elif self.copies is not None and shape.one_table is not None:
             route = self.copies.route(self._db, sql, bindings, shape.one_table, shape.columns, shape.functions, shape.description, context)
             where = "copies"
         if route is not None:
             context.ran_on = where
         return route
+
+    def planned(self, sql: str, context: StatementContext) -> tuple[Shape, Route] | None:
+        """The shape and route of a statement the cache's reader ran before (None: not one), in one
+        step: repeated statements over a SQLite cache cost a dict lookup here instead of the
+        shape's, the route's and the REPLICATE/CACHE check's (``shape`` and ``route`` do the rest)."""
+        known = self._on_reader.get(sql)
+        if known is None:
+            return None
+        shape, routed = known
+        cache = self.cache
+        assert cache is not None
+        for spec in routed.tables:
+            cache.before_read(spec)  # AutoCache: bring the tables up to date first
+        context.ran_on = "cache reader"
+        return shape, routed
 
     def parameter_names(self, sql: str) -> tuple[str | None, ...]:
         """The parameters of ``sql``'s first statement, as SQLite numbers them when it prepares it
@@ -299,7 +326,11 @@ class Connection:
     def cursor(self) -> Cursor:
         self._check_open()
         cursor = Cursor(self)
-        self._cursors.add(cursor)
+        cursors = self._cursors
+        if len(cursors) >= self._prune_cursors_at:
+            self._cursors = cursors = {k: ref for k, ref in cursors.items() if ref() is not None}
+            self._prune_cursors_at = 2 * len(cursors) + 64
+        cursors[id(cursor)] = weakref.ref(cursor)  # an id seen before belonged to a cursor now gone
         return cursor
 
     def commit(self) -> None:
@@ -450,8 +481,10 @@ class Connection:
 
     def _cancel_all(self, reason: str) -> None:
         self._current.context.cancel.set(reason)
-        for cursor in list(self._cursors):
-            cursor.context.cancel.set(reason)
+        for ref in list(self._cursors.values()):
+            cursor = ref()
+            if cursor is not None:
+                cursor.context.cancel.set(reason)
 
     @property
     def closed(self) -> bool:

@@ -26,6 +26,7 @@ from .values import BOOLEAN, TIMESTAMP, adapt_parameter, from_sql, stored_to_dat
 if TYPE_CHECKING:
     from .authorizer import Shape
     from .connection import Connection
+    from .engine.sqlite_side import Route
 
 _DATETIMES: dict[str, Any] = {}  # stored text → datetime: rows share times (a job's tasks, a page's jobs)
 
@@ -57,6 +58,7 @@ def _idle() -> StatementContext:
 
 
 _IDLE = _idle()
+_NONE_CAPTURED: dict[str, Any] = {}  # what the trace saw when there is none (only read)
 # What a result's (name, declared type) pairs make: the DB-API description and the converters of its
 # columns (the same for every run of a statement; both only read).
 _DESCRIPTIONS: dict[tuple[tuple[str, str | None], ...], tuple[tuple[tuple[Any, ...], ...], list[tuple[int, Callable[[Any], Any]]]]] = {}
@@ -94,30 +96,38 @@ class Cursor:
             self._finish()
             self._context = context = StatementContext()
             connection.make_current(context)
-            special = cache_statement(operation)  # REPLICATE / CACHE
-            if special is not None:
-                from .cache.statements import run  # only when used: it loads SQLAlchemy
+            route: Route | None
+            planned = connection.planned(operation, context)  # a statement over the cache, run before
+            if planned is not None:
+                bindings = None if parameters is None else self._adapt(parameters)
+                shape, route = planned
+                context.in_sets, context.in_affinity = shape.in_sets, shape.in_affinity
+            else:
+                special = cache_statement(operation)  # REPLICATE / CACHE
+                if special is not None:
+                    from .cache.statements import run  # only when used: it loads SQLAlchemy
 
-                try:
-                    operation, parameters = run(special, connection, self._adapt(parameters))
-                except Exception as error:
-                    raise exc.chained(translate(error, operation), error)
-            bindings = self._adapt(parameters)
-            shape = connection.shape(operation, bindings)
-            context.in_sets, context.in_affinity = shape.in_sets, shape.in_affinity
-            # A read of nothing but a SQLite cache's tables, or of one table a CacheTTL snapshot holds
-            # whole, runs on a second SQLite connection with real tables (Connection.route).
-            route = connection.route(operation, bindings, shape, context)
+                    try:
+                        operation, parameters = run(special, connection, self._adapt(parameters))
+                    except Exception as error:
+                        raise exc.chained(translate(error, operation), error)
+                bindings = None if parameters is None else self._adapt(parameters)
+                shape = connection.shape(operation, bindings)
+                context.in_sets, context.in_affinity = shape.in_sets, shape.in_affinity
+                # A read of nothing but a SQLite cache's tables, or of one table a CacheTTL snapshot holds
+                # whole, runs on a second SQLite connection with real tables (Connection.route).
+                route = connection.route(operation, bindings, shape, context)
             return self._execute(operation, bindings, shape, route)
         finally:
             connection.release()
 
     def _execute(
-        self, operation: str, bindings: Any, shape: Shape, route: tuple[apsw.Connection, Any] | None = None
+        self, operation: str, bindings: Any, shape: Shape, route: Route | None = None
     ) -> Cursor:
-        cursor = (route[0] if route is not None else self.connection.sqlite).cursor()
-        captured: dict[str, Any] = {}
+        cursor = (route.db if route is not None else self.connection.sqlite).cursor()
+        captured: dict[str, Any] = _NONE_CAPTURED
         if not shape.single:  # a second statement must be refused before anything runs
+            captured = {}
 
             def trace(cur: apsw.Cursor, sql: str, bindings: Any) -> bool:
                 if "first" in captured:
@@ -151,7 +161,7 @@ class Cursor:
             raise delete_failure(context)
         description: tuple[tuple[str, str | None], ...]
         if route is not None:
-            description = route[1]  # the driver's declared types (the reader's views hide some)
+            description = route.description  # the driver's declared types (the reader's views hide some)
         else:
             try:
                 # Read after the first step: a statement from APSW's cache that was prepared before a

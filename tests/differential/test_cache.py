@@ -120,3 +120,20 @@ def test_auto_cache_brings_tables_up_to_date_before_sqlite_reads_them(make_emula
         assert cursor.requests  # the sync that found the new job
     finally:
         conn.close()
+
+
+def test_a_repeated_statement_runs_on_the_reader_with_its_new_parameters(replicated: tuple[datasets.Dataset, Path]) -> None:
+    """The second run of a SQL text over the cache takes the first run's decision (Connection.planned):
+    it must still run on the reader, with this run's parameters, and answer what the oracle answers."""
+    data, path = replicated
+    conn = data.connect(Offline=True, CacheLocation=str(path))
+    sql = "SELECT count(*), min(id) FROM Jobs WHERE tag = ?"
+    try:
+        tags = [row[0] for row in data.oracle.execute("SELECT DISTINCT tag FROM Jobs WHERE tag IS NOT NULL ORDER BY 1 LIMIT 3")]
+        assert len(tags) == 3
+        for tag in tags + tags:
+            cursor = conn.cursor().execute(sql, (tag,))
+            assert cursor.context.ran_on == "cache reader"
+            assert cursor.fetchall() == [tuple(r) for r in data.oracle.execute(sql, (tag,))], tag
+    finally:
+        conn.close()

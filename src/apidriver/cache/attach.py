@@ -32,6 +32,7 @@ from .source import CacheSource, Lookups
 from .vtable import CacheModule
 
 if TYPE_CHECKING:
+    from ..engine.sqlite_side import Route
     from .host import CacheHost
     from ..engine.writes import Writer
 
@@ -90,11 +91,12 @@ class Cache:
                 self._no_reader = True  # a file SQLite cannot attach: the cache tables read it as before
         return self._reader
 
-    def route(self, sql: str, bindings: Any) -> tuple[apsw.Connection, Any] | None:
-        """Where ``sql`` runs: on the reader (and the description it shows), or None (the driver's connection)."""
+    def route(self, sql: str, bindings: Any, main: apsw.Connection | None = None) -> Route | None:
+        """Where ``sql`` runs: on the reader (and the description it shows), or None (the driver's connection).
+        ``main``: the driver's SQLite connection, when the caller has it at hand."""
         if self.routes is None:
             return None
-        return self.routes.route(self.connection.sqlite, sql, bindings)
+        return self.routes.route(main if main is not None else self.connection.sqlite, sql, bindings)
 
     def forget_routes(self) -> None:
         if self.routes is not None:
@@ -137,11 +139,14 @@ class Cache:
         Once per statement and table, and only if the last sync of the
         table is older than ``CacheTolerance`` seconds.
         """
-        self.ready()
         if self.mode != AUTO:
+            self.ready()
             return
-        self._this_statement()
         name = spec.derived.parent if spec.derived is not None else spec.name
+        if self._fresh_until.get(name, 0.0) > time.monotonic():
+            return  # known fresh, so the cache is ready: every statement over the cache passes here
+        self.ready()
+        self._this_statement()
         if name in self._refreshed:
             return
         self._refreshed.add(name)

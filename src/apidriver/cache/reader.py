@@ -41,6 +41,7 @@ from ..engine.sqlite_side import (
     READ_ACTIONS,
     TABLE_FUNCTIONS,
     Description,
+    Route,
     defined_by_the_application,
     described,
     reads_only,
@@ -90,8 +91,9 @@ class Routes:
         """Names may resolve to other objects now (a schema change on the driver's connection)."""
         self._decided.clear()
 
-    def route(self, main: apsw.Connection, sql: str, bindings: Any) -> tuple[apsw.Connection, Description] | None:
-        """The reader and the result description for ``sql``, or None: run it on the driver's connection."""
+    def route(self, main: apsw.Connection, sql: str, bindings: Any) -> Route | None:
+        """Where ``sql`` runs on the reader, or None: run it on the driver's connection. With AutoCache,
+        the tables it reads are brought up to date first."""
         try:
             decided = self._decided[sql]
         except KeyError:
@@ -108,7 +110,7 @@ class Routes:
         description, tables = decided
         for spec in tables:
             self.cache.before_read(spec)  # AutoCache: bring the tables up to date first
-        return reader.db, description
+        return Route(reader.db, description, tables)
 
     def _decide(self, main: apsw.Connection, sql: str, bindings: Any) -> tuple[Description, tuple[Table, ...]] | None:
         reads: list[tuple[int, str | None, str | None, str | None]] = []

@@ -60,6 +60,7 @@ from .schema import Table
 from .sqlite_side import (
     PROGRESS_STEPS,
     Description,
+    Route,
     defined_by_the_application,
     described,
     reads_only,
@@ -170,7 +171,7 @@ class Copies:
         functions: frozenset[str],
         description: Description,
         ctx: StatementContext,
-    ) -> tuple[apsw.Connection, Description] | None:
+    ) -> Route | None:
         """The connection of copies and the result description for ``sql``, which reads only the API
         table ``name`` (its ``columns``), calls ``functions`` and has ``description`` on the driver's
         connection (``main``); None when it runs on the virtual table (no fresh complete snapshot, a
@@ -207,7 +208,7 @@ class Copies:
                 return None
         ctx.requests.extend(copy.records)
         ctx.rows_read += copy.objects
-        return shelf.db, described_
+        return Route(shelf.db, described_)
 
     def _decide(
         self, main: apsw.Connection, sql: str, bindings: Any, functions: frozenset[str], theirs: Description

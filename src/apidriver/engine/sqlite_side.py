@@ -5,12 +5,25 @@ statement exactly as the driver's connection would before it may take it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import apsw
 
+if TYPE_CHECKING:
+    from .schema import Table
+
 Description = tuple[tuple[str, str | None], ...]
 """A result's columns: (name, declared type) each."""
+
+
+class Route(NamedTuple):
+    """Where a statement runs instead of the driver's connection: that connection, the result's
+    description as the driver's connection gives it (its declared types), and, for the cache's
+    reader, the cache tables it reads (AutoCache brings them up to date before each run)."""
+
+    db: apsw.Connection
+    description: Description
+    tables: tuple[Table, ...] = ()
 
 # SQLite calls the progress handler every this many virtual-machine steps: how soon a
 # cancel stops SQLite's own work (a long join or a runaway recursive CTE).
@@ -59,4 +72,4 @@ def defined_by_the_application(db: apsw.Connection) -> set[str]:
     return {str(row[0]).lower() for row in db.execute("SELECT name FROM pragma_function_list WHERE builtin = 0")}
 
 
-__all__ = ["PROGRESS_STEPS", "READ_ACTIONS", "TABLE_FUNCTIONS", "Description", "defined_by_the_application", "described", "reads_only"]
+__all__ = ["PROGRESS_STEPS", "READ_ACTIONS", "Route", "TABLE_FUNCTIONS", "Description", "defined_by_the_application", "described", "reads_only"]

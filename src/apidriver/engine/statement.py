@@ -322,18 +322,17 @@ class StatementContext:
         if self._done:
             return
         self._done = True
-        for future in self._pending.values():
-            future.cancel()
-        self._pending.clear()
-        self._pages.clear()
-        self._responses.clear()
-        self._page_rows = 0
-        if self._store is not None and not self._store.empty:
-            self._store = None
-        self.prepared.clear()
-        self.scans.clear()
-        self.links.clear()
-        self.procedure_results.clear()
+        self._store = None
+        if self._pending or self._pages or self._responses:  # (most statements sent nothing)
+            for future in self._pending.values():
+                future.cancel()
+            self._pending.clear()
+            self._pages.clear()
+            self._responses.clear()
+            self._page_rows = 0
+        for held in (self.prepared, self.scans, self.links, self.procedure_results):
+            if held:
+                held.clear()
 
     def result(self, future: Future[ApiResponse | None]) -> ApiResponse | None:
         """Wait for a request of this statement: every wait of the engine passes here,
