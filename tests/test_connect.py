@@ -207,6 +207,21 @@ def test_closed_connection(shared_emulator: Emulator) -> None:
         conn.cursor()
 
 
+def test_a_cursor_of_a_closed_connection_refuses_everything(shared_emulator: Emulator) -> None:
+    conn = connect_to(shared_emulator)
+    finished, open_ = conn.cursor(), conn.cursor()
+    finished.execute("SELECT 1").fetchall()  # read to the end: nothing left to step
+    open_.execute("SELECT value FROM json_each('[1,2,3]')").fetchone()
+    conn.close()
+    for cursor in (finished, open_):
+        with pytest.raises(apidriver.InterfaceError, match="connection is closed"):
+            cursor.fetchall()
+        with pytest.raises(apidriver.InterfaceError, match="connection is closed"):
+            cursor.fetchone()
+        with pytest.raises(apidriver.InterfaceError, match="connection is closed"):
+            cursor.execute("SELECT 1")
+
+
 def test_commit_and_rollback_are_harmless(conn: apidriver.Connection) -> None:
     conn.commit()
     conn.rollback()

@@ -277,8 +277,7 @@ class Cursor:
         """Up to ``count`` rows (None: all), stepping SQLite under one hold of the connection."""
         if count == 0:
             return []
-        if self._closed:  # the connection's state: checked by hold() below
-            raise exc.InterfaceError("The cursor is closed.")
+        self._check_open()  # before the checks below: a closed connection is the error to report
         if self.description is None:
             raise exc.ProgrammingError("The last statement returned no rows to fetch (it was not a query).")
         if self._cursor is None:

@@ -25,6 +25,7 @@ class Route(NamedTuple):
     description: Description
     tables: tuple[Table, ...] = ()
 
+
 # SQLite calls the progress handler every this many virtual-machine steps: how soon a
 # cancel stops SQLite's own work (a long join or a runaway recursive CTE).
 PROGRESS_STEPS = 1000

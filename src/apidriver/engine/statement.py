@@ -79,11 +79,6 @@ class StatementStore:
         # inner loop prepares the rows of a whole page's sets at once (Engine._prepared).
         self.page_of: dict[int, PageIndex] = {}
 
-    @property
-    def empty(self) -> bool:
-        """Nothing was put in the store (most statements over a cache or a copy put nothing)."""
-        return not (self.objects or self.sets or self.results or self.full or self.too_big or self._pending or self.page_of)
-
     def defer(self, index: Callable[[], PageIndex], size: int = 0) -> None:
         """Add a page's index (of ``size`` objects, embedded ones included) when the store is next used.
 
