@@ -105,6 +105,16 @@ def run(dataset: Dataset, conn: apidriver.Connection, statement: Statement) -> O
     if problem is None:
         problem = check_requests(dataset, statement, requests, conn.settings["PageSize"])
         over_bound = problem is not None
+    if problem is None and conn.cache is not None:
+        # Over a cache, a statement run again takes the first run's decisions (Connection.planned).
+        again = conn.cursor()
+        try:
+            rows_again = canonical_rows(again.execute(statement.driver_sql, statement.driver_params).fetchall())
+        except apidriver.Error as error:
+            problem = f"run again, it failed ({type(error).__name__}: {error})"
+        else:
+            if rows_again != got or again.context.ran_on != cursor.context.ran_on:
+                problem = f"run again, it answered differently (ran on {again.context.ran_on}, first on {cursor.context.ran_on})"
     if problem is not None:
         problem += f" [on {describe(conn)}]"
     return Outcome(statement, problem, len(requests), len(got), over_bound=over_bound, ran_on=cursor.context.ran_on)
