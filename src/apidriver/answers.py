@@ -82,7 +82,7 @@ class Answer:
 def json_body(answer: Answer) -> tuple[Any, str | None]:
     """``(JSON body, None)``, or ``(None, what came instead)``: an empty body, an HTML page, not JSON."""
     kind = answer.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if not answer.content or not answer.content.strip():
+    if not answer.content or answer.content.isspace():  # (not strip(): that copies the whole body)
         return None, "an empty body"
     if kind and "json" not in kind:
         page = " (perhaps from a proxy or a captive portal)" if kind in ("text/html", "application/xhtml+xml") else ""

@@ -48,6 +48,9 @@ from .workers import Workers
 __all__ = ["Engine", "StatementContext"]
 
 
+_NOT_IDS = frozenset(("", ".", ".."))  # never an object's id: no lookup answers them from what was fetched
+
+
 def _data(response: ApiResponse | None) -> Any:
     """The object a lookup by key found; None for a 404 (no such object). Any other answer raises."""
     if response is None:
@@ -61,11 +64,13 @@ class Prepared:
 
     __slots__ = ("holder", "matched", "rows", "values")
 
-    def __init__(self, holder: Any, rows: list[Obj], values: list[tuple[Any, ...]]) -> None:
+    def __init__(
+        self, holder: Any, rows: list[Obj], values: list[tuple[Any, ...]], matched: tuple[int, Any] | None = None
+    ) -> None:
         self.holder = holder  # kept, so that its id is not reused while the entry lives
         self.rows = rows
         self.values = values
-        self.matched: tuple[int, Any] | None = None
+        self.matched = matched
 
 
 class Engine:
@@ -92,6 +97,8 @@ class Engine:
         self.reach = Reach(self.sender, self.budget, self.arrivals, max_concurrency)
         self.lookups = Batches()  # rows prepared for lookups answered from CacheTTL snapshots (engine.rows)
         self._masks: dict[tuple[str, int], list[tuple[int, Column]]] = {}
+        # Each table's source (the parent of a derived table), by name: looked up on every lookup.
+        self._sources = {t.name: (self.table(t.derived.parent) if t.derived is not None else t).name for t in self.tables.values()}
 
     def close(self) -> None:
         """Cancel requests not yet sent (those under way finish or fail on their own)."""
@@ -223,7 +230,9 @@ class Engine:
         if lookup is None:
             return None
         hit = self._lookup(ctx, table, plan, lookup, values[0])
-        return None if hit is None else self._ordered(plan, *hit)
+        if hit is None or not plan.order or len(hit[0]) < 2:
+            return hit
+        return order_rows(hit[0], hit[1], plan.order)
 
     @staticmethod
     def _filter(
@@ -263,30 +272,37 @@ class Engine:
     def _lookup(
         self, ctx: StatementContext, table: Table, plan: Plan, arg: Arg, value: Any
     ) -> tuple[list[Obj], list[tuple[Any, ...]]] | None:
-        """``column = 'text'`` answered from what the statement holds (the inner loops of joins), or None."""
-        if type(value) is not str or value in ("", ".", ".."):
+        """``column = 'text'`` answered from what the statement holds (the inner loops of joins), or None.
+
+        This runs once per row of a join's outer loop, so it is kept to a few dictionary lookups.
+        """
+        if type(value) is not str or value in _NOT_IDS:
             return None
-        source = self.source_of(table)
-        holder: Any
+        store = ctx.store
+        source = self._sources[table.name]
+        on: str | None
+        holder: Any  # an object (a lookup by key), or a set of them
         if arg.role == "key":
-            holder = ctx.store.get_object(source.name, value, plan.includes)
-            if holder is None:
-                return None
-            objs = [holder]
+            on = None
+            holder = store.get_object(source, value, plan.includes)
         else:
-            holder = objs = ctx.store.get_set(source.name, arg.source.lower(), value, plan.includes)  # type: ignore[assignment]
-            if objs is None:
-                return None
-        made: Batch | Prepared
+            on = arg.source.lower()
+            holder = store.get_set(source, on, value, plan.includes)
+        if holder is None:
+            return None
+        made: Batch | Prepared | None
         if self.client.cache_ttl > 0:
             # The sets may come from a CacheTTL snapshot, the same objects statement after statement.
-            made = self.lookups.get(table, holder, objs)
+            made = self.lookups.get(table, holder, [holder] if on is None else holder)
             values = made.ensure(table, plan.mask)
         else:
-            made = self._prepared(ctx, table, holder, objs, plan.mask, None if arg.role == "key" else arg.source.lower())
+            made = ctx.prepared.get((id(holder), table.name, plan.mask))
+            if made is None or made.holder is not holder:
+                made = self._prepared(ctx, table, holder, [holder] if on is None else holder, plan.mask, on, arg.index)
             values = made.values
         index = arg.index
-        if made.matched == (index, value):
+        matched = made.matched
+        if matched is not None and matched[0] == index and matched[1] == value:
             return made.rows, values
         keep = [i for i, v in enumerate(values) if v[index] == value]
         if len(keep) == len(values):
@@ -295,7 +311,7 @@ class Engine:
         return [made.rows[i] for i in keep], [values[i] for i in keep]
 
     def _prepared(
-        self, ctx: StatementContext, table: Table, holder: Any, objs: list[Obj], mask: int, on: str | None = None
+        self, ctx: StatementContext, table: Table, holder: Any, objs: list[Obj], mask: int, on: str | None = None, by: int = -1
     ) -> Prepared:
         """The rows of ``table`` in ``objs`` with their values for ``mask``, made once per statement.
 
@@ -311,7 +327,7 @@ class Engine:
         if found is not None and found.holder is holder:
             return found
         index = ctx.store.page_of.get(id(holder))
-        if index is not None and self._prepare_page(ctx, table, holder, index, mask, on):
+        if index is not None and self._prepare_page(ctx, table, holder, index, mask, on, by):
             paged: Prepared | None = ctx.prepared.get(key)
             if paged is not None and paged.holder is holder:
                 return paged
@@ -335,25 +351,31 @@ class Engine:
         return made
 
     def _prepare_page(
-        self, ctx: StatementContext, table: Table, holder: Any, index: PageIndex, mask: int, on: str | None
+        self, ctx: StatementContext, table: Table, holder: Any, index: PageIndex, mask: int, on: str | None, by: int = -1
     ) -> bool:
         """Prepare ``holder`` and the holders of its kind in the page ``index`` (see :meth:`_prepared`)
         in one ``Batch``; each gets exactly the rows and values it would get alone. False when
-        ``holder`` is not among them, or there are too few or too many to be worth it."""
-        source = self.source_of(table).name
-        members: list[Any]
+        ``holder`` is not among them, or there are too few or too many to be worth it.
+
+        ``by``: the column the lookups are by. Where it is converted, each holder whose rows all
+        hold its own key there is marked as matching it (``Prepared.matched``), so that looking
+        it up by that key keeps every row without comparing them one by one.
+        """
+        source = self._sources[table.name]
+        members: list[tuple[Any, Any]]  # (the key it is found by, the set or object)
         if on is not None:
-            members = [held for (name, by, _), held in index.sets.items() if name == source and by == on]
+            members = [(value, held) for (name, column, value), held in index.sets.items() if name == source and column == on]
         else:  # one object: the page's embedded objects of its table, or the page's own
-            members = [obj for (name, _), obj in index.children.items() if name == source]
-            if not any(m is holder for m in members):
-                members = [obj for (name, _), obj in index.objects.items() if name == source]
-        if not 1 < len(members) <= 2000 or not any(m is holder for m in members):
+            members = [(key, obj) for (name, key), obj in index.children.items() if name == source]
+            if not any(m is holder for _, m in members):
+                members = [(key, obj) for (name, key), obj in index.objects.items() if name == source]
+        if not 1 < len(members) <= 2000 or not any(m is holder for _, m in members):
             return False
         derived = table.derived
         rows: list[Obj] = []
-        bounds: list[tuple[Any, int, int]] = []
-        for member in members:
+        keys: list[Any] = []  # each row's holder's key
+        bounds: list[tuple[Any, Any, int, int]] = []
+        for key, member in members:
             start = len(rows)
             objs = member if on is not None else [member]
             if derived is None:
@@ -361,14 +383,22 @@ class Engine:
             else:
                 for obj in objs:
                     rows.extend(derived.rows(obj))
-            bounds.append((member, start, len(rows)))
-        values = Batch(rows, len(table.columns)).ensure(table, mask)
+            end = len(rows)
+            keys += [key] * (end - start)
+            bounds.append((key, member, start, end))
+        made = Batch(rows, len(table.columns))
+        values = made.ensure(table, mask)
+        cells = made.column(by) if by >= 0 else None
+        every = cells == keys  # (the usual case: checked for the whole page at once, in C)
         prepared = ctx.prepared
         if len(prepared) + len(bounds) > ctx.max_prepared:
             prepared.clear()  # a bound, not a cache policy: whatever is looked up again is made again
         name = table.name
-        for member, start, end in bounds:
-            prepared[(id(member), name, mask)] = Prepared(member, rows[start:end], values[start:end])
+        for key, member, start, end in bounds:
+            matched = None
+            if type(key) is str and cells is not None and (every or cells[start:end].count(key) == end - start):
+                matched = (by, key)
+            prepared[(id(member), name, mask)] = Prepared(member, rows[start:end], values[start:end], matched)
         return True
 
     def _mask_columns(self, table: Table, mask: int) -> list[tuple[int, Column]]:

@@ -75,6 +75,10 @@ class Batch:
             self._kinds[(column, timestamp)] = found
         return found
 
+    def column(self, index: int) -> list[Any] | None:
+        """The converted values of one column, row by row (None if it was not converted)."""
+        return self._columns[index] if 0 <= index < len(self._columns) - 1 else None
+
     def ensure(self, table: Table, mask: int) -> list[tuple[Any, ...]]:
         """The values, with every column of ``mask`` converted."""
         filled = self.filled

@@ -9,11 +9,13 @@ from ...values import INTEGER, TEXT
 
 def _files(task: Mapping[str, Any]) -> list[dict[str, Any]]:
     result = task.get("result")
-    files = result.get("files") if isinstance(result, Mapping) else None
+    files = result.get("files") if type(result) is dict or isinstance(result, Mapping) else None
     if not isinstance(files, list):
         return []
+    task_id, job_id, operation = task.get("id"), task.get("job_id"), task.get("operation")
+    # (type(f) is dict first: a page's files are decoded JSON, and an ABC check costs more than the copy)
     return [
-        {**(f if isinstance(f, Mapping) else {}), "task_id": task.get("id"), "job_id": task.get("job_id"), "operation": task.get("operation"), "idx": i}
+        {**(f if type(f) is dict or isinstance(f, Mapping) else {}), "task_id": task_id, "job_id": job_id, "operation": operation, "idx": i}
         for i, f in enumerate(files)
     ]
 
