@@ -98,7 +98,7 @@ class Engine:
         self.lookups = Batches()  # rows prepared for lookups answered from CacheTTL snapshots (engine.rows)
         self._masks: dict[tuple[str, int], list[tuple[int, Column]]] = {}
         # Each table's source (the parent of a derived table), by name: looked up on every lookup.
-        self._sources = {t.name: (self.table(t.derived.parent) if t.derived is not None else t).name for t in self.tables.values()}
+        self._sources = {t.name: self.source_of(t).name for t in self.tables.values()}
 
     def close(self) -> None:
         """Cancel requests not yet sent (those under way finish or fail on their own)."""
