@@ -123,3 +123,28 @@ def test_a_cursor_whose_rows_are_all_read_lets_the_statements_objects_go(root: s
         assert files > 5000
         assert left < 2, f"{left:.1f} MiB held by a cursor whose rows were all read"
         assert cursor.requests and cursor.rows_read > 5000  # what the statement did stays readable
+
+
+def test_a_joins_pages_go_with_their_statement_not_with_the_cycle_collector(root: str) -> None:
+    # The index of a page's embedded tasks was built by a closure that called itself: a reference
+    # cycle holding the page, so every page's parsed JSON waited for the cyclic garbage collector
+    # (8,288 objects for this statement's 5 pages; 220 now), whose passes cost ~12% of a join's CPU.
+    sql = "SELECT count(*) FROM Jobs j JOIN Tasks t ON t.job_id = j.id WHERE j.tag = 'reports'"
+    with apidriver.connect(APIKey="k", BaseURL=root) as conn:
+        conn.cursor().execute(sql).fetchall()  # page counts known, as on a repeat
+        conn.engine.wait_idle()
+        gc.collect()
+        gc.disable()
+        try:
+            cursor = conn.cursor()
+            ((count,),) = cursor.execute(sql).fetchall()
+            conn.engine.wait_idle()
+            requests = len(cursor.requests)
+            cursor.close()
+            conn.cursor().execute("SELECT 1").fetchall()
+            cycles = gc.collect()
+        finally:
+            gc.enable()
+    assert count > 0 and requests > 0
+    # What remains is httpx's own response cycle (~45 objects a request).
+    assert cycles < 100 * requests, f"{cycles} objects left to the cycle collector by {requests} requests"

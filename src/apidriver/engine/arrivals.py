@@ -58,22 +58,23 @@ class Arrivals:
     def index(self, table: Table, objs: list[Obj], includes: frozenset[str]) -> PageIndex:
         """The objects of one page by key, and the child sets they embed (recursively)."""
         out = PageIndex(includes)
-
-        def add(table: Table, objs: list[Obj], into: dict[tuple[str, Any], Obj]) -> None:
-            keyed = bool(table.key)
-            embeds = [(e, self.tables[e.table.lower()]) for e in table.embeds]
-            name = table.name
-            for obj in objs:
-                if not isinstance(obj, dict):
-                    continue
-                key = table.key_of(obj) if keyed else ()
-                if keyed:
-                    into[(name, key[0] if len(key) == 1 else key)] = obj
-                for embed, child in embeds:
-                    children = obj.get(embed.field)
-                    if isinstance(children, list):
-                        out.sets[(child.name, embed.key.lower(), key[0] if key else None)] = children
-                        add(child, children, out.children)
-
-        add(table, objs, out.objects)
+        self._add(out, table, objs, out.objects)
         return out
+
+    def _add(self, out: PageIndex, table: Table, objs: list[Obj], into: dict[tuple[str, Any], Obj]) -> None:
+        # A method, not a closure calling itself: such a closure is a reference cycle, and the
+        # page it indexed would wait for the cyclic garbage collector instead of going with its statement.
+        keyed = bool(table.key)
+        embeds = [(e, self.tables[e.table.lower()]) for e in table.embeds]
+        name = table.name
+        for obj in objs:
+            if not isinstance(obj, dict):
+                continue
+            key = table.key_of(obj) if keyed else ()
+            if keyed:
+                into[(name, key[0] if len(key) == 1 else key)] = obj
+            for embed, child in embeds:
+                children = obj.get(embed.field)
+                if isinstance(children, list):
+                    out.sets[(child.name, embed.key.lower(), key[0] if key else None)] = children
+                    self._add(out, child, children, out.children)
