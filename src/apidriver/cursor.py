@@ -95,6 +95,7 @@ class Cursor:
         try:
             self._finish()
             self._context = context = StatementContext()
+            context.let_go = connection.engine.let_go  # what it held goes on a worker (see done())
             connection.make_current(context)
             route: Route | None
             planned = connection.planned(operation, context)  # a statement over the cache, run before

@@ -109,8 +109,17 @@ class Engine:
         return self.sender.submit(fn, *args, **kwargs)
 
     def wait_idle(self, timeout: float = 30.0) -> None:
-        """Wait until no request is in flight (pages fetched ahead finish after their statement)."""
+        """Wait until no request is in flight (pages fetched ahead finish after their statement)
+        and what finished statements held is let go (``let_go``)."""
         self.pool.wait_idle(timeout)
+
+    def let_go(self, held: list[Any]) -> None:
+        """Let go of what a finished statement held on a worker (``StatementContext.let_go``):
+        its last row reaches the caller before the deallocation, not after it."""
+        try:
+            self.pool.submit(held.clear)
+        except exc.InterfaceError:  # the connection is closed: at once
+            held.clear()
 
     def _embedded_keys(self) -> dict[str, frozenset[str]]:
         out: dict[str, set[str]] = {}

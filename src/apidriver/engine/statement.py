@@ -276,6 +276,9 @@ class StatementContext:
     _page_rows: int = 0
     _done: bool = False
     _responses: OrderedDict[Any, Future[ApiResponse | None]]
+    let_go: Callable[[list[Any]], None] | None = None
+    """Where ``done()`` hands what the statement held, to be let go off the statement's thread
+    (``Engine.let_go``: a worker); None: let go at once."""
 
     def __init__(self) -> None:
         # Every statement makes one, and most (over a cache, a copy or local tables) use little of it:
@@ -317,17 +320,27 @@ class StatementContext:
         if self._done:
             return
         self._done = True
-        self._store = None
+        # Letting go of a statement's pages and prepared rows is a deallocation per object (about a
+        # tenth of a join's CPU): it is handed to ``let_go``, so that the last row is returned first.
+        held: list[Any] = []
+        if self._store is not None:
+            held.append(self._store)
+            self._store = None
         if self._pending or self._pages or self._responses:  # (most statements sent nothing)
             for future in self._pending.values():
                 future.cancel()
             self._pending.clear()
-            self._pages.clear()
-            self._responses.clear()
+            held += (self._pages, self._responses)
+            self._pages, self._responses = OrderedDict(), OrderedDict()
             self._page_rows = 0
-        for held in (self.prepared, self.scans, self.links, self.procedure_results):
-            if held:
-                held.clear()
+        if self.prepared:
+            held.append(self.prepared)
+            self.prepared = {}
+        for kept in (self.scans, self.links, self.procedure_results):
+            if kept:
+                kept.clear()
+        if held and self.let_go is not None:
+            self.let_go(held)
 
     def result(self, future: Future[ApiResponse | None]) -> ApiResponse | None:
         """Wait for a request of this statement: every wait of the engine passes here,
