@@ -322,6 +322,9 @@ class StatementContext:
         self._done = True
         # Letting go of a statement's pages and prepared rows is a deallocation per object (about a
         # tenth of a join's CPU): it is handed to ``let_go``, so that the last row is returned first.
+        # Only after requests: what a statement served from a CacheTTL snapshot holds, the snapshot
+        # keeps, and a worker's wake-up would cost it more than it saves.
+        fetched = bool(self._pages or self._responses)
         held: list[Any] = []
         if self._store is not None:
             held.append(self._store)
@@ -339,7 +342,7 @@ class StatementContext:
         for kept in (self.scans, self.links, self.procedure_results):
             if kept:
                 kept.clear()
-        if held and self.let_go is not None:
+        if fetched and self.let_go is not None:
             self.let_go(held)
 
     def result(self, future: Future[ApiResponse | None]) -> ApiResponse | None:
