@@ -58,19 +58,15 @@ def _data(response: ApiResponse | None) -> Any:
     return object_data(response.body, response.url, response.status)
 
 
-class Prepared:
-    """The rows of one lookup's objects and their SQLite values (as ``rows.Batch`` has them), kept by
-    the statement; ``matched``: the (column, value) every row is known to equal."""
+Prepared = tuple[Any, list[Obj], list[tuple[Any, ...]], int, int, "tuple[int, Any] | None"]
+"""The rows of one lookup's objects and their SQLite values, kept by the statement: ``(holder, rows,
+values, start, end, matched)``. Its rows are ``rows[start:end]`` (with ``values`` as ``rows.Batch`` has
+them): a window on its page's rows, which every set of the page shares (a tuple and no copy per set,
+as a join's inner loop makes one per outer row). ``holder`` is kept so that its id is not reused while
+the entry lives; ``matched`` is the (column, value) every row is known to equal."""
 
-    __slots__ = ("holder", "matched", "rows", "values")
-
-    def __init__(
-        self, holder: Any, rows: list[Obj], values: list[tuple[Any, ...]], matched: tuple[int, Any] | None = None
-    ) -> None:
-        self.holder = holder  # kept, so that its id is not reused while the entry lives
-        self.rows = rows
-        self.values = values
-        self.matched = matched
+Window = tuple[list[Obj], list[tuple[Any, ...]], int, int]
+"""Rows a lookup answered: ``rows[start:end]`` and their values ``values[start:end]``."""
 
 
 class Engine:
@@ -231,17 +227,19 @@ class Engine:
         if local_order and kept_rows:
             yield self._ordered(plan, kept_rows, kept_values, kinds)
 
-    def looked_up(
-        self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]
-    ) -> tuple[list[Obj], list[tuple[Any, ...]]] | None:
+    def looked_up(self, ctx: StatementContext, table: Table, plan: Plan, values: Sequence[Any]) -> Window | None:
         """The rows of a plain lookup (``column = ?``) answered from what the statement holds, or None."""
         lookup = plan.lookup
         if lookup is None:
             return None
         hit = self._lookup(ctx, table, plan, lookup, values[0])
-        if hit is None or not plan.order or len(hit[0]) < 2:
+        if hit is None or not plan.order:
             return hit
-        return order_rows(hit[0], hit[1], plan.order)
+        rows, values_, start, end = hit
+        if end - start < 2:
+            return hit
+        ordered = order_rows(rows[start:end], values_[start:end], plan.order)
+        return ordered[0], ordered[1], 0, len(ordered[0])
 
     @staticmethod
     def _filter(
@@ -278,9 +276,7 @@ class Engine:
             return rows, values
         return order_rows(rows, values, plan.order, kinds)
 
-    def _lookup(
-        self, ctx: StatementContext, table: Table, plan: Plan, arg: Arg, value: Any
-    ) -> tuple[list[Obj], list[tuple[Any, ...]]] | None:
+    def _lookup(self, ctx: StatementContext, table: Table, plan: Plan, arg: Arg, value: Any) -> Window | None:
         """``column = 'text'`` answered from what the statement holds (the inner loops of joins), or None.
 
         This runs once per row of a join's outer loop, so it is kept to a few dictionary lookups.
@@ -299,25 +295,30 @@ class Engine:
             holder = store.get_set(source, on, value, plan.includes)
         if holder is None:
             return None
-        made: Batch | Prepared | None
+        batch_: Batch | None = None
         if self.client.cache_ttl > 0:
             # The sets may come from a CacheTTL snapshot, the same objects statement after statement.
-            made = self.lookups.get(table, holder, [holder] if on is None else holder)
-            values = made.ensure(table, plan.mask)
+            batch_ = self.lookups.get(table, holder, [holder] if on is None else holder)
+            values = batch_.ensure(table, plan.mask)
+            rows, start, end, matched = batch_.rows, 0, len(values), batch_.matched
         else:
-            made = ctx.prepared.get((id(holder), table.name, plan.mask))
-            if made is None or made.holder is not holder:
+            key = (id(holder), table.name, plan.mask)
+            made = ctx.prepared.get(key)
+            if made is None or made[0] is not holder:
                 made = self._prepared(ctx, table, holder, [holder] if on is None else holder, plan.mask, on, arg.index)
-            values = made.values
+            _, rows, values, start, end, matched = made
         index = arg.index
-        matched = made.matched
         if matched is not None and matched[0] == index and matched[1] == value:
-            return made.rows, values
-        keep = [i for i, v in enumerate(values) if v[index] == value]
-        if len(keep) == len(values):
-            made.matched = (index, value)  # a set looked up by the value it is keyed by: every row, every time
-            return made.rows, values
-        return [made.rows[i] for i in keep], [values[i] for i in keep]
+            return rows, values, start, end
+        keep = [i for i in range(start, end) if values[i][index] == value]
+        if len(keep) == end - start:
+            # A set looked up by the value it is keyed by: every row, every time.
+            if batch_ is not None:
+                batch_.matched = (index, value)
+            else:
+                ctx.prepared[key] = (holder, rows, values, start, end, (index, value))
+            return rows, values, start, end
+        return [rows[i] for i in keep], [values[i] for i in keep], 0, len(keep)
 
     def _prepared(
         self, ctx: StatementContext, table: Table, holder: Any, objs: list[Obj], mask: int, on: str | None = None, by: int = -1
@@ -333,12 +334,12 @@ class Engine:
         """
         key = (id(holder), table.name, mask)
         found: Prepared | None = ctx.prepared.get(key)
-        if found is not None and found.holder is holder:
+        if found is not None and found[0] is holder:
             return found
         index = ctx.store.page_of.get(id(holder))
         if index is not None and self._prepare_page(ctx, table, holder, index, mask, on, by):
             paged: Prepared | None = ctx.prepared.get(key)
-            if paged is not None and paged.holder is holder:
+            if paged is not None and paged[0] is holder:
                 return paged
         derived = table.derived
         rows: list[Obj] = objs if derived is None else [row for obj in objs for row in derived.rows(obj)]
@@ -353,7 +354,7 @@ class Engine:
                 values.append(tuple(cells))
         else:
             values = Batch(rows, len(table.columns)).ensure(table, mask)
-        made = Prepared(holder, rows, values)
+        made = (holder, rows, values, 0, len(rows), None)
         if len(ctx.prepared) >= ctx.max_prepared:
             ctx.prepared.clear()  # a bound, not a cache policy: whatever is looked up again is made again
         ctx.prepared[key] = made
@@ -367,7 +368,7 @@ class Engine:
         ``holder`` is not among them, or there are too few or too many to be worth it.
 
         ``by``: the column the lookups are by. Where it is converted, each holder whose rows all
-        hold its own key there is marked as matching it (``Prepared.matched``), so that looking
+        hold its own key there is marked as matching it (``matched``, see ``Prepared``), so that looking
         it up by that key keeps every row without comparing them one by one.
         """
         source = self._sources[table.name]
@@ -407,7 +408,7 @@ class Engine:
             matched = None
             if type(key) is str and cells is not None and (every or cells[start:end].count(key) == end - start):
                 matched = (by, key)
-            prepared[(id(member), name, mask)] = Prepared(member, rows[start:end], values[start:end], matched)
+            prepared[(id(member), name, mask)] = (member, rows, values, start, end, matched)
         return True
 
     def _mask_columns(self, table: Table, mask: int) -> list[tuple[int, Column]]:

@@ -136,7 +136,7 @@ class Cursor:
         self.data: list[Mapping[str, Any]] = []
         self.position = 0
         self._values: list[tuple[Any, ...]] = []
-        self._count = 0
+        self._count = 0  # where its rows end in data (a lookup's are a window on its page's rows)
         self.values: tuple[Any, ...] | None = None
         self._filtered = 0
 
@@ -149,10 +149,10 @@ class Cursor:
         context = self._context = module.context()
         hit = module.engine.looked_up(context, self.spec, chosen, constraintargs)
         if hit is not None:  # the inner loop of a join, answered from what the statement holds
-            rows, values = hit
-            if rows:
-                self.data, self._values, self._count, self.position = rows, values, len(rows), 0
-                self.values = values[0]
+            rows, values, start, end = hit  # a window on the rows of its page: rows[start:end]
+            if start < end:
+                self.data, self._values, self._count, self.position = rows, values, end, start
+                self.values = values[start]
             return
         self._batches = module.engine.batches(context, self.spec, chosen, constraintargs, repeat, looked=True)
         self._advance()
@@ -185,7 +185,7 @@ class Cursor:
 
     def upcoming(self) -> list[Mapping[str, Any]]:
         """Rows of the current page not yet handed to SQLite (for the look-ahead)."""
-        return self.data[self.position + 1 :]
+        return self.data[self.position + 1 : self._count]
 
     def Eof(self) -> bool:  # noqa: N802
         return self.values is None
