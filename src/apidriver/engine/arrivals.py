@@ -21,6 +21,8 @@ class Arrivals:
 
     def __init__(self, tables: Mapping[str, Table]) -> None:
         self.tables = tables
+        # Per table: (field, child table, its name, the column the set is by) of each embedded list.
+        self._embeds: dict[str, list[tuple[str, Table, str, str]]] = {}
 
     def register(
         self, ctx: StatementContext, table: Table, objs: list[Obj], includes: frozenset[str], memo: dict[Any, Any] | None = None
@@ -64,17 +66,29 @@ class Arrivals:
     def _add(self, out: PageIndex, table: Table, objs: list[Obj], into: dict[tuple[str, Any], Obj]) -> None:
         # A method, not a closure calling itself: such a closure is a reference cycle, and the
         # page it indexed would wait for the cyclic garbage collector instead of going with its statement.
-        keyed = bool(table.key)
-        embeds = [(e, self.tables[e.table.lower()]) for e in table.embeds]
+        # Every object of every page passes here, so the common case (one text key) calls nothing.
         name = table.name
+        embeds = self._embeds.get(name)
+        if embeds is None:
+            embeds = self._embeds[name] = [
+                (e.field, child, child.name, e.key.lower()) for e in table.embeds for child in (self.tables[e.table.lower()],)
+            ]
+        keyed = bool(table.key)
+        field = table.text_key
+        sets = out.sets
         for obj in objs:
             if not isinstance(obj, dict):
                 continue
-            key = table.key_of(obj) if keyed else ()
-            if keyed:
-                into[(name, key[0] if len(key) == 1 else key)] = obj
-            for embed, child in embeds:
-                children = obj.get(embed.field)
+            first: Any = None  # the key (its first part, for a composite key) the embedded sets go by
+            if field is not None and ((value := obj.get(field)) is None or isinstance(value, str)):
+                first = value
+                into[(name, value)] = obj
+            elif keyed:
+                key = table.key_of(obj)
+                first = key[0]
+                into[(name, first if len(key) == 1 else key)] = obj
+            for embed_field, child, child_name, column in embeds:
+                children = obj.get(embed_field)
                 if isinstance(children, list):
-                    out.sets[(child.name, embed.key.lower(), key[0] if key else None)] = children
+                    sets[(child_name, column, first)] = children
                     self._add(out, child, children, out.children)

@@ -170,15 +170,16 @@ class Table:
         return self._by_name[name.lower()][0]
 
     @cached_property
-    def _text_key(self) -> str | None:
-        """The field holding the key, when the key is one plain TEXT field (the common case)."""
+    def text_key(self) -> str | None:
+        """The field holding the key, when the key is one plain TEXT field (the common case): its
+        value is the key as it is (text or None), with no conversion."""
         keys = self._key_columns
         if len(keys) == 1 and keys[0].type == "TEXT" and keys[0].compute is None and "." not in (keys[0].path or keys[0].name):
             return keys[0].path or keys[0].name
         return None
 
     def key_of(self, obj: Mapping[str, Any]) -> tuple[Any, ...]:
-        field = self._text_key
+        field = self.text_key
         if field is not None:
             value = obj.get(field)
             if value is None or isinstance(value, str):

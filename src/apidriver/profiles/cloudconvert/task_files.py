@@ -13,9 +13,10 @@ def _files(task: Mapping[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(files, list):
         return []
     task_id, job_id, operation = task.get("id"), task.get("job_id"), task.get("operation")
-    # (type(f) is dict first: a page's files are decoded JSON, and an ABC check costs more than the copy)
+    # (type(f) is dict first: a page's files are decoded JSON, and an ABC check costs more than the copy;
+    # dict(f, **fields) is the quickest copy with the task's fields added, which win over the file's)
     return [
-        {**(f if type(f) is dict or isinstance(f, Mapping) else {}), "task_id": task_id, "job_id": job_id, "operation": operation, "idx": i}
+        dict(f if type(f) is dict or isinstance(f, Mapping) else (), task_id=task_id, job_id=job_id, operation=operation, idx=i)
         for i, f in enumerate(files)
     ]
 
