@@ -20,6 +20,7 @@ import select
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable
 
 import httpx
@@ -260,3 +261,26 @@ def test_a_connection_busy_in_another_thread_is_refused_in_a_child(serve: Callab
         busy.join(10)
     assert results == [[(3,)]]
     held.pop().close()
+
+
+@pytestmark_fork
+def test_a_statement_ended_in_a_child_lets_go_at_once_without_the_parents_workers(serve: Callable[..., HostileServer]) -> None:
+    """A finished statement's objects are let go on a worker of the connection; in a child, whose
+    workers and their lock belong to the parent, closing the parent's cursor lets them go at once."""
+    server = serve(Scripted(250))
+    with connect(server) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT id FROM Jobs")
+        assert cur.fetchone() is not None
+        conn.engine.wait_idle()
+
+        def close_in_child() -> str:
+            threads = threading.active_count()
+            store = weakref.ref(cur.context.store)
+            cur.close()
+            return f"{'let go' if store() is None else 'kept'}, {threading.active_count() - threads} new threads"
+
+        assert in_child(close_in_child) == "let go, 0 new threads"
+        cur.close()  # in the parent: on a worker, as usual
+        conn.engine.wait_idle()
+        assert conn.cursor().execute("SELECT count(*) FROM Jobs").fetchall() == [(250,)]

@@ -23,6 +23,7 @@ are dropped, and only rows that certainly pass count towards a LIMIT.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -86,6 +87,7 @@ class Engine:
         self.page_size = page_size
         self.max_concurrency = max_concurrency
         self.pool = Workers(max_concurrency, "apidriver-http")  # engine/workers.py: no threads while idle
+        self._pid = os.getpid()
         self.embedded_keys = self._embedded_keys()
         self.sender = Sender(client, self.pool)
         self.budget = Budget(pagination, page_size, client.cache_owner)
@@ -111,10 +113,15 @@ class Engine:
 
     def let_go(self, held: list[Any]) -> None:
         """Let go of what a finished statement held on a worker (``StatementContext.let_go``):
-        its last row reaches the caller before the deallocation, not after it."""
+        its last row reaches the caller before the deallocation, not after it. At once when the
+        connection is closed, or in a child made by fork(), where the workers and their lock
+        belong to the parent."""
+        if os.getpid() != self._pid:
+            held.clear()
+            return
         try:
             self.pool.submit(held.clear)
-        except exc.InterfaceError:  # the connection is closed: at once
+        except exc.InterfaceError:  # the connection is closed
             held.clear()
 
     def _embedded_keys(self) -> dict[str, frozenset[str]]:
