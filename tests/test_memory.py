@@ -11,7 +11,9 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+import threading
 import tracemalloc
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -153,9 +155,6 @@ def test_a_joins_pages_go_with_their_statement_not_with_the_cycle_collector(root
 def test_a_statements_objects_are_let_go_on_a_worker_after_its_last_row(root: str) -> None:
     # Deallocating a join's pages and prepared rows took ~8% of its CPU before fetchall returned;
     # it is now handed to a worker, so the rows come first, and wait_idle() waits for it too.
-    import threading
-    import weakref
-
     with apidriver.connect(APIKey="k", BaseURL=root) as conn:
         cursor = conn.cursor().execute(JOIN_FILES)
         freed_on: list[str] = []
